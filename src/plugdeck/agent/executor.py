@@ -1,0 +1,84 @@
+"""Run the tool calls of one model turn: validated, concurrently, each within its timeout.
+
+Whatever goes wrong inside a call (unknown tool, bad arguments, an exception, a timeout) becomes
+a structured error in the tool's result message, so the model can correct itself and the run
+goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from ..events import ToolFinished, ToolStarted
+from ..models.base import ToolCall
+from ..tools import Tool, ToolError, Toolset
+from .run import Run
+
+RESULT_BUDGET = 20_000  # characters of one tool result sent back to the model
+
+
+async def run_tool_calls(run: Run, toolset: Toolset, calls: list[ToolCall], step: int) -> list[dict[str, Any]]:
+    """Execute the calls; return the tool messages in the order the model asked for them."""
+    seen: set[str] = set()
+    jobs = []
+    for call in calls:
+        if call.id in seen:  # a repeated id would make two results indistinguishable to the model
+            call = ToolCall(f"{call.id}_{len(seen)}", call.name, call.arguments, call.raw_arguments, call.error)
+        seen.add(call.id)
+        jobs.append(_run_one(run, toolset, call, step))
+    if len(jobs) == 1:
+        return [await jobs[0]]
+    return list(await asyncio.gather(*jobs))
+
+
+async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dict[str, Any]:
+    tool = toolset.resolve(call.name)
+    name = tool.qualified_name if tool else call.name
+    arguments = call.arguments if call.arguments is not None else call.raw_arguments
+    run.emit(ToolStarted, step=step, call_id=call.id, tool=name, arguments=arguments)
+    started = time.perf_counter()
+    result: Any = None
+    error: dict[str, str] | None = None
+    try:
+        result = await _invoke(tool, call, toolset)
+    except ToolError as exc:
+        error = exc.to_dict()
+    except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
+        error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
+    latency = time.perf_counter() - started
+    run.emit(
+        ToolFinished,
+        step=step,
+        call_id=call.id,
+        tool=name,
+        arguments=arguments,
+        result=result,
+        error=error,
+        latency=latency,
+        source=(tool.plugin or "local") if tool else "",
+    )
+    content = to_content({"error": error} if error else result)
+    return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset) -> Any:
+    if tool is None:
+        known = ", ".join(spec.name for spec in toolset.specs) or "none"
+        raise ToolError(f"there is no tool named {call.name!r}; the tools are: {known}", "unknown_tool")
+    if call.error:
+        raise ToolError(f"{call.error}. Send the call again with the arguments as one JSON object.", "invalid_json")
+    try:
+        return await asyncio.wait_for(tool.call(call.arguments), tool.timeout)
+    except asyncio.TimeoutError:
+        raise ToolError(f"the tool did not finish within its {tool.timeout:g} s timeout", "timeout") from None
+
+
+def to_content(value: Any, budget: int = RESULT_BUDGET) -> str:
+    """Tool output as the text the model reads, cut to a budget with a note saying so."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > budget:
+        text = text[:budget] + f"\n[truncated: {len(text) - budget} more characters not shown]"
+    return text

@@ -1,0 +1,65 @@
+"""The tool loop planner: call the model, run the tools it asked for, feed results back, repeat."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..events import AnswerGiven, ModelCalled, TextDelta
+from ..models.base import Model, ModelError, ModelResponse, TextChunk
+from ..tools import Toolset
+from .executor import run_tool_calls
+from .run import Run
+
+
+class StepLimit(Exception):
+    """The run used all its steps without a final answer."""
+
+
+async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> None:
+    for step in range(1, max_steps + 1):
+        run.steps = step
+        response = await call_model(run, model, toolset, messages, step)
+        messages.append(response.to_message())
+        if not response.tool_calls:
+            run.emit(AnswerGiven, text=response.text)
+            return
+        messages.extend(await run_tool_calls(run, toolset, response.tool_calls, step))
+    raise StepLimit(f"stopped after {max_steps} steps without a final answer (raise max_steps to allow more)")
+
+
+async def call_model(
+    run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], step: int
+) -> ModelResponse:
+    started = time.perf_counter()
+    ttft = None
+    response = None
+    sent = list(messages)  # the store keeps what the model saw, not what came later
+    try:
+        async for item in model.stream(messages, toolset.specs):
+            if isinstance(item, TextChunk):
+                if ttft is None:
+                    ttft = time.perf_counter() - started
+                run.emit(TextDelta, step=step, text=item.text)
+            else:
+                response = item
+        if response is None:
+            raise ModelError(f"model {model.name!r} ended its turn without a response")
+    except ModelError as exc:
+        run.emit(ModelCalled, step=step, model=model.name, messages=sent,
+                 latency=time.perf_counter() - started, ttft=ttft, error=str(exc))
+        raise
+    run.emit(
+        ModelCalled,
+        step=step,
+        model=model.name,
+        messages=sent,
+        text=response.text,
+        tool_calls=[c.to_dict() for c in response.tool_calls],
+        finish_reason=response.finish_reason,
+        prompt_tokens=response.prompt_tokens,
+        completion_tokens=response.completion_tokens,
+        ttft=ttft,
+        latency=time.perf_counter() - started,
+    )
+    return response

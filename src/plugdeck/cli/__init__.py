@@ -1,0 +1,1 @@
+"""The `plugdeck` command."""

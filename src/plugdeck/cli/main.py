@@ -1,0 +1,365 @@
+"""The `plugdeck` command: ask, chat, plugins, runs, models, tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(
+    help="plugdeck: answer questions by letting a model call plugins (offline by default).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+plugins_app = typer.Typer(help="List installed plugins and their tools.", invoke_without_command=True)
+runs_app = typer.Typer(help="List stored runs, or show one as a tree.", invoke_without_command=True)
+models_app = typer.Typer(help="Show model profiles, or check an endpoint.", invoke_without_command=True)
+tools_app = typer.Typer(help="Call one tool directly, without a model.")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.add_typer(tools_app, name="tools")
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+# ---- shared options -------------------------------------------------------------------------
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Model profile, or model name at --base-url. Default: rules (offline).")
+BaseUrlOpt = typer.Option(None, "--base-url", help="Any OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+PluginOpt = typer.Option(None, "--plugin", "-p", help="Use only these plugins (repeatable). Default: all installed.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+MaxStepsOpt = typer.Option(None, "--max-steps", help="Most model calls in one run.")
+DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in all.")
+NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from .. import __version__
+
+        print(f"plugdeck {__version__}")
+        raise typer.Exit()
+
+
+def _config(**flags: Any):
+    from ..config import load_config
+
+    return load_config(flags)
+
+
+def _load_plugins(names: list[str] | None):
+    from ..plugins.loading import installed_plugins
+
+    plugins, problems = installed_plugins()
+    _, err = _consoles()
+    for problem in problems:
+        err.print(f"[yellow]warning:[/] plugin {problem.name!r} was skipped: {problem.message}")
+    if names:
+        by_name = {p.name: p for p in plugins}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise CliError(f"no plugin named {', '.join(missing)} (installed: {', '.join(by_name) or 'none'})")
+        plugins = [by_name[n] for n in names]
+    return plugins
+
+
+def _consoles():
+    from .render import consoles
+
+    return consoles()
+
+
+def _build_agent(model, base_url, plugins, max_steps, deadline, no_store):
+    from ..agent.agent import Agent
+    from ..ops.runstore import RunStore
+
+    config = _config(max_steps=max_steps, deadline=deadline)
+    store = None if no_store else RunStore(config.runs_db)
+    agent = Agent(
+        config.model_for(model, base_url=base_url),
+        _load_plugins(plugins),
+        max_steps=config.max_steps,
+        deadline=config.deadline,
+        sinks=[store.record] if store else [],
+    )
+    return agent, store
+
+
+# ---- ask / chat -----------------------------------------------------------------------------
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    plugin: Optional[list[str]] = PluginOpt,
+    as_json: bool = JsonOpt,
+    max_steps: Optional[int] = MaxStepsOpt,
+    deadline: Optional[float] = DeadlineOpt,
+    no_store: bool = NoStoreOpt,
+) -> None:
+    """Answer one question, showing each step (tool calls with arguments and results)."""
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store)
+    try:
+        run = _show_run(agent, question, None, as_json)
+    finally:
+        if store:
+            store.close()
+    if run.status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    plugin: Optional[list[str]] = PluginOpt,
+    max_steps: Optional[int] = MaxStepsOpt,
+    deadline: Optional[float] = DeadlineOpt,
+    no_store: bool = NoStoreOpt,
+) -> None:
+    """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store)
+    _, err = _consoles()
+    err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
+    history: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                line = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                err.print()
+                break
+            if line in ("/exit", "/quit"):
+                break
+            if line:
+                history = _show_run(agent, line, history, False).messages
+    finally:
+        if store:
+            store.close()
+
+
+def _show_run(agent, question: str, history, as_json: bool):
+    """Run one question, printing steps live (or JSON at the end); return the Run."""
+    from .render import LiveSteps
+
+    out, err = _consoles()
+    steps = LiveSteps(out, err)
+    run = agent.run_sync(question, history=history, sinks=[] if as_json else [steps])
+    if as_json:
+        print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
+                          "events": [e.to_dict() for e in run.events]}, ensure_ascii=False, default=str, indent=2))
+        return run
+    steps.finish(run.events[-1])
+    if run.error:
+        err.print(f"[red]error:[/] {run.error}")
+    if agent.model.name == "rules":
+        err.print("[dim]Answered offline by the built-in rules model. Connect an LLM with "
+                  "--base-url http://HOST:PORT/v1 --model NAME (see: plugdeck models).[/]")
+    return run
+
+
+# ---- plugins / tools --------------------------------------------------------------------------
+
+
+@plugins_app.callback()
+def plugins_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List installed plugins with every tool and its schema."""
+    if ctx.invoked_subcommand:
+        return
+    plugins = _load_plugins(None)
+    out, _ = _consoles()
+    if as_json:
+        print(json.dumps([p.manifest() for p in plugins], indent=2))
+        return
+    from rich.markup import escape
+
+    for plugin in plugins:
+        out.print(f"[bold]{plugin.name}[/] {plugin.version} [dim]({plugin.effect}; {escape(plugin.source)})[/]")
+        if plugin.description:
+            out.print(f"  {escape(plugin.description)}")
+        for t in plugin.tools:
+            out.print(f"  [cyan]{t.qualified_name}[/] [dim]{t.effect}, timeout {t.timeout:g} s[/]  {escape(t.description)}")
+            out.print(f"    parameters: {escape(json.dumps(t.parameters))}")
+
+
+@tools_app.command("call")
+def tools_call(
+    name: str = typer.Argument(..., help="PLUGIN.TOOL, e.g. calculator.calculate"),
+    arguments: str = typer.Argument("{}", help="The arguments as one JSON object."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run one tool directly, through the same validation as the agent, and print its result."""
+    from ..models.toolcall_parsers import ArgumentsError, parse_arguments
+    from ..tools import ToolError
+
+    plugin_name, _, tool_name = name.partition(".")
+    if not tool_name:
+        raise CliError(f"give the tool as PLUGIN.TOOL (for example calculator.calculate), not {name!r}")
+    plugin = next((p for p in _load_plugins(None) if p.name == plugin_name), None)
+    if plugin is None:
+        raise CliError(f"no plugin named {plugin_name!r} is installed (see: plugdeck plugins)")
+    try:
+        tool = plugin.tool(tool_name)
+        args, _ = parse_arguments(arguments)
+        result = asyncio.run(asyncio.wait_for(tool.call(args), tool.timeout))
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from None
+    except ArgumentsError as exc:
+        raise CliError(f"{exc}") from None
+    except ToolError as exc:
+        raise CliError(f"{tool.qualified_name} failed ({exc.kind}): {exc.message}") from None
+    except asyncio.TimeoutError:
+        raise CliError(f"{tool.qualified_name} did not finish within {tool.timeout:g} s") from None
+    if isinstance(result, str) and not as_json:
+        print(result)
+    else:
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+def _store():
+    from ..ops.runstore import RunStore
+
+    return RunStore(_config().runs_db)
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status (ok, error, ...)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List stored runs, newest first."""
+    if ctx.invoked_subcommand:
+        return
+    with _store() as store:
+        runs = store.list_runs(limit, status)
+    if as_json:
+        print(json.dumps(runs, indent=2, ensure_ascii=False))
+        return
+    from datetime import datetime
+
+    from rich.table import Table
+
+    from .render import ms
+
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    for column in ("status", "model", "steps", "tools", "tokens", "time", "question"):
+        table.add_column(column)
+    for r in runs:
+        when = datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        question = r["question"] if len(r["question"]) <= 60 else r["question"][:59] + "…"
+        table.add_row(r["id"], when, r["status"], r["model"], str(r["steps"]), str(r["tool_calls"]),
+                      f"{r['prompt_tokens']}→{r['completion_tokens']}", ms(r["duration"]), question)
+    out, _ = _consoles()
+    out.print(table if runs else "no runs yet: try plugdeck ask \"What is 17.5% of 2,340, plus 12?\"")
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(..., help="A run id (a unique prefix is enough)."), as_json: bool = JsonOpt) -> None:
+    """Show one run as a tree of its steps with timings."""
+    with _store() as store:
+        try:
+            run = store.get_run(run_id)
+        except KeyError as exc:
+            raise CliError(exc.args[0]) from None
+    if as_json:
+        print(json.dumps(run, indent=2, ensure_ascii=False))
+        return
+    from .render import run_tree
+
+    out, _ = _consoles()
+    out.print(run_tree(run))
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Show the model profiles from the configuration."""
+    if ctx.invoked_subcommand:
+        return
+    config = _config()
+    rows = [{"name": "rules", "base_url": None, "model": "built-in, offline", "default": config.model == "rules"}]
+    rows += [{**p.describe(), "default": config.model == p.name} for p in config.profiles.values()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    out, _ = _consoles()
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        key = f"key from ${row['api_key_env']}" if row.get("api_key_env") else ""
+        out.print(f"{mark} [bold]{row['name']}[/] {row['model']} {row['base_url'] or ''} [dim]{key}[/]")
+    out.print(f"[dim]config files read: {', '.join(config.sources) or 'none'}; add profiles under \\[models.NAME] "
+              "in plugdeck.toml[/]")
+
+
+@models_app.command("check")
+def models_check(
+    url: str = typer.Argument(..., help="The endpoint's base URL, e.g. http://127.0.0.1:8000/v1"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to try (default: the first listed)."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Probe an endpoint: reachable? which models? does it accept tools and streaming?"""
+    import os
+
+    from ..models.probe import check_endpoint
+
+    key = os.environ.get(api_key_env) if api_key_env else os.environ.get("PLUGDECK_API_KEY")
+    report = asyncio.run(check_endpoint(url, api_key=key, model=model))
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        out, _ = _consoles()
+
+        def yes(v: Any) -> str:
+            return {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]unknown[/]"}[v]
+
+        out.print(f"{report['base_url']}: reachable {yes(report['reachable'])}")
+        if report["models"]:
+            out.print(f"  models: {', '.join(report['models'])}")
+        out.print(f"  model tried: {report.get('model') or '-'} · tools {yes(report['tools'])} · "
+                  f"streaming {yes(report['streaming'])}")
+        if report.get("error"):
+            out.print(f"  [red]problem:[/] {report['error']}")
+    if not report["reachable"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except (CliError, Exception) as exc:
+        if debug:
+            raise
+        from ..config import ConfigError
+
+        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ == "ModelError"
+        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

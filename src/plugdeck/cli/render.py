@@ -1,0 +1,106 @@
+"""How runs look in a terminal: live steps while a run streams, and a tree of a stored run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+PREVIEW = 160  # characters of arguments/results shown inline
+
+
+def consoles() -> tuple[Console, Console]:
+    """stdout for answers and data, stderr for steps; plain text (no wrapping) when piped."""
+    out = Console(soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    for console in (out, err):
+        if not console.is_terminal:
+            console.width = 400  # a pipe has no width: never crop or wrap tables and trees
+    return out, err
+
+
+def preview(value: Any, limit: int = PREVIEW) -> str:
+    if isinstance(value, dict) and set(value) >= {"result", "exact"}:  # calculator results read better bare
+        text = str(value["result"]) + (f" (≈ {value['decimal']})" if value.get("decimal") else "")
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class LiveSteps:
+    """Prints each step of a streaming run as it happens."""
+
+    def __init__(self, out: Console, err: Console):
+        self.out, self.err = out, err
+        self.text_open = False
+
+    def __call__(self, event: Any) -> None:
+        kind = event.type
+        if kind == "text_delta":
+            self.out.print(event.text, end="", markup=False)
+            self.text_open = True
+            return
+        self._end_text()
+        if kind == "tool_started":
+            self.err.print(f"[cyan]→ {escape(event.tool)}[/] {escape(preview(event.arguments))}")
+        elif kind == "tool_finished":
+            if event.error:
+                self.err.print(f"[red]← error ({escape(event.error['kind'])}):[/] {escape(preview(event.error['message']))}"
+                               f" [dim]{ms(event.latency)}[/]")
+            else:
+                self.err.print(f"[green]←[/] {escape(preview(event.result))} [dim]{ms(event.latency)}[/]")
+        elif kind == "model_called" and event.error:
+            self.err.print(f"[red]model error:[/] {escape(event.error)}")
+
+    def _end_text(self) -> None:
+        if self.text_open:
+            self.out.print()
+            self.text_open = False
+
+    def finish(self, event: Any) -> None:
+        self._end_text()
+        tokens = f" · tokens {event.prompt_tokens}→{event.completion_tokens}" if event.prompt_tokens else ""
+        status = "" if event.status == "ok" else f"[red]{event.status}[/] · "
+        self.err.print(f"[dim]{status}run {event.run_id} · {event.model_calls} model call(s) · "
+                       f"{event.tool_calls} tool call(s) · {ms(event.duration)}{tokens}[/]")
+
+
+def run_tree(run: dict[str, Any]) -> Tree:
+    """A stored run as a tree: each model call with the tool calls it asked for, and timings."""
+    status_style = "green" if run["status"] == "ok" else "red"
+    tree = Tree(f"[bold]run {run['id']}[/] [{status_style}]{run['status']}[/] · {escape(run['model'])} · "
+                f"{ms(run['duration'])} · tokens {run['prompt_tokens']}→{run['completion_tokens']}")
+    tree.add(f"[bold]question[/] {escape(run['question'])}")
+    steps: dict[int, Tree] = {}
+    for event in run["events"]:
+        kind = event["type"]
+        at = f"[dim]@{ms(event['t'])}[/]"
+        if kind == "model_called":
+            label = (f"step {event['step']} · model {escape(event['model'])} · {ms(event['latency'])} "
+                     f"(first token {ms(event['ttft'])}) · tokens {event['prompt_tokens']}→{event['completion_tokens']} {at}")
+            node = steps[event["step"]] = tree.add(label)
+            if event.get("error"):
+                node.add(f"[red]error[/] {escape(event['error'])}")
+            elif event.get("text") and event.get("tool_calls"):
+                node.add(f"[dim]said[/] {escape(preview(event['text']))}")
+        elif kind == "tool_finished":
+            parent = steps.get(event["step"], tree)
+            outcome = (f"[red]error ({escape(event['error']['kind'])})[/] {escape(preview(event['error']['message']))}"
+                       if event.get("error") else escape(preview(event["result"])))
+            parent.add(f"[cyan]{escape(event['tool'])}[/] {escape(preview(event['arguments']))} → {outcome} "
+                       f"· {ms(event['latency'])} {at}")
+        elif kind == "answer":
+            tree.add(f"[bold]answer[/] {escape(event['text'])}")
+    if run.get("error"):
+        tree.add(f"[red]error[/] {escape(run['error'])}")
+    return tree

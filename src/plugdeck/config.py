@@ -1,0 +1,171 @@
+"""The one place that reads configuration.
+
+Precedence: flags > `PLUGDECK_*` environment > `./plugdeck.toml` > user config
+(`~/.config/plugdeck/config.toml`, or `$PLUGDECK_CONFIG`) > defaults. Data lives under
+`PLUGDECK_HOME` (default `~/.local/share/plugdeck`).
+
+    model = "local"                 # the default profile ("rules" is the offline default)
+
+    [models.local]
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "qwen2.5-7b-instruct"
+    api_key_env = "LOCAL_LLM_KEY"   # the key is read from this variable, never stored here
+    input_price = 0.0               # per million tokens
+    output_price = 0.0
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream"}
+_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ModelProfile:
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    input_price: float = 0.0  # per million prompt tokens
+    output_price: float = 0.0  # per million completion tokens
+    deadline: float = 120.0
+    stream: bool = True
+
+    def api_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env)
+        return os.environ.get("PLUGDECK_API_KEY")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000
+
+    def describe(self) -> dict[str, Any]:
+        """What is safe to show: the variable that holds the key, never the key."""
+        return {
+            "name": self.name, "base_url": self.base_url, "model": self.model,
+            "api_key_env": self.api_key_env, "api_key_set": bool(self.api_key()),
+            "input_price": self.input_price, "output_price": self.output_price,
+        }
+
+
+@dataclass
+class Config:
+    home: Path
+    model: str = "rules"
+    base_url: str | None = None  # an endpoint for model names that are not profiles
+    max_steps: int = 10
+    deadline: float = 300.0
+    profiles: dict[str, ModelProfile] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # the files that were read
+
+    @property
+    def runs_db(self) -> Path:
+        return self.home / "runs.db"
+
+    def profile(self, name: str) -> ModelProfile:
+        if name in self.profiles:
+            return self.profiles[name]
+        known = ", ".join(["rules", *self.profiles])
+        raise ConfigError(
+            f"no model profile named {name!r} (known: {known}). Give --base-url URL --model NAME, "
+            f"or add [models.{name}] to plugdeck.toml."
+        )
+
+    def model_for(self, name: str | None = None, *, base_url: str | None = None, api_key: str | None = None):
+        """The model to use: the offline rules model, a profile, or a model at an endpoint."""
+        name = name or self.model
+        if base_url is None and name == "rules":
+            from .models.rules import RulesModel
+
+            return RulesModel()
+        if base_url is None and name not in self.profiles and self.base_url:
+            base_url = self.base_url
+        if base_url is not None:
+            if name == "rules":
+                raise ConfigError("--base-url needs --model NAME: the model to use at that endpoint")
+            profile = ModelProfile(name=name, base_url=base_url, model=name)
+        else:
+            profile = self.profile(name)
+        from .models.openai import OpenAIModel
+
+        return OpenAIModel(
+            profile.model,
+            profile.base_url,
+            api_key=api_key or profile.api_key(),
+            deadline=profile.deadline,
+            stream=profile.stream,
+        )
+
+
+def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) -> Config:
+    merged: dict[str, Any] = {}
+    profiles: dict[str, dict[str, Any]] = {}
+    sources = []
+    for path in (_user_config_path(), (cwd or Path.cwd()) / "plugdeck.toml"):
+        if path.is_file():
+            data = _read_toml(path)
+            for name, profile in data.pop("models", {}).items():
+                profiles.setdefault(name, {}).update(profile)
+            merged.update(data)
+            sources.append(str(path))
+    merged.update(_from_environment())
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    home = Path(merged.get("home") or Path.home() / ".local" / "share" / "plugdeck").expanduser()
+    try:
+        return Config(
+            home=home,
+            model=str(merged.get("model", "rules")),
+            base_url=merged.get("base_url"),
+            max_steps=int(merged.get("max_steps", 10)),
+            deadline=float(merged.get("deadline", 300.0)),
+            profiles={name: _profile(name, p) for name, p in profiles.items()},
+            sources=sources,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad configuration value: {exc}") from None
+
+
+def _user_config_path() -> Path:
+    explicit = os.environ.get("PLUGDECK_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "plugdeck" / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    # Sections owned by later features (policy, plugins, ...) are read by them; ignore here.
+    unknown = {k for k, v in data.items() if not isinstance(v, dict)} - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_TOP_KEYS - {'models'}))}")
+    return {k: v for k, v in data.items() if k in _TOP_KEYS}
+
+
+def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
+    unknown = set(data) - _PROFILE_KEYS
+    if unknown:
+        raise ConfigError(f"model profile {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
+    missing = {"base_url", "model"} - set(data)
+    if missing:
+        raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
+    return ModelProfile(name=name, **data)
+
+
+def _from_environment() -> dict[str, Any]:
+    names = {"PLUGDECK_MODEL": "model", "PLUGDECK_BASE_URL": "base_url", "PLUGDECK_MAX_STEPS": "max_steps",
+             "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home"}
+    return {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}

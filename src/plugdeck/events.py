@@ -1,0 +1,123 @@
+"""The one vocabulary of what happened in a run.
+
+Every surface (CLI, run store, later the server and OpenTelemetry) reads these same events.
+They are plain dataclasses: cheap to create on the hot path, turned into dicts only by sinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    type: ClassVar[str] = "event"
+    run_id: str
+    t: float  # seconds since the run started
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.type}
+        for name in _field_names(type(self)):
+            data[name] = getattr(self, name)
+        return data
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    question: str
+    model: str
+    tools: list[str]
+    started_at: float  # wall clock, seconds since the epoch
+    planner: str = "loop"
+
+
+@dataclass(slots=True, kw_only=True)
+class TextDelta(Event):
+    type: ClassVar[str] = "text_delta"
+    step: int
+    text: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelCalled(Event):
+    """One round trip to the model, with what went in and what came out."""
+
+    type: ClassVar[str] = "model_called"
+    step: int
+    model: str
+    messages: list[dict[str, Any]]
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft: float | None = None  # seconds to the first streamed token
+    latency: float = 0.0
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolStarted(Event):
+    type: ClassVar[str] = "tool_started"
+    step: int
+    call_id: str
+    tool: str  # qualified name: plugin.tool
+    arguments: Any
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolFinished(Event):
+    type: ClassVar[str] = "tool_finished"
+    step: int
+    call_id: str
+    tool: str
+    arguments: Any
+    result: Any = None
+    error: dict[str, Any] | None = None  # {"kind": ..., "message": ...}
+    latency: float = 0.0
+    source: str = ""  # where the data came from (provenance): the plugin that produced it
+
+
+@dataclass(slots=True, kw_only=True)
+class AnswerGiven(Event):
+    type: ClassVar[str] = "answer"
+    text: str
+
+
+@dataclass(slots=True, kw_only=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run_finished"
+    status: str  # ok | error | cancelled | max_steps | deadline
+    answer: str | None = None
+    error: str | None = None
+    steps: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    duration: float = 0.0
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, AnswerGiven, RunFinished)
+}
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event read back from the run store."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("type")]
+    known = set(_field_names(cls))
+    return cls(**{k: v for k, v in data.items() if k in known})

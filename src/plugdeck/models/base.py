@@ -1,0 +1,93 @@
+"""The one interface every model backend speaks.
+
+`Model.stream(messages, tools)` yields `TextChunk`s as text arrives and ends with exactly one
+`ModelResponse` (the whole turn: text, complete tool calls, usage, finish reason). Tool calls are
+only ever handed over complete, so a half-streamed call can never be executed.
+Messages use the OpenAI chat format (role, content, tool_calls, tool_call_id): every backend and
+every OpenAI-compatible server understands it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Protocol, runtime_checkable
+
+from ..tools import ToolSpec
+
+
+class ModelError(Exception):
+    """The model could not produce a turn (unreachable, refused, broken stream). Ends the run."""
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str  # as the model wrote it (a wire name)
+    arguments: dict[str, Any] | None  # None when the raw text could not be read
+    raw_arguments: str = ""
+    error: str | None = None  # why the arguments could not be read
+    repaired: bool = False  # the raw text needed an unambiguous repair
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "arguments": self.arguments}
+        if self.error:
+            data["raw_arguments"], data["error"] = self.raw_arguments, self.error
+        return data
+
+    def to_message(self) -> dict[str, Any]:
+        """The call as it goes back into the conversation (OpenAI format)."""
+        import json
+
+        raw = json.dumps(self.arguments) if self.arguments is not None else self.raw_arguments
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": raw}}
+
+
+@dataclass(slots=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_message() for call in self.tool_calls]
+        return message
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+
+    def stream(
+        self, messages: list[dict[str, Any]], tools: list[ToolSpec]
+    ) -> AsyncIterator[TextChunk | ModelResponse]: ...
+
+
+async def complete(model: Model, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> ModelResponse:
+    """Run one turn and return only its final response."""
+    response = None
+    async for item in model.stream(messages, tools):
+        if isinstance(item, ModelResponse):
+            response = item
+    if response is None:
+        raise ModelError(f"model {model.name!r} ended its turn without a response")
+    return response
+
+
+def last_user_turn(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The latest user message and everything that came after it (tool calls, tool results)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user":
+            content = messages[i].get("content") or ""
+            if isinstance(content, list):  # content parts
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content, messages[i + 1 :]
+    return "", list(messages)

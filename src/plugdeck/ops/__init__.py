@@ -1,0 +1,1 @@
+"""LLMOps: the run store (and later costs, tracing, eval, replay)."""

@@ -1,0 +1,286 @@
+"""Tools: one callable the model may use, with a JSON Schema and strict argument validation.
+
+`@tool` turns a typed Python function (sync or async) into a Tool; `tool_from_schema` wraps a
+schema from elsewhere (an OpenAPI operation, an MCP tool, a function doc). Either way, the agent
+validates every call before running it and turns every failure into a `ToolError` that goes back
+to the model as data, never up the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal
+
+from .schemas import json_schema_validator, normalize_schema, object_schema
+
+Effect = Literal["read", "write"]
+WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ToolError(Exception):
+    """A failure the model should see and may correct: bad arguments, unknown tool, tool crash."""
+
+    def __init__(self, message: str, kind: str = "tool_error"):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(eq=False)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    func: Callable[..., Any]
+    effect: Effect = "read"
+    timeout: float = 30.0
+    plugin: str | None = None
+    capabilities: tuple[str, ...] = ()  # what kind of job it does ("arithmetic"), for routers
+    check: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda args: args, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.effect not in ("read", "write"):
+            raise ValueError(f"tool {self.name!r}: effect must be 'read' or 'write', not {self.effect!r}")
+        self.is_async = inspect.iscoroutinefunction(self.func)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}.{self.name}" if self.plugin else self.name
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check arguments against the schema; return what the function is called with."""
+        if not isinstance(arguments, dict):
+            raise ToolError(f"arguments must be a JSON object, got {type(arguments).__name__}", "invalid_arguments")
+        return self.check(arguments)
+
+    async def call(self, arguments: Any) -> Any:
+        kwargs = self.validate(arguments)
+        if self.is_async:
+            return await self.func(**kwargs)
+        # Blocking work never runs on the event loop.
+        return await asyncio.to_thread(self.func, **kwargs)
+
+    def in_plugin(self, plugin: str) -> Tool:
+        return replace(self, plugin=plugin)
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect = "read",
+    timeout: float = 30.0,
+    capabilities: tuple[str, ...] = (),
+):
+    """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`."""
+
+    def build(fn: Callable[..., Any]) -> Tool:
+        summary, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
+        model = _arguments_model(fn, arg_docs)
+        return Tool(
+            name=name or fn.__name__,
+            description=description or summary,
+            parameters=_clean_schema(model.model_json_schema()),
+            func=fn,
+            effect=effect,
+            timeout=timeout,
+            capabilities=tuple(capabilities),
+            check=_pydantic_check(model),
+        )
+
+    return build(func) if func is not None else build
+
+
+def tool_from_schema(
+    name: str,
+    description: str,
+    parameters: dict[str, Any] | None,
+    func: Callable[..., Any],
+    *,
+    language: str | None = None,
+    **options: Any,
+) -> Tool:
+    """Wrap a function whose arguments are described by a (possibly loosely written) JSON Schema.
+
+    `language` names the language of a foreign function doc (see `normalize_schema`).
+    """
+    schema = object_schema(normalize_schema(parameters or {}, language))
+    problems = json_schema_validator(schema)
+
+    def check(arguments: dict[str, Any]) -> dict[str, Any]:
+        found = problems(arguments)
+        if found:
+            raise ToolError("invalid arguments: " + "; ".join(found), "invalid_arguments")
+        return arguments
+
+    return Tool(name=name, description=description, parameters=schema, func=func, check=check, **options)
+
+
+# ---- typed functions -> pydantic models -------------------------------------------------------
+
+
+def _arguments_model(fn: Callable[..., Any], arg_docs: dict[str, str]):
+    from pydantic import ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"tool {fn.__name__!r}: *args and **kwargs cannot be described to a model")
+        annotation = Any if param.annotation is param.empty else param.annotation
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
+    config = ConfigDict(strict=True, extra="forbid")
+    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+
+
+def _pydantic_check(model):
+    from pydantic import ValidationError
+
+    names = tuple(model.model_fields)
+
+    def check(arguments: dict[str, Any]) -> dict[str, Any]:
+        try:
+            # JSON mode: strict about types (no false -> 0), yet dates may arrive as strings.
+            parsed = model.model_validate_json(json.dumps(arguments))
+        except ValidationError as exc:
+            raise ToolError("invalid arguments: " + _describe(exc), "invalid_arguments") from None
+        return {name: getattr(parsed, name) for name in names}
+
+    return check
+
+
+def _describe(exc) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's generated titles: they cost tokens and tell the model nothing."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    for definition in schema.get("$defs", {}).values():
+        _clean_schema(definition)
+    return schema
+
+
+# ---- docstrings ---------------------------------------------------------------------------------
+
+_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Returns?|Raises|Yields|Examples?|Notes?)\s*:?\s*$")
+_UNDERLINE = re.compile(r"\s*-{3,}\s*")
+_SPHINX_ARG = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
+_NUMPY_ARG = re.compile(r"^\s*\*{0,2}(\w+)\s+:")  # "name : type", text on the next lines
+_GOOGLE_ARG = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")  # "name (type): text"
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a docstring into its description and per-argument descriptions.
+
+    Understands Google style (`Args:` then `name: text`), Sphinx (`:param name: text`) and
+    NumPy style (`Parameters` / `----------` then `name : type` with indented text).
+    """
+    lines = doc.expandtabs().splitlines()
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    arg_indent: int | None = None
+    for i, line in enumerate(lines):
+        if _UNDERLINE.fullmatch(line):
+            continue
+        sphinx = _SPHINX_ARG.match(line)
+        if sphinx:
+            section, current = "args", sphinx.group(1)
+            args[current] = sphinx.group(2).strip()
+            continue
+        if line.strip().startswith(":"):
+            section, current = "other", None  # :returns:, :raises:
+            continue
+        heading = _SECTION.match(line)
+        underlined = i + 1 < len(lines) and _UNDERLINE.fullmatch(lines[i + 1])
+        if heading and (line.rstrip().endswith(":") or underlined):
+            section = "args" if heading.group(1).lower().startswith(("arg", "param")) else "other"
+            current, arg_indent = None, None
+            continue
+        if section is None:
+            summary.append(line)
+        elif section == "args" and line.strip():
+            indent = len(line) - len(line.lstrip())
+            arg_indent = indent if arg_indent is None else arg_indent
+            numpy, google = _NUMPY_ARG.match(line), _GOOGLE_ARG.match(line)
+            if indent <= arg_indent and (numpy or google):
+                current = (numpy or google).group(1)
+                args[current] = "" if numpy else google.group(2).strip()
+            elif current:
+                args[current] = (args[current] + " " + line.strip()).strip()
+    return " ".join(" ".join(summary).split()), args
+
+
+# ---- wire names ---------------------------------------------------------------------------------
+
+
+def to_wire_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A name that satisfies ^[a-zA-Z0-9_-]{1,64}$; a short hash keeps it unique when needed."""
+    wire = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64]
+    if wire and wire not in taken and (wire == name or len(name) <= 64):
+        return wire
+    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    return f"{wire[:57] or 'tool'}_{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What a model is told about one tool."""
+
+    name: str  # the wire name
+    description: str
+    parameters: dict[str, Any]
+    capabilities: tuple[str, ...] = ()
+
+    def openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class Toolset:
+    """The tools of one agent, with a reversible map between wire names and tools."""
+
+    def __init__(self, tools: list[Tool]):
+        bare_counts: dict[str, int] = {}
+        for t in tools:
+            bare_counts[t.name] = bare_counts.get(t.name, 0) + 1
+        self.tools = list(tools)
+        self._by_wire: dict[str, Tool] = {}
+        self._by_name: dict[str, Tool] = {}
+        self.wire_name: dict[int, str] = {}
+        for t in tools:
+            preferred = t.name if bare_counts[t.name] == 1 else t.qualified_name
+            wire = to_wire_name(preferred, self._by_wire.keys())
+            self._by_wire[wire] = t
+            self.wire_name[id(t)] = wire
+            self._by_name.setdefault(t.qualified_name, t)
+            self._by_name.setdefault(t.name, t)
+        self.specs = [
+            ToolSpec(self.wire_name[id(t)], t.description, t.parameters, t.capabilities) for t in tools
+        ]
+
+    def resolve(self, name: str) -> Tool | None:
+        """Find a tool by wire name, or by its original name when a model echoes that instead."""
+        return self._by_wire.get(name) or self._by_name.get(name)
+
+    def __len__(self) -> int:
+        return len(self.tools)
