@@ -40,16 +40,21 @@ DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in
 NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
 
 
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from .. import __version__
 
         print(f"plugdeck {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),  # read in main()
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 callback=_print_version, is_eager=True),
+) -> None:
+    """plugdeck: answer questions by letting a model call plugins (offline by default)."""
 
 
 def _config(**flags: Any):

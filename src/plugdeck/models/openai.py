@@ -1,0 +1,400 @@
+"""The `openai` backend: any server that speaks OpenAI's `/v1/chat/completions`.
+
+That covers vLLM, Ollama, llama.cpp's server, LM Studio, TGI and the hosted APIs.
+
+Retries (R28) happen only before the answer starts: connection errors, 408, 409, 429 and 5xx, with
+exponential backoff and full jitter, honouring the server's Retry-After, all inside one deadline
+per call. Streams are checked (R30): a turn counts only when it ends with a finish_reason and
+`data: [DONE]`, so a cut-off answer or a half-written tool call is never handed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+import httpx
+
+from ..tools import ToolSpec
+from .base import ModelError, ModelResponse, TextChunk, ToolCall
+from .toolcall_parsers import ArgumentsError, parse_arguments
+
+T = TypeVar("T")
+RETRY_STATUSES = {408, 409, 429}  # and every 5xx
+HINTS = {
+    401: "Check the API key.",
+    403: "Check the API key and that it may use this model.",
+    404: "Check --base-url (it usually ends in /v1) and the model name.",
+    429: "The server is rate limiting: wait, or send fewer requests.",
+}
+INCOMPLETE = "the answer would be incomplete, so it was not used"
+
+
+class OpenAIModel:
+    backoff_base = 0.5  # seconds before the first retry, before jitter; doubles each time
+    backoff_cap = 8.0
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        stream: bool = True,
+        deadline: float = 120.0,
+        max_retries: int = 4,
+        headers: dict[str, str] | None = None,
+        temperature: float | None = None,
+        name: str | None = None,
+        client: httpx.AsyncClient | None = None,
+    ):
+        self.model = model
+        self.name = name or model
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.streaming = stream
+        self.deadline = deadline
+        self.max_retries = max_retries
+        self.temperature = temperature
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers.update(headers or {})
+        # Secrets are scrubbed from every error message, even when a server echoes them back.
+        self._secrets = [api_key] if api_key else []
+        self._secrets += [v for k, v in self._headers.items() if any(w in k.lower() for w in ("auth", "key", "token"))]
+        self._client = client
+        self._owns_client = client is None
+        self._send_stream_options = True  # cleared for servers that reject it
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[ToolSpec]
+    ) -> AsyncIterator[TextChunk | ModelResponse]:
+        deadline = asyncio.get_running_loop().time() + self.deadline
+        response = await self._send(messages, tools, deadline)  # every retry happens in here
+        try:
+            if self.streaming:
+                turn = StreamedTurn(self.url)
+                async for data in self._events(response, deadline):
+                    text = turn.add(data)
+                    if text:
+                        yield TextChunk(text)
+                yield turn.response()
+            else:
+                result = parse_completion(self._json(await self._within(deadline, response.aread())), self.url)
+                if result.text:
+                    yield TextChunk(result.text)
+                yield result
+        except ModelError as exc:
+            raise self._error(str(exc)) from exc.__cause__
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> OpenAIModel:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    # ---- the request, with its retries ---------------------------------------------------------
+
+    def _body(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": self.streaming}
+        if tools:
+            body["tools"] = [spec.openai() for spec in tools]
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.streaming and self._send_stream_options:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _send(self, messages: list[dict[str, Any]], tools: list[ToolSpec], deadline: float) -> httpx.Response:
+        """POST the request, retrying what is worth retrying; return the open 2xx response."""
+        attempts = 0
+        while True:
+            attempts += 1
+            body = self._body(messages, tools)
+            try:
+                response = await self._post(body, deadline)
+            except (TimeoutError, httpx.TimeoutException):
+                raise self._error(
+                    f"no answer from {self.url} within the {self.deadline:g}s deadline ({_attempts(attempts)})."
+                    " The server may be overloaded or the model slow: check the server, or allow a longer deadline."
+                ) from None
+            except httpx.TransportError as exc:  # nothing was answered, so trying again is safe
+                failure, wait = describe_connection_error(self.base_url, exc), None
+                hint = "Is the server running? Check --base-url."
+            else:
+                if response.is_success:
+                    return response
+                status, detail = response.status_code, describe_error_body(response.content)
+                if status == 400 and "stream_options" in body and "stream_options" in detail:
+                    self._send_stream_options = False  # an older server: ask once more without it
+                    continue
+                failure, hint = f"{self.url} answered HTTP {status}: {detail}", HINTS.get(status, "")
+                if not _should_retry(response):
+                    raise self._error(f"{failure}. {hint}".strip())
+                hint, wait = hint or "Check the server's logs.", retry_after(response.headers)
+            if attempts > self.max_retries:
+                raise self._error(f"{failure} (gave up after {_attempts(attempts)}). {hint}")
+            wait = self._backoff(attempts) if wait is None else wait
+            if asyncio.get_running_loop().time() + wait >= deadline:
+                raise self._error(
+                    f"{failure} (gave up after {_attempts(attempts)}: waiting {wait:.1f}s more would pass"
+                    f" the {self.deadline:g}s deadline). {hint}"
+                )
+            await asyncio.sleep(wait)
+
+    async def _post(self, body: dict[str, Any], deadline: float) -> httpx.Response:
+        """One attempt. An error response is read whole, so its message can be shown."""
+        if self._client is None:
+            self._client = httpx.AsyncClient()  # one per instance: connections are pooled
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        # httpx's timeouts apply per operation; asyncio's bounds the attempt as a whole.
+        request = self._client.build_request("POST", self.url, json=body, headers=self._headers, timeout=remaining)
+        async with asyncio.timeout_at(deadline):
+            response = await self._client.send(request, stream=True)
+            if not response.is_success:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        return response
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: clients that failed together do not come back together.
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+    # ---- reading the answer ------------------------------------------------------------------
+
+    async def _events(self, response: httpx.Response, deadline: float) -> AsyncIterator[str]:
+        decoder = SSEDecoder()
+        pieces = response.aiter_bytes()
+        while (piece := await self._within(deadline, anext(pieces, None))) is not None:
+            for data in decoder.feed(piece):
+                yield data
+        for data in decoder.close():
+            yield data
+
+    async def _within(self, deadline: float, step: Awaitable[T]) -> T:
+        """Await one read of the answer, inside the call's deadline."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await step
+        except (TimeoutError, httpx.TimeoutException):
+            raise ModelError(
+                f"the answer from {self.url} did not finish within the {self.deadline:g}s deadline; {INCOMPLETE}."
+                " Allow a longer deadline, or ask for a shorter answer."
+            ) from None
+        except httpx.TransportError as exc:
+            raise ModelError(
+                f"the model's answer from {self.url} was cut off ({exc or type(exc).__name__}); {INCOMPLETE}."
+                " Check the server's logs; a proxy in between may have closed the connection."
+            ) from exc
+
+    def _json(self, content: bytes) -> Any:
+        try:
+            return json.loads(content)
+        except ValueError:
+            raise ModelError(f"{self.url} answered with something that is not JSON: {content[:300]!r}") from None
+
+    def _error(self, message: str) -> ModelError:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return ModelError(message)
+
+
+class SSEDecoder:
+    """Turns bytes, split wherever the network split them, into the `data` of each server-sent event."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[str] = []
+
+    def feed(self, piece: bytes) -> list[str]:
+        *lines, self._buffer = (self._buffer + piece).split(b"\n")
+        events = []
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode(errors="replace")  # whole lines: no UTF-8 character is split
+            if not line and self._data:  # a blank line ends an event
+                events.append("\n".join(self._data))
+                self._data = []
+            elif line.startswith("data:"):
+                self._data.append(line[5:].removeprefix(" "))
+            # Comments (":" keep-alives) and the other fields (event, id, retry) carry nothing we use.
+        return events
+
+    def close(self) -> list[str]:
+        """The last event, when the server ended without the blank line after it."""
+        events = ["\n".join(self._data)] if self._data else []
+        self._buffer, self._data = b"", []  # an unterminated line was cut off: it is not used
+        return events
+
+
+class StreamedTurn:
+    """Collects one streamed answer from its `chat.completion.chunk`s."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}  # index -> id, name, argument pieces
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.done = False
+
+    def add(self, data: str) -> str:
+        """Take one event's data; return the text it adds (often empty)."""
+        if data.strip() == "[DONE]":
+            self.done = True
+            return ""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ModelError(f"the model's stream from {self.url} sent an event that is not JSON: {data[:200]!r}") from None
+        _raise_if_error(chunk, self.url)
+        self.usage = chunk.get("usage") or self.usage
+        text = ""
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue  # one answer is asked for; ignore any other
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):  # null while a reasoning model thinks
+                text += delta["content"]
+            for call in delta.get("tool_calls") or []:
+                self._add_call(call)
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        if text:
+            self.text.append(text)
+        return text
+
+    def _add_call(self, delta: dict[str, Any]) -> None:
+        index = delta.get("index")
+        if index is None:  # some servers leave the index out: a new id starts a new call
+            known = {c["id"] for c in self.calls.values()}
+            index = len(self.calls) if (delta.get("id") not in known or not self.calls) else max(self.calls)
+        call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": []})
+        call["id"] = call["id"] or delta.get("id")
+        function = delta.get("function") or {}
+        call["name"] = call["name"] or function.get("name") or ""  # sent once; some servers repeat it
+        arguments = function.get("arguments")
+        if arguments:
+            call["arguments"].append(arguments if isinstance(arguments, str) else json.dumps(arguments))
+
+    def response(self) -> ModelResponse:
+        missing = [what for what, seen in (("finish_reason", self.finish_reason), ("[DONE]", self.done)) if not seen]
+        if missing:
+            raise ModelError(
+                f"the model's stream from {self.url} ended before it finished (no {' and no '.join(missing)});"
+                f" {INCOMPLETE}. Check the server's logs; a proxy in between may have cut the stream."
+            )
+        calls = [(c["id"] or f"call_{i}", c["name"], "".join(c["arguments"])) for i, c in sorted(self.calls.items())]
+        return _response("".join(self.text), calls, self.finish_reason, self.usage)
+
+
+def parse_completion(data: Any, url: str) -> ModelResponse:
+    """A non-streamed `chat.completion` object as a ModelResponse."""
+    _raise_if_error(data, url)
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices:
+        raise ModelError(f"{url} answered without any choices, so there is no answer to use: {str(data)[:300]}")
+    message = choices[0].get("message") or {}
+    calls = []
+    for i, call in enumerate(message.get("tool_calls") or []):
+        function = call.get("function") or {}
+        calls.append((call.get("id") or f"call_{i}", function.get("name", ""), function.get("arguments")))
+    text = message.get("content") if isinstance(message.get("content"), str) else ""
+    return _response(text, calls, choices[0].get("finish_reason"), data.get("usage"))
+
+
+def _response(text: str, calls: list[tuple[str, str, Any]], finish_reason: str | None, usage: dict | None):
+    usage = usage or {}
+    return ModelResponse(
+        text=text,
+        tool_calls=[_tool_call(*call, truncated=finish_reason == "length") for call in calls],
+        finish_reason=finish_reason,
+        prompt_tokens=usage.get("prompt_tokens") or 0,
+        completion_tokens=usage.get("completion_tokens") or 0,
+    )
+
+
+def _tool_call(call_id: str, name: str, raw: Any, truncated: bool) -> ToolCall:
+    raw_text = raw if isinstance(raw, str) else "" if raw is None else json.dumps(raw)
+    if truncated:
+        # Closing the brackets of a cut-off call would invent its arguments ("1000" cut to "10").
+        error = "the model ran out of output tokens while writing this call, so its arguments are incomplete"
+        return ToolCall(call_id, name, None, raw_text, error)
+    try:
+        arguments, repaired = parse_arguments(raw)
+    except ArgumentsError as exc:
+        return ToolCall(call_id, name, None, raw_text, str(exc))
+    return ToolCall(call_id, name, arguments, raw_text, repaired=repaired)
+
+
+def _raise_if_error(data: Any, url: str) -> None:
+    if isinstance(data, dict) and data.get("error"):
+        raise ModelError(f"{url} reported an error: {describe_error_body(json.dumps(data).encode())}")
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    forced = response.headers.get("x-should-retry")  # the server's own word wins
+    if forced in ("true", "false"):
+        return forced == "true"
+    return response.status_code in RETRY_STATUSES or response.status_code >= 500
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'s' if count != 1 else ''}"
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """The wait a server asked for: `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
+    try:
+        if "retry-after-ms" in headers:
+            return max(float(headers["retry-after-ms"]) / 1000, 0.0)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    except (ValueError, TypeError):  # unreadable: fall back to our own backoff
+        return None
+
+
+def describe_error_body(content: bytes) -> str:
+    """The server's own words: OpenAI's `{"error": {"message"}}`, other common shapes, or the raw text."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        for value in (error, data.get("message"), data.get("detail")):
+            if isinstance(value, str) and value:
+                return value
+    return content.decode(errors="replace")[:300].strip() or "(an empty body)"
+
+
+def describe_connection_error(base_url: str, exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        lowered = text.lower()
+        if "refused" in lowered or "all connection attempts failed" in lowered:
+            text = "connection refused"
+        elif "name or service not known" in lowered or "nodename nor servname" in lowered:
+            text = "the host name could not be resolved"
+        return f"could not connect to {base_url}: {text}"
+    return f"the connection to {base_url} failed before any answer came ({text})"

@@ -1,0 +1,120 @@
+"""The real `plugdeck` command, run in a subprocess as a user would."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
+    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
+def plugdeck(env, *args, cwd=None, input=None):
+    return subprocess.run([*PLUGDECK, *args], env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=60)
+
+
+def test_quick_start_answers_offline_and_shows_steps(env, tmp_path):
+    result = plugdeck(env, "ask", "What is 17.5% of 2,340, plus 12?", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "421.5"
+    assert "→ calculator.calculate" in result.stderr and '"expression": "17.5% of 2,340 + 12"' in result.stderr
+    assert "← 421.5" in result.stderr
+    assert "--base-url" in result.stderr  # one line on how to connect a real LLM
+
+
+def test_ask_json_and_runs_commands(env, tmp_path):
+    result = plugdeck(env, "ask", "--json", "what is 2^10 - 24", cwd=tmp_path)
+    data = json.loads(result.stdout)
+    assert data["status"] == "ok" and data["answer"] == "1000"
+    listed = json.loads(plugdeck(env, "runs", "--json", cwd=tmp_path).stdout)
+    assert listed[0]["id"] == data["run_id"] and listed[0]["tool_calls"] == 1
+    tree = plugdeck(env, "runs", "show", data["run_id"][:12], cwd=tmp_path)
+    assert tree.returncode == 0
+    assert "calculator.calculate" in tree.stdout and "answer 1000" in tree.stdout and "ms" in tree.stdout
+    shown = json.loads(plugdeck(env, "runs", "show", data["run_id"], "--json", cwd=tmp_path).stdout)
+    assert [e["type"] for e in shown["events"]][-1] == "run_finished"
+    plain = plugdeck(env, "runs", cwd=tmp_path)
+    assert data["run_id"] in plain.stdout
+
+
+def test_rules_model_says_what_it_cannot_do(env, tmp_path):
+    result = plugdeck(env, "ask", "Who wrote Hamlet?", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "can't answer that offline" in result.stdout and "--base-url" in result.stdout
+    assert "→" not in result.stderr  # no tool was called
+
+
+def test_calculator_errors_reach_the_answer_not_a_traceback(env, tmp_path):
+    result = plugdeck(env, "ask", "what is 1/0 + 2", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "could not get an answer" in result.stdout and "zero" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_plugins_lists_tools_with_schemas(env):
+    data = json.loads(plugdeck(env, "plugins", "--json").stdout)
+    calc = next(p for p in data if p["name"] == "calculator")
+    tool = calc["tools"][0]
+    assert tool["name"] == "calculate" and tool["parameters"]["required"] == ["expression"]
+    assert "calculator.calculate" in plugdeck(env, "plugins").stdout
+
+
+def test_tools_call_validates_like_the_agent(env):
+    ok = plugdeck(env, "tools", "call", "calculator.calculate", '{"expression": "(1+2)*3"}', "--json")
+    assert json.loads(ok.stdout)["result"] == "9"
+    bad = plugdeck(env, "tools", "call", "calculator.calculate", '{"expression": 5}')
+    assert bad.returncode == 1 and "invalid_arguments" in bad.stderr and "Traceback" not in bad.stderr
+    broken = plugdeck(env, "tools", "call", "calculator.calculate", '{"expression": ')
+    assert broken.returncode == 1 and "not valid JSON" in broken.stderr
+    missing = plugdeck(env, "tools", "call", "nope.tool", "{}")
+    assert missing.returncode == 1 and "no plugin named 'nope'" in missing.stderr
+    limit = plugdeck(env, "tools", "call", "calculator.calculate", '{"expression": "9**9**9"}')
+    assert limit.returncode == 1 and "too large" in limit.stderr
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(env, tmp_path):
+    result = plugdeck(env, "ask", "--model", "missing-profile", "hi", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: no model profile named 'missing-profile'")
+    assert len(result.stderr.strip().splitlines()) == 1
+    debug = plugdeck(env, "--debug", "ask", "--model", "missing-profile", "hi", cwd=tmp_path)
+    assert "Traceback" in debug.stderr
+
+
+def test_config_file_profiles_and_precedence(env, tmp_path):
+    (tmp_path / "plugdeck.toml").write_text(
+        'model = "local"\n[models.local]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "qwen2.5-7b-instruct"\n'
+        'api_key_env = "MY_LLM_KEY"\ninput_price = 0.5\n'
+    )
+    listed = json.loads(plugdeck({**env, "MY_LLM_KEY": "sk-secret"}, "models", "--json", cwd=tmp_path).stdout)
+    local = next(m for m in listed if m["name"] == "local")
+    assert local["default"] and local["api_key_set"] and "sk-secret" not in json.dumps(listed)
+    # The environment beats the file: PLUGDECK_MODEL=rules answers offline again.
+    offline = plugdeck({**env, "PLUGDECK_MODEL": "rules"}, "ask", "what is 6*7", cwd=tmp_path)
+    assert offline.stdout.strip() == "42"
+    (tmp_path / "plugdeck.toml").write_text('modle = "typo"\n')
+    typo = plugdeck(env, "ask", "what is 6*7", cwd=tmp_path)
+    assert typo.returncode == 1 and "unknown setting(s) modle" in typo.stderr
+
+
+def test_chat_keeps_history_until_exit(env, tmp_path):
+    result = plugdeck(env, "chat", cwd=tmp_path, input="what is 2+3\nwhat is 10% of 50\n/exit\n")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[:2] == ["5", "5"] or "5" in result.stdout
+    runs = json.loads(plugdeck(env, "runs", "--json", cwd=tmp_path).stdout)
+    assert len(runs) == 2
+
+
+def test_help_and_version(env):
+    assert "ask" in plugdeck(env, "--help").stdout
+    assert plugdeck(env, "--version").stdout.startswith("plugdeck ")
