@@ -118,3 +118,31 @@ def test_chat_keeps_history_until_exit(env, tmp_path):
 def test_help_and_version(env):
     assert "ask" in plugdeck(env, "--help").stdout
     assert plugdeck(env, "--version").stdout.startswith("plugdeck ")
+
+
+def test_ask_with_an_openai_compatible_server(env, tmp_path):
+    from mock_openai import MockOpenAI
+
+    turns = [
+        {"text": "", "tool_calls": [{"name": "calculate", "arguments": {"expression": "3% of 1,999"}}]},
+        {"text": "3% of 1,999 is 59.97."},
+    ]
+    with MockOpenAI(turns, models=["qwen2.5-7b-instruct"]) as mock:
+        result = plugdeck(env, "ask", "--base-url", mock.base_url, "--model", "qwen2.5-7b-instruct",
+                          "What is 3% of 1,999?", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "3% of 1,999 is 59.97."
+        assert "← 59.97" in result.stderr
+        first, second = mock.requests
+        assert first["model"] == "qwen2.5-7b-instruct" and first["stream"] is True
+        assert first["tools"][0]["function"]["name"] == "calculate"
+        tool_message = second["messages"][-1]
+        assert tool_message["role"] == "tool" and '"result": "59.97"' in tool_message["content"]
+        check = plugdeck(env, "models", "check", mock.base_url, "--json")
+        report = json.loads(check.stdout)
+        assert report["reachable"] and report["models"] == ["qwen2.5-7b-instruct"]
+    # The server is gone now: a clear one-line error, and the failed run is still recorded.
+    down = plugdeck(env, "ask", "--base-url", mock.base_url, "--model", "qwen2.5-7b-instruct", "hi", cwd=tmp_path)
+    assert down.returncode == 1 and "could not connect" in down.stderr and "Traceback" not in down.stderr
+    runs = json.loads(plugdeck(env, "runs", "--json", "--status", "error").stdout)
+    assert runs and runs[0]["question"] == "hi"

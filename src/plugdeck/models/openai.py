@@ -86,7 +86,7 @@ class OpenAIModel:
                         yield TextChunk(text)
                 yield turn.response()
             else:
-                result = parse_completion(self._json(await self._within(deadline, response.aread())), self.url)
+                result = parse_completion(await self._within(deadline, response.aread()), self.url)
                 if result.text:
                     yield TextChunk(result.text)
                 yield result
@@ -202,12 +202,6 @@ class OpenAIModel:
                 " Check the server's logs; a proxy in between may have closed the connection."
             ) from exc
 
-    def _json(self, content: bytes) -> Any:
-        try:
-            return json.loads(content)
-        except ValueError:
-            raise ModelError(f"{self.url} answered with something that is not JSON: {content[:300]!r}") from None
-
     def _error(self, message: str) -> ModelError:
         for secret in self._secrets:
             message = message.replace(secret, "***")
@@ -257,10 +251,9 @@ class StreamedTurn:
         if data.strip() == "[DONE]":
             self.done = True
             return ""
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise ModelError(f"the model's stream from {self.url} sent an event that is not JSON: {data[:200]!r}") from None
+        chunk = _json_object(data)
+        if chunk is None:
+            raise ModelError(f"the stream from {self.url} sent an event that is not a JSON object: {data[:200]!r}")
         _raise_if_error(chunk, self.url)
         self.usage = chunk.get("usage") or self.usage
         text = ""
@@ -301,10 +294,13 @@ class StreamedTurn:
         return _response("".join(self.text), calls, self.finish_reason, self.usage)
 
 
-def parse_completion(data: Any, url: str) -> ModelResponse:
-    """A non-streamed `chat.completion` object as a ModelResponse."""
+def parse_completion(content: bytes, url: str) -> ModelResponse:
+    """A non-streamed `chat.completion` body as a ModelResponse."""
+    data = _json_object(content)
+    if data is None:
+        raise ModelError(f"{url} answered with something that is not a JSON object: {content[:300]!r}")
     _raise_if_error(data, url)
-    choices = data.get("choices") if isinstance(data, dict) else None
+    choices = data.get("choices")
     if not choices:
         raise ModelError(f"{url} answered without any choices, so there is no answer to use: {str(data)[:300]}")
     message = choices[0].get("message") or {}
@@ -340,8 +336,16 @@ def _tool_call(call_id: str, name: str, raw: Any, truncated: bool) -> ToolCall:
     return ToolCall(call_id, name, arguments, raw_text, repaired=repaired)
 
 
-def _raise_if_error(data: Any, url: str) -> None:
-    if isinstance(data, dict) and data.get("error"):
+def _json_object(text: str | bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _raise_if_error(data: dict[str, Any], url: str) -> None:
+    if data.get("error"):
         raise ModelError(f"{url} reported an error: {describe_error_body(json.dumps(data).encode())}")
 
 
@@ -374,11 +378,8 @@ def retry_after(headers: httpx.Headers) -> float | None:
 
 def describe_error_body(content: bytes) -> str:
     """The server's own words: OpenAI's `{"error": {"message"}}`, other common shapes, or the raw text."""
-    try:
-        data = json.loads(content)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
+    data = _json_object(content)
+    if data is not None:
         error = data.get("error")
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
