@@ -19,6 +19,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import operator
 import re
 import sys
 from dataclasses import dataclass
@@ -39,7 +40,6 @@ _ADD_OPS = {"+": "+", "-": "-", "−": "-"}
 _MUL_OPS = {"*": "*", "×": "*", "·": "*", "/": "/", "÷": "/"}
 _WORD_OPS = {"mod": 1, "of": 2, "more": 2, "less": 2}  # word operator -> precedence level
 _LEVELS = 3  # 0: + -   1: * / mod   2: of, more than, less than
-_SIGNS = {"+", "-", "−"}
 _KEYWORDS = set(_WORD_OPS) | {"than"}
 _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
@@ -148,7 +148,7 @@ class _Parser:
         """Signs, then an operand with its postfix operators, then an optional ^ exponent."""
         self._peek()
         pos, negative = self.i, False
-        while self._peek() in _SIGNS:
+        while self._peek() in _ADD_OPS:  # signs
             negative ^= self.s[self.i] != "+"
             self.i += 1
         node = self._postfix(self._primary())
@@ -302,31 +302,31 @@ def _fit(x: Fraction, pos: int | None) -> Fraction:
     return x
 
 
-def _float_overflow(pos: int | None) -> NoReturn:
-    _fail("limit", pos, "a number is too large for approximate (floating-point) arithmetic, above about 1.8e308")
+def _float_range(pos: int | None, side: str = "large") -> NoReturn:
+    limit = "above about 1.8e308" if side == "large" else "below about 1e-308"
+    _fail("limit", pos, f"a number is too {side} for approximate (floating-point) arithmetic, {limit}")
 
 
 def _float(x: Value, pos: int | None) -> float:
     try:
         return float(x)
     except OverflowError:
-        _float_overflow(pos)
+        _float_range(pos)
 
 
 def _finite(x: float, pos: int | None) -> float:
     if not math.isfinite(x):
-        _float_overflow(pos)
+        _float_range(pos)
     return x
 
 
 def _combine(a: Value, b: Value, pos: int, fn) -> Value:
     if isinstance(a, Fraction) and isinstance(b, Fraction):
         return _fit(fn(a, b), pos)
-    return _finite(fn(_float(a, pos), _float(b, pos)), pos)
-
-
-def _add(a: Value, b: Value, pos: int) -> Value:
-    return _combine(a, b, pos, lambda x, y: x + y)
+    try:
+        return _finite(fn(_float(a, pos), _float(b, pos)), pos)
+    except ZeroDivisionError:  # b is not zero (that was checked), but it is below the float range
+        _float_range(pos, "small")
 
 
 def _mul(a: Value, b: Value, pos: int) -> Value:
@@ -334,7 +334,7 @@ def _mul(a: Value, b: Value, pos: int) -> Value:
         if (a.numerator.bit_length() + b.numerator.bit_length() > MAX_BITS
                 or a.denominator.bit_length() + b.denominator.bit_length() > MAX_BITS):
             _too_big(pos)
-    return _combine(a, b, pos, lambda x, y: x * y)
+    return _combine(a, b, pos, operator.mul)
 
 
 def _div(a: Value, b: Value, pos: int) -> Value:
@@ -342,21 +342,21 @@ def _div(a: Value, b: Value, pos: int) -> Value:
         _fail("math", pos, "division by zero")
     if isinstance(a, Fraction) and isinstance(b, Fraction):
         return _mul(a, 1 / b, pos)
-    return _combine(a, b, pos, lambda x, y: x / y)
+    return _combine(a, b, pos, operator.truediv)
 
 
 def _mod(a: Value, b: Value, pos: int) -> Value:
     if b == 0:
         _fail("math", pos, "modulo by zero (division by zero)")
-    return _combine(a, b, pos, lambda x, y: x % y)
+    return _combine(a, b, pos, operator.mod)
 
 
 def _apply(op: str, a: Value, b: Value, a_is_pct: bool, b_is_pct: bool, pos: int) -> Value:
     """One step of a chain; the percentage flags give calculator semantics (200 + 15% = 230)."""
     if op == "+":
-        return _mul(a, 1 + b, pos) if b_is_pct else _add(a, b, pos)
+        return _mul(a, 1 + b, pos) if b_is_pct else _combine(a, b, pos, operator.add)
     if op == "-":
-        return _mul(a, 1 - b, pos) if b_is_pct else _add(a, -b, pos)
+        return _mul(a, 1 - b, pos) if b_is_pct else _combine(a, b, pos, operator.sub)
     if op in ("*", "of"):
         return _mul(a, b, pos)
     if op == "/":
@@ -364,8 +364,8 @@ def _apply(op: str, a: Value, b: Value, a_is_pct: bool, b_is_pct: bool, pos: int
     if op == "mod":
         return _mod(a, b, pos)
     if op == "more":
-        return _mul(b, 1 + a, pos) if a_is_pct else _add(b, a, pos)
-    return _mul(b, 1 - a, pos) if a_is_pct else _add(b, -a, pos)  # "less than"
+        return _mul(b, 1 + a, pos) if a_is_pct else _combine(b, a, pos, operator.add)
+    return _mul(b, 1 - a, pos) if a_is_pct else _combine(b, a, pos, operator.sub)  # "less than"
 
 
 def _int_pow(a: Fraction, n: int, pos: int) -> Fraction:
@@ -399,8 +399,10 @@ def _approx_pow(a: Value, b: Value, pos: int) -> float:
     try:
         return _finite(math.pow(_float(a, pos), _float(b, pos)), pos)
     except OverflowError:
-        _float_overflow(pos)
+        _float_range(pos)
     except ValueError:
+        if a > 0:  # a positive base too small for a float became 0.0, and 0.0**-x fails
+            _float_range(pos, "small")
         _fail("math", pos, "a negative number raised to a non-integer power has no real value")
 
 
@@ -501,16 +503,12 @@ def _lcm(args: list[Value], pos: int) -> Value:
     return _like(Fraction(math.lcm(*ints)), args, pos)
 
 
-def _rounding(fn):
-    return lambda args, pos: _like(Fraction(fn(args[0])), args, pos)
-
-
 def _approx(fn, name: str):
     def call(args: list[Value], pos: int) -> float:
         try:
             return _finite(fn(*(_float(x, pos) for x in args)), pos)
         except OverflowError:
-            _float_overflow(pos)
+            _float_range(pos)
         except ValueError:
             _fail("math", pos, f"{name}() is undefined for this value")
 
@@ -523,7 +521,8 @@ def _root(args: list[Value], pos: int) -> Value:
     return _power(args[0], 1 / args[1], pos)
 
 
-def _pick(fn):
+def _exactly(fn):
+    """A function computed exactly on the arguments, giving a float if any argument was one."""
     return lambda args, pos: _like(Fraction(fn(args)), args, pos)
 
 
@@ -534,11 +533,11 @@ _FUNCTIONS = {
     "root": (2, 2, _root),
     "abs": (1, 1, lambda a, p: abs(a[0])),
     "round": (1, 2, _round),
-    "floor": (1, 1, _rounding(math.floor)),
-    "ceil": (1, 1, _rounding(math.ceil)),
-    "trunc": (1, 1, _rounding(math.trunc)),
-    "min": (1, None, _pick(min)),
-    "max": (1, None, _pick(max)),
+    "floor": (1, 1, _exactly(lambda a: math.floor(a[0]))),
+    "ceil": (1, 1, _exactly(lambda a: math.ceil(a[0]))),
+    "trunc": (1, 1, _exactly(lambda a: math.trunc(a[0]))),
+    "min": (1, None, _exactly(min)),
+    "max": (1, None, _exactly(max)),
     "exp": (1, 1, _approx(math.exp, "exp")),
     "ln": (1, 1, lambda a, p: _log(a[0], None, p)),
     "log": (1, 2, lambda a, p: _log(a[0], a[1] if len(a) > 1 else Fraction(10), p)),
