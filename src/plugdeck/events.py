@@ -78,6 +78,19 @@ class ToolFinished(Event):
     error: dict[str, Any] | None = None  # {"kind": ..., "message": ...}
     latency: float = 0.0
     source: str = ""  # where the data came from (provenance): the plugin that produced it
+    untrusted: bool = False  # outside data (documents, web, APIs): may carry injected instructions
+
+
+@dataclass(slots=True, kw_only=True)
+class AnswerChecked(Event):
+    """An answer check (grounding, numbers) and what it decided."""
+
+    type: ClassVar[str] = "answer_checked"
+    check: str
+    passed: bool
+    original: str
+    answer: str  # the answer after the check (may drop or flag sentences)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -102,7 +115,8 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, AnswerGiven, RunFinished)
+    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, AnswerChecked, AnswerGiven,
+                RunFinished)
 }
 
 _NAMES: dict[type, tuple[str, ...]] = {}

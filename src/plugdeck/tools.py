@@ -44,6 +44,9 @@ class Tool:
     timeout: float = 30.0
     plugin: str | None = None
     capabilities: tuple[str, ...] = ()  # what kind of job it does ("arithmetic"), for routers
+    # Output that comes from outside (documents, web pages, HTTP/MCP/SQL results) is data that may
+    # carry injected instructions; the run records that it entered the conversation (provenance).
+    untrusted: bool = False
     check: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda args: args, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +83,7 @@ def tool(
     effect: Effect = "read",
     timeout: float = 30.0,
     capabilities: tuple[str, ...] = (),
+    untrusted: bool = False,
 ):
     """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`."""
 
@@ -94,6 +98,7 @@ def tool(
             effect=effect,
             timeout=timeout,
             capabilities=tuple(capabilities),
+            untrusted=untrusted,
             check=_pydantic_check(model),
         )
 

@@ -6,9 +6,10 @@ import asyncio
 import time
 from typing import Any, AsyncIterator, Iterable
 
-from ..events import Event, RunStarted
+from ..events import AnswerChecked, AnswerGiven, Event, RunStarted
 from ..models.base import Model, ModelError
 from ..tools import Tool, Toolset
+from .checks import AnswerCheck
 from .loop import StepLimit, tool_loop
 from .run import Run, Sink
 
@@ -32,10 +33,12 @@ class Agent:
         max_steps: int = 10,
         deadline: float | None = 300.0,
         sinks: Iterable[Sink] = (),
+        checks: Iterable[AnswerCheck] = (),
     ):
         from ..models import resolve_model
 
         self.model: Model = resolve_model(model) if isinstance(model, str) else model
+        plugins = list(plugins)
         collected: list[Tool] = []
         for item in plugins:
             collected.extend([item] if isinstance(item, Tool) else item.tools)
@@ -45,6 +48,8 @@ class Agent:
         self.max_steps = max_steps
         self.deadline = deadline
         self.sinks = list(sinks)
+        self.checks = list(checks)
+        self.plugins = [p for p in plugins if not isinstance(p, Tool)]
 
     @property
     def tools(self) -> list[Tool]:
@@ -78,6 +83,22 @@ class Agent:
     ) -> Run:
         return asyncio.run(self.run(question, history=history, sinks=sinks))
 
+    async def _check(self, answer: str, run: Run) -> str:
+        for check in self.checks:
+            result = await check.check(answer, run)
+            run.emit(AnswerChecked, check=check.name, passed=result.passed, original=answer,
+                     answer=result.answer, details=result.details)
+            answer = result.answer
+        return answer
+
+    async def aclose(self) -> None:
+        """Release what plugins and the model hold open (connections, subprocesses)."""
+        for plugin in self.plugins:
+            if getattr(plugin, "close", None):
+                await plugin.close()
+        if hasattr(self.model, "aclose"):
+            await self.model.aclose()
+
     async def _drive(self, run: Run, history: list[dict[str, Any]] | None, queue: asyncio.Queue | None) -> None:
         """Run the loop under the deadline and always finish the run, whatever happens."""
         conversation = [m for m in (history or []) if m.get("role") != "system"]
@@ -88,7 +109,11 @@ class Agent:
                  tools=[t.qualified_name for t in self.tools], started_at=time.time())
         try:
             async with asyncio.timeout(self.deadline):
-                await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
+                answer = await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
+                checked = await self._check(answer, run)
+            if checked != answer:
+                messages[-1]["content"] = checked  # the history holds what the person was told
+            run.emit(AnswerGiven, text=checked)
             run.finish("ok")
         except TimeoutError:
             run.finish("deadline", f"the run did not finish within its {self.deadline:g} s deadline")

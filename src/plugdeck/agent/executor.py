@@ -59,6 +59,7 @@ async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dic
         error=error,
         latency=latency,
         source=(tool.plugin or "local") if tool else "",
+        untrusted=bool(tool and tool.untrusted and not error),
     )
     content = to_content({"error": error} if error else result)
     return {"role": "tool", "tool_call_id": call.id, "content": content}

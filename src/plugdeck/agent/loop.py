@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..events import AnswerGiven, ModelCalled, TextDelta
+from ..events import ModelCalled, TextDelta
 from ..models.base import Model, ModelError, ModelResponse, TextChunk
 from ..tools import Toolset
 from .executor import run_tool_calls
@@ -16,14 +16,14 @@ class StepLimit(Exception):
     """The run used all its steps without a final answer."""
 
 
-async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> None:
+async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> str:
+    """Return the model's final answer (before answer checks)."""
     for step in range(1, max_steps + 1):
         run.steps = step
         response = await call_model(run, model, toolset, messages, step)
         messages.append(response.to_message())
         if not response.tool_calls:
-            run.emit(AnswerGiven, text=response.text)
-            return
+            return response.text
         messages.extend(await run_tool_calls(run, toolset, response.tool_calls, step))
     raise StepLimit(f"stopped after {max_steps} steps without a final answer (raise max_steps to allow more)")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from ..tools import Tool
 
@@ -19,6 +19,7 @@ class Plugin:
     author: str = ""
     source: str = ""  # where it was found: "entry point mypkg.plugin:plugin", a spec path, ...
     needs: dict[str, Any] = field(default_factory=dict)  # network hosts, secrets (declared, for review)
+    close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)  # release connections
 
     def __post_init__(self) -> None:
         if not self.name or not set(self.name) <= PLUGIN_NAME_CHARS:
