@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 
 from plugdeck.tools import ToolError, Toolset, WIRE_NAME, tool_from_schema
+from shared_fixtures import FIXTURES
 
-BFCL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bfcl" / "v3_core"
+BFCL = FIXTURES / "bfcl" / "v3_core"
 # Ground-truth answers in BFCL v3 that contradict their own function doc (checked by hand):
 # the test proves these, and only these, are rejected.
 UPSTREAM_ERRORS = {

@@ -23,6 +23,27 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(tools_app, name="tools")
+plugins_add_app = typer.Typer(help="Add a plugin: an OpenAPI service, an MCP server, a SQL database.")
+plugins_app.add_typer(plugins_add_app, name="add")
+
+# Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
+# `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
+# `plugdeck plugins add <name> ...`). Keep their module-level imports light.
+EXTENSIONS = ("kb", "openapi", "mcp", "sql")
+
+
+def _register_extensions() -> None:
+    import importlib
+    import importlib.util
+
+    for name in EXTENSIONS:
+        if importlib.util.find_spec(f"plugdeck.cli.{name}") is None:
+            continue
+        module = importlib.import_module(f"plugdeck.cli.{name}")
+        if hasattr(module, "group"):
+            app.add_typer(module.group, name=name)
+        if hasattr(module, "add"):
+            plugins_add_app.command(name)(module.add)
 
 
 class CliError(Exception):
@@ -64,9 +85,14 @@ def _config(**flags: Any):
 
 
 def _load_plugins(names: list[str] | None):
+    """Installed plugins (entry points) and added ones (plugdeck plugins add), by name if given."""
+    from ..plugins import registry
     from ..plugins.loading import installed_plugins
 
     plugins, problems = installed_plugins()
+    added, added_problems = registry.build_all(_config().home)
+    plugins += added
+    problems += added_problems
     _, err = _consoles()
     for problem in problems:
         err.print(f"[yellow]warning:[/] plugin {problem.name!r} was skipped: {problem.message}")
@@ -349,6 +375,9 @@ def models_check(
             out.print(f"  [red]problem:[/] {report['error']}")
     if not report["reachable"]:
         raise typer.Exit(1)
+
+
+_register_extensions()
 
 
 def main() -> None:

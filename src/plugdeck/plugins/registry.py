@@ -1,0 +1,98 @@
+"""Plugins that a person added with `plugdeck plugins add KIND ...` (OpenAPI specs, MCP servers, SQL
+databases), kept in `PLUGDECK_HOME/plugins.json` and rebuilt on each run.
+
+Each kind has a builder `build_plugin(name, options, home) -> Plugin` in its own module. The options
+never hold secrets: they name the environment variables that do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import Plugin
+from .loading import LoadProblem
+
+BUILDERS = {
+    "openapi": "plugdeck.plugins.openapi:build_plugin",
+    "mcp": "plugdeck.plugins.mcp:build_plugin",
+    "sql": "plugdeck.plugins.sql:build_plugin",
+}
+
+
+class RegistryError(ValueError):
+    pass
+
+
+def registry_path(home: Path) -> Path:
+    return Path(home) / "plugins.json"
+
+
+def configured(home: Path) -> dict[str, dict[str, Any]]:
+    path = registry_path(home)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("plugins", {})
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
+
+
+def save(home: Path, plugins: dict[str, dict[str, Any]]) -> None:
+    path = registry_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a crash never leaves half a file.
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
+        json.dump({"plugins": plugins}, tmp, indent=2)
+    os.replace(tmp.name, path)
+
+
+def add(home: Path, name: str, kind: str, options: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
+    if kind not in BUILDERS:
+        raise RegistryError(f"unknown plugin kind {kind!r} (known: {', '.join(BUILDERS)})")
+    plugins = configured(home)
+    if name in plugins and not replace:
+        raise RegistryError(f"a plugin named {name!r} is already added; remove it first or choose another --name")
+    entry = {"kind": kind, "options": options, "added_at": time.time()}
+    plugins[name] = entry
+    save(home, plugins)
+    return entry
+
+
+def update(home: Path, name: str, **fields: Any) -> None:
+    plugins = configured(home)
+    if name not in plugins:
+        raise RegistryError(f"no added plugin named {name!r}")
+    plugins[name].update(fields)
+    save(home, plugins)
+
+
+def remove(home: Path, name: str) -> None:
+    plugins = configured(home)
+    if plugins.pop(name, None) is None:
+        raise RegistryError(f"no added plugin named {name!r} (see: plugdeck plugins)")
+    save(home, plugins)
+
+
+def build(name: str, entry: dict[str, Any], home: Path) -> Plugin:
+    module, _, function = BUILDERS[entry["kind"]].partition(":")
+    builder = getattr(importlib.import_module(module), function)
+    plugin = builder(name, entry.get("options", {}), Path(home))
+    plugin.source = plugin.source or f"{entry['kind']} (plugdeck plugins add)"
+    return plugin
+
+
+def build_all(home: Path) -> tuple[list[Plugin], list[LoadProblem]]:
+    """Every added plugin; one that cannot be built is reported and the rest still load."""
+    plugins, problems = [], []
+    for name, entry in configured(home).items():
+        try:
+            plugins.append(build(name, entry, home))
+        except Exception as exc:
+            problems.append(LoadProblem(name, entry.get("kind", "?"), f"{type(exc).__name__}: {exc}"))
+    return plugins, problems
