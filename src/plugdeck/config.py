@@ -98,13 +98,15 @@ class Config:
             profile = self.profile(name)
         from .models.openai import OpenAIModel
 
-        return OpenAIModel(
+        model = OpenAIModel(
             profile.model,
             profile.base_url,
             api_key=api_key or profile.api_key(),
             deadline=profile.deadline,
             stream=profile.stream,
         )
+        model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
+        return model
 
 
 def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) -> Config:

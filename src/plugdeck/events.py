@@ -82,6 +82,39 @@ class ToolFinished(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class PolicyDecided(Event):
+    """A rule decided about a tool call or the run: allow, deny, confirm, or a budget ran out."""
+
+    type: ClassVar[str] = "policy_decision"
+    decision: str  # allow | deny | confirm | budget
+    rule: str  # which rule decided, in words a reviewer can find in the policy file
+    reason: str = ""
+    tool: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ConfirmationRequested(Event):
+    type: ClassVar[str] = "confirmation_requested"
+    action_id: str  # bound to the exact tool and arguments
+    call_id: str
+    tool: str
+    arguments: Any
+    summary: str
+    reason: str
+    from_untrusted: list[str] = field(default_factory=list)  # arguments copied from untrusted content
+
+
+@dataclass(slots=True, kw_only=True)
+class ConfirmationAnswered(Event):
+    type: ClassVar[str] = "confirmation_answered"
+    action_id: str
+    approved: bool
+    by: str = "person"  # person | --yes | no one to ask
+    note: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
 class AnswerChecked(Event):
     """An answer check (grounding, numbers) and what it decided."""
 
@@ -102,7 +135,7 @@ class AnswerGiven(Event):
 @dataclass(slots=True, kw_only=True)
 class RunFinished(Event):
     type: ClassVar[str] = "run_finished"
-    status: str  # ok | error | cancelled | max_steps | deadline
+    status: str  # ok | error | cancelled | max_steps | deadline | budget
     answer: str | None = None
     error: str | None = None
     steps: int = 0
@@ -115,8 +148,8 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, AnswerChecked, AnswerGiven,
-                RunFinished)
+    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, PolicyDecided,
+                ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 
 _NAMES: dict[type, tuple[str, ...]] = {}

@@ -9,6 +9,7 @@ to the model as data, never up the stack.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
 import json
@@ -20,6 +21,14 @@ from .schemas import json_schema_validator, normalize_schema, object_schema
 
 Effect = Literal["read", "write"]
 WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+# The id of the approved action being executed, for tools that pass it on as an idempotency key.
+_action_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("plugdeck_action_id", default=None)
+
+
+def idempotency_key() -> str | None:
+    """Inside a tool: the approved action's id (the same on any retry of that action), else None."""
+    return _action_id.get()
 
 
 class ToolError(Exception):
@@ -47,6 +56,8 @@ class Tool:
     # Output that comes from outside (documents, web pages, HTTP/MCP/SQL results) is data that may
     # carry injected instructions; the run records that it entered the conversation (provenance).
     untrusted: bool = False
+    origin: str = "local"  # local (made in code) | builtin | added (plugins add) | third-party
+    summary: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False)  # for confirmations
     check: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda args: args, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,14 +76,22 @@ class Tool:
         return self.check(arguments)
 
     async def call(self, arguments: Any) -> Any:
-        kwargs = self.validate(arguments)
-        if self.is_async:
-            return await self.func(**kwargs)
-        # Blocking work never runs on the event loop.
-        return await asyncio.to_thread(self.func, **kwargs)
+        """Validate, then run: what `plugdeck tools call` does."""
+        return await self.invoke(self.validate(arguments))
 
-    def in_plugin(self, plugin: str) -> Tool:
-        return replace(self, plugin=plugin)
+    async def invoke(self, kwargs: dict[str, Any], action_id: str | None = None) -> Any:
+        """Run with already validated arguments."""
+        token = _action_id.set(action_id)
+        try:
+            if self.is_async:
+                return await self.func(**kwargs)
+            # Blocking work never runs on the event loop.
+            return await asyncio.to_thread(self.func, **kwargs)
+        finally:
+            _action_id.reset(token)
+
+    def in_plugin(self, plugin: str, origin: str | None = None) -> Tool:
+        return replace(self, plugin=plugin, origin=origin or self.origin)
 
 
 def tool(

@@ -31,9 +31,10 @@ def test_runs_are_recorded_with_their_steps(tmp_path):
         assert ok["status"] == "ok" and ok["answer"] == "42"
         assert (ok["model_calls"], ok["tool_calls"], ok["prompt_tokens"], ok["completion_tokens"]) == (2, 1, 70, 6)
         types = [e["type"] for e in ok["events"]]
-        assert types == ["run_started", "model_called", "tool_started", "tool_finished", "model_called", "answer",
+        assert types == ["run_started", "model_called", "tool_started", "policy_decision", "tool_finished",
+                         "model_called", "answer",
                          "run_finished"]
-        tool_event = ok["events"][3]
+        tool_event = ok["events"][4]
         assert tool_event["arguments"] == {"x": 21} and tool_event["result"] == 42 and tool_event["latency"] >= 0
         assert ok["events"][1]["messages"][-1] == {"role": "user", "content": "double 21"}
         bad = store.get_run(failed.id)

@@ -47,6 +47,10 @@ def test_third_party_plugins_load_and_broken_ones_are_skipped(tmp_path):
     assert {"calculator", "weather"} <= plugins.keys() and "broken" not in plugins
     assert plugins["weather"]["tools"][0]["parameters"]["properties"]["city"]["description"] == "The city name."
     assert "plugin 'broken' was skipped" in listed.stderr and "not installed" in listed.stderr
-    called = subprocess.run([sys.executable, "-m", "plugdeck.cli.main", "tools", "call", "weather.forecast",
-                             '{"city": "Oslo"}', "--json"], env=env, capture_output=True, text=True, timeout=60)
+    call = [sys.executable, "-m", "plugdeck.cli.main", "tools", "call", "weather.forecast", '{"city": "Oslo"}', "--json"]
+    # Installed is not trusted: a third-party plugin runs only once the policy allows it.
+    denied = subprocess.run(call, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert denied.returncode == 1 and "denied" in denied.stderr and 'allow = ["weather.*"]' in denied.stderr
+    (tmp_path / "plugdeck.toml").write_text('[policy]\nallow = ["weather.*"]\n')
+    called = subprocess.run(call, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert json.loads(called.stdout) == {"city": "Oslo", "days": 3, "sky": "clear"}

@@ -9,8 +9,10 @@ from typing import Any, AsyncIterator, Iterable
 from ..events import AnswerChecked, AnswerGiven, Event, RunStarted
 from ..models.base import Model, ModelError
 from ..tools import Tool, Toolset
+from ..policy.load import Policy
 from .checks import AnswerCheck
-from .loop import StepLimit, tool_loop
+from .confirm import Confirmer
+from .loop import BudgetSpent, StepLimit, tool_loop
 from .run import Run, Sink
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -20,6 +22,14 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 _END = object()
+
+
+def _refuse_unasked(action) -> bool:
+    """Used where no person can be asked: an action that needs an OK is not done."""
+    return False
+
+
+_refuse_unasked.label = "no one to ask"
 
 
 class Agent:
@@ -34,6 +44,8 @@ class Agent:
         deadline: float | None = 300.0,
         sinks: Iterable[Sink] = (),
         checks: Iterable[AnswerCheck] = (),
+        policy: Policy | None = None,
+        confirm: Confirmer | None = None,
     ):
         from ..models import resolve_model
 
@@ -49,6 +61,11 @@ class Agent:
         self.deadline = deadline
         self.sinks = list(sinks)
         self.checks = list(checks)
+        self.policy = policy or Policy()
+        self.confirm = confirm  # without one, a run that needs a person's OK pauses (see Run.confirm)
+        if "max_seconds" in self.policy.budgets:
+            limit = self.policy.budgets["max_seconds"]
+            self.deadline = min(self.deadline, limit) if self.deadline else limit
         self.plugins = [p for p in plugins if not isinstance(p, Tool)]
 
     @property
@@ -58,9 +75,13 @@ class Agent:
     async def stream(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
     ) -> AsyncIterator[Event]:
-        """Yield the run's events as they happen. Leaving the loop early cancels the run."""
+        """Yield the run's events as they happen. Leaving the loop early cancels the run.
+
+        Actions that need a person's OK go to the `confirm` callback; without one they are refused.
+        """
         queue: asyncio.Queue = asyncio.Queue()
-        run = Run(question, sinks=[*self.sinks, *sinks, queue.put_nowait])
+        run = self._new_run(question, [*sinks, queue.put_nowait])
+        run.confirmer = self.confirm or _refuse_unasked
         task = asyncio.create_task(self._drive(run, history, queue))
         try:
             while (event := await queue.get()) is not _END:
@@ -73,15 +94,31 @@ class Agent:
     async def run(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
     ) -> Run:
-        """Run to the end and return the Run; `sinks` see each event as it happens."""
-        run = Run(question, sinks=[*self.sinks, *sinks])
-        await self._drive(run, history, None)
-        return run
+        """Run until the answer, or until an action waits for a person: then `run.waiting` lists
+        the pending actions, and `await run.confirm(id)` / `await run.reject(id)` resume it."""
+        run = self._new_run(question, sinks)
+        run.confirmer = self.confirm
+        run.start(self._drive(run, history, None))
+        return await run.settled()
 
     def run_sync(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
     ) -> Run:
-        return asyncio.run(self.run(question, history=history, sinks=sinks))
+        """Blocking `run`. Without a `confirm` callback, actions that need a person's OK are refused."""
+
+        async def go() -> Run:
+            run = self._new_run(question, sinks)
+            run.confirmer = self.confirm or _refuse_unasked
+            await self._drive(run, history, None)
+            return run
+
+        return asyncio.run(go())
+
+    def _new_run(self, question: str, sinks: Iterable[Sink]) -> Run:
+        run = Run(question, sinks=[*self.sinks, *sinks])
+        run.policy = self.policy
+        run.prices = getattr(self.model, "prices", (0.0, 0.0))
+        return run
 
     async def _check(self, answer: str, run: Run) -> str:
         for check in self.checks:
@@ -108,7 +145,8 @@ class Agent:
         run.emit(RunStarted, question=run.question, model=self.model.name,
                  tools=[t.qualified_name for t in self.tools], started_at=time.time())
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(self.deadline) as scope:
+                run.deadline_scope = scope
                 answer = await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
                 checked = await self._check(answer, run)
             if checked != answer:
@@ -119,6 +157,8 @@ class Agent:
             run.finish("deadline", f"the run did not finish within its {self.deadline:g} s deadline")
         except StepLimit as exc:
             run.finish("max_steps", str(exc))
+        except BudgetSpent as exc:
+            run.finish("budget", str(exc))
         except ModelError as exc:
             run.finish("error", str(exc))
         except asyncio.CancelledError:

@@ -12,9 +12,11 @@ import json
 import time
 from typing import Any
 
-from ..events import ToolFinished, ToolStarted
+from ..events import PolicyDecided, ToolFinished, ToolStarted
 from ..models.base import ToolCall
+from ..policy.engine import budget_exceeded, decide
 from ..tools import Tool, ToolError, Toolset
+from .confirm import PendingAction, action_id, summarize, untrusted_arguments
 from .run import Run
 
 RESULT_BUDGET = 20_000  # characters of one tool result sent back to the model
@@ -43,7 +45,7 @@ async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dic
     result: Any = None
     error: dict[str, str] | None = None
     try:
-        result = await _invoke(tool, call, toolset)
+        result = await _invoke(tool, call, toolset, run)
     except ToolError as exc:
         error = exc.to_dict()
     except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
@@ -65,16 +67,48 @@ async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dic
     return {"role": "tool", "tool_call_id": call.id, "content": content}
 
 
-async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset) -> Any:
+async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run) -> Any:
     if tool is None:
         known = ", ".join(spec.name for spec in toolset.specs) or "none"
         raise ToolError(f"there is no tool named {call.name!r}; the tools are: {known}", "unknown_tool")
     if call.error:
         raise ToolError(f"{call.error}. Send the call again with the arguments as one JSON object.", "invalid_json")
+    kwargs = tool.validate(call.arguments)
+    approved_action = await _admit(run, tool, call)
     try:
-        return await asyncio.wait_for(tool.call(call.arguments), tool.timeout)
+        return await asyncio.wait_for(tool.invoke(kwargs, approved_action), tool.timeout)
     except asyncio.TimeoutError:
         raise ToolError(f"the tool did not finish within its {tool.timeout:g} s timeout", "timeout") from None
+
+
+async def _admit(run: Run, tool: Tool, call: ToolCall) -> str | None:
+    """The policy's say on this call, asked before it runs. Returns the approved action id, if any."""
+    budget = budget_exceeded(run.policy, run, before="tool")
+    if budget:
+        run.emit(PolicyDecided, decision="budget", rule=budget[0], reason=budget[1], tool=tool.qualified_name,
+                 call_id=call.id)
+        raise ToolError(f"not run: {budget[1]}", "budget")
+    decision = decide(run.policy, tool, call.arguments, run.events)
+    run.emit(PolicyDecided, decision=decision.action, rule=decision.rule, reason=decision.reason,
+             tool=tool.qualified_name, call_id=call.id)
+    if decision.action == "deny":
+        raise ToolError(f"not allowed by the policy ({decision.rule}): {decision.reason}", "denied")
+    run.calls_admitted += 1
+    if decision.action != "confirm":
+        return None
+    action = PendingAction(
+        id=action_id(run.id, call.id, tool.qualified_name, call.arguments),
+        run_id=run.id,
+        call_id=call.id,
+        tool=tool.qualified_name,
+        arguments=call.arguments,
+        summary=tool.summary(call.arguments) if tool.summary else summarize(tool.qualified_name, call.arguments),
+        reason=decision.reason,
+        from_untrusted=untrusted_arguments(call.arguments, run.events),
+    )
+    if not await run.request_confirmation(action):
+        raise ToolError("the person did not approve this action, so it was not done", "rejected")
+    return action.id
 
 
 def to_content(value: Any, budget: int = RESULT_BUDGET) -> str:

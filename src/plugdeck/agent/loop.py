@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..events import ModelCalled, TextDelta
+from ..events import ModelCalled, PolicyDecided, TextDelta
 from ..models.base import Model, ModelError, ModelResponse, TextChunk
+from ..policy.engine import budget_exceeded
 from ..tools import Toolset
 from .executor import run_tool_calls
 from .run import Run
@@ -16,9 +17,17 @@ class StepLimit(Exception):
     """The run used all its steps without a final answer."""
 
 
+class BudgetSpent(Exception):
+    """A budget of the policy ran out; the run stops with what it has."""
+
+
 async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> str:
     """Return the model's final answer (before answer checks)."""
     for step in range(1, max_steps + 1):
+        budget = budget_exceeded(run.policy, run, before="model")
+        if budget:
+            run.emit(PolicyDecided, decision="budget", rule=budget[0], reason=budget[1])
+            raise BudgetSpent(budget[1])
         run.steps = step
         response = await call_model(run, model, toolset, messages, step)
         messages.append(response.to_message())

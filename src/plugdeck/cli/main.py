@@ -29,7 +29,7 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy")
 
 
 def _register_extensions() -> None:
@@ -59,6 +59,8 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 MaxStepsOpt = typer.Option(None, "--max-steps", help="Most model calls in one run.")
 DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in all.")
 NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
+PolicyOpt = typer.Option(None, "--policy", help="A policy file (default: [policy] in plugdeck.toml).")
+YesOpt = typer.Option(False, "--yes", "-y", help="Approve actions that need confirmation without asking (scripts).")
 
 
 def _print_version(value: bool) -> None:
@@ -111,18 +113,34 @@ def _consoles():
     return consoles()
 
 
-def _build_agent(model, base_url, plugins, max_steps, deadline, no_store):
+def _policy(path: str | None, plugins):
+    from ..policy import load_policy
+
+    policy = load_policy(path)
+    policy.validate_tools([t.qualified_name for p in plugins for t in p.tools])
+    return policy
+
+
+def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False):
     from ..agent.agent import Agent
     from ..ops.runstore import RunStore
+    from ..policy.numbers import NumberCheck
+    from .confirm import terminal_confirmer
 
     config = _config(max_steps=max_steps, deadline=deadline)
+    loaded = _load_plugins(plugins)
+    policy = _policy(policy_path, loaded)
+    checks = [NumberCheck(policy.numbers)] if policy.numbers != "off" else []
     store = None if no_store else RunStore(config.runs_db)
     agent = Agent(
         config.model_for(model, base_url=base_url),
-        _load_plugins(plugins),
+        loaded,
         max_steps=config.max_steps,
         deadline=config.deadline,
         sinks=[store.record] if store else [],
+        policy=policy,
+        checks=checks,
+        confirm=terminal_confirmer(_consoles()[1], yes),
     )
     return agent, store
 
@@ -140,9 +158,11 @@ def ask(
     max_steps: Optional[int] = MaxStepsOpt,
     deadline: Optional[float] = DeadlineOpt,
     no_store: bool = NoStoreOpt,
+    policy: Optional[str] = PolicyOpt,
+    yes: bool = YesOpt,
 ) -> None:
     """Answer one question, showing each step (tool calls with arguments and results)."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes)
     try:
         run = _show_run(agent, question, None, as_json)
     finally:
@@ -160,9 +180,11 @@ def chat(
     max_steps: Optional[int] = MaxStepsOpt,
     deadline: Optional[float] = DeadlineOpt,
     no_store: bool = NoStoreOpt,
+    policy: Optional[str] = PolicyOpt,
+    yes: bool = YesOpt,
 ) -> None:
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes)
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
     history: list[dict[str, Any]] = []
@@ -226,38 +248,70 @@ def plugins_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
             out.print(f"    parameters: {escape(json.dumps(t.parameters))}")
 
 
+@plugins_app.command("remove")
+def plugins_remove(name: str = typer.Argument(..., help="A plugin added with plugdeck plugins add.")) -> None:
+    """Remove a plugin that was added with `plugdeck plugins add`."""
+    from ..plugins import registry
+
+    try:
+        registry.remove(_config().home, name)
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from None
+    _consoles()[1].print(f"removed plugin {name!r}")
+
+
 @tools_app.command("call")
 def tools_call(
     name: str = typer.Argument(..., help="PLUGIN.TOOL, e.g. calculator.calculate"),
     arguments: str = typer.Argument("{}", help="The arguments as one JSON object."),
     as_json: bool = JsonOpt,
+    policy: Optional[str] = PolicyOpt,
+    yes: bool = YesOpt,
 ) -> None:
-    """Run one tool directly, through the same validation as the agent, and print its result."""
+    """Run one tool directly, through the same validation and policy as the agent, and print its result."""
     from ..models.toolcall_parsers import ArgumentsError, parse_arguments
     from ..tools import ToolError
 
     plugin_name, _, tool_name = name.partition(".")
     if not tool_name:
         raise CliError(f"give the tool as PLUGIN.TOOL (for example calculator.calculate), not {name!r}")
-    plugin = next((p for p in _load_plugins(None) if p.name == plugin_name), None)
+    plugins = _load_plugins(None)
+    plugin = next((p for p in plugins if p.name == plugin_name), None)
     if plugin is None:
         raise CliError(f"no plugin named {plugin_name!r} is installed (see: plugdeck plugins)")
     try:
         tool = plugin.tool(tool_name)
         args, _ = parse_arguments(arguments)
-        result = asyncio.run(asyncio.wait_for(tool.call(args), tool.timeout))
+        result = asyncio.run(_call_under_policy(tool, args, _policy(policy, plugins), yes))
     except KeyError as exc:
         raise CliError(exc.args[0]) from None
     except ArgumentsError as exc:
         raise CliError(f"{exc}") from None
     except ToolError as exc:
         raise CliError(f"{tool.qualified_name} failed ({exc.kind}): {exc.message}") from None
-    except asyncio.TimeoutError:
-        raise CliError(f"{tool.qualified_name} did not finish within {tool.timeout:g} s") from None
     if isinstance(result, str) and not as_json:
         print(result)
     else:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+async def _call_under_policy(tool, args, policy, yes: bool):
+    """The agent's own admission path for one call: validation, policy, confirmation, timeout."""
+    from ..agent.executor import run_tool_calls
+    from ..agent.run import Run
+    from ..events import ToolFinished
+    from ..models.base import ToolCall
+    from ..tools import ToolError, Toolset
+    from .confirm import terminal_confirmer
+
+    run = Run(f"tools call {tool.qualified_name}")
+    run.policy, run.confirmer = policy, terminal_confirmer(_consoles()[1], yes)
+    toolset = Toolset([tool])
+    await run_tool_calls(run, toolset, [ToolCall("cli", toolset.specs[0].name, args, json.dumps(args))], step=1)
+    finished = next(e for e in run.events if isinstance(e, ToolFinished))
+    if finished.error:
+        raise ToolError(finished.error["message"], finished.error["kind"])
+    return finished.result
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -389,7 +443,8 @@ def main() -> None:
             raise
         from ..config import ConfigError
 
-        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ == "ModelError"
+        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in ("ModelError", "PolicyError",
+                                                                                       "RegistryError")
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
         sys.exit(1)

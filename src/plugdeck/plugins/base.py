@@ -20,15 +20,20 @@ class Plugin:
     source: str = ""  # where it was found: "entry point mypkg.plugin:plugin", a spec path, ...
     needs: dict[str, Any] = field(default_factory=dict)  # network hosts, secrets (declared, for review)
     close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)  # release connections
+    origin: str = "local"  # local (made in code) | builtin | added (plugins add) | third-party
 
     def __post_init__(self) -> None:
         if not self.name or not set(self.name) <= PLUGIN_NAME_CHARS:
             raise ValueError(f"plugin name {self.name!r} must be lowercase letters, digits, '_' or '-'")
-        self.tools = [t.in_plugin(self.name) for t in self.tools]
+        self.tools = [t.in_plugin(self.name, self.origin) for t in self.tools]
         names = [t.name for t in self.tools]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"plugin {self.name!r} has more than one tool named {sorted(duplicates)}")
+
+    def set_origin(self, origin: str) -> None:
+        self.origin = origin
+        self.tools = [t.in_plugin(self.name, origin) for t in self.tools]
 
     @property
     def effect(self) -> str:
@@ -50,6 +55,7 @@ class Plugin:
             "author": self.author,
             "effect": self.effect,
             "source": self.source,
+            "origin": self.origin,
             "needs": self.needs,
             "tools": [
                 {"name": t.name, "description": t.description, "effect": t.effect,

@@ -36,6 +36,8 @@ def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
             problems.append(LoadProblem(ep.name, source, f"{type(exc).__name__}: {exc}"))
             continue
         plugin.source = plugin.source or source
+        own = ep.dist is not None and ep.dist.name == "plugdeck"
+        plugin.set_origin("builtin" if own else "third-party")
         plugins.append(plugin)
     return plugins, problems
 

@@ -84,6 +84,7 @@ def build(name: str, entry: dict[str, Any], home: Path) -> Plugin:
     builder = getattr(importlib.import_module(module), function)
     plugin = builder(name, entry.get("options", {}), Path(home))
     plugin.source = plugin.source or f"{entry['kind']} (plugdeck plugins add)"
+    plugin.set_origin("added")  # the person added it on purpose: that is its consent
     return plugin
 
 

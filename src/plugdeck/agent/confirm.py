@@ -1,0 +1,72 @@
+"""Pending actions: a tool call that waits for a person's OK before it runs.
+
+The approval is bound to the exact tool and arguments of one call (the action id hashes them), is
+used once, and its id travels to the tool as an idempotency key, so an approved action runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ..events import ToolFinished
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    id: str
+    run_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    summary: str
+    reason: str
+    from_untrusted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Answers True (approve) or False (reject); may be async. Without one, the run pauses instead.
+Confirmer = Callable[[PendingAction], bool | Awaitable[bool]]
+
+
+def action_id(run_id: str, call_id: str, tool: str, arguments: Any) -> str:
+    canonical = json.dumps([run_id, call_id, tool, arguments], sort_keys=True, separators=(",", ":"), default=str)
+    return "act_" + hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def untrusted_arguments(arguments: Any, events: list) -> list[str]:
+    """Argument paths whose values were copied from untrusted tool output seen in this run."""
+    texts = [json.dumps(e.result, ensure_ascii=False, default=str).lower()
+             for e in events if isinstance(e, ToolFinished) and e.untrusted]
+    if not texts:
+        return []
+    found = []
+    for path, value in _leaves(arguments, ""):
+        needle = str(value).lower()
+        if len(needle) >= 4 and any(needle in text for text in texts):
+            found.append(path)
+    return found
+
+
+def _leaves(value: Any, path: str):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    elif value is not None and not isinstance(value, bool):
+        yield path, value
+
+
+def summarize(tool_name: str, arguments: dict[str, Any]) -> str:
+    """A readable account of what will be sent, one argument per line."""
+    lines = [f"{tool_name}"]
+    for key, value in arguments.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"  {key}: {shown}")
+    return "\n".join(lines)

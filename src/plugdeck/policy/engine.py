@@ -1,0 +1,120 @@
+"""Decisions: what the policy says about one tool call, and whether a budget has run out.
+
+Checked in code, outside the model, before every tool call. The order: deny lists, access
+(allow lists and where the plugin came from), argument rules, confirmation lists, then effects:
+a `write` tool needs a person's OK by default, and always once untrusted content (documents, web
+pages, API or database results) has entered the conversation, because from then on the model's
+intentions may be an attacker's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..events import ToolFinished
+from ..tools import Tool
+from .load import ArgumentRule, Policy
+
+# Where a plugin comes from decides whether it may run before the policy names it: plugdeck's own,
+# those a person added with `plugins add`, and tools made in the program itself may; third-party
+# packages that merely got installed may not.
+TRUSTED_ORIGINS = ("local", "builtin", "added")
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # allow | deny | confirm
+    rule: str
+    reason: str = ""
+
+
+def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list) -> Decision:
+    name = tool.qualified_name
+    for i, pattern in enumerate(policy.deny):
+        if fnmatchcase(name, pattern):
+            return Decision("deny", f"deny {pattern!r} ({policy.where(f'deny[{i}]')})", f"{name} is on the deny list")
+    allowed_by = next((i for i, p in enumerate(policy.allow) if fnmatchcase(name, p)), None)
+    if allowed_by is None and tool.origin not in TRUSTED_ORIGINS:
+        return Decision("deny", "third-party plugins are denied until allowed",
+                        f"plugin {tool.plugin!r} comes from a third-party package; allow it with "
+                        f"allow = [\"{tool.plugin}.*\"] under [policy] in plugdeck.toml")
+    for rule in policy.arguments:
+        if fnmatchcase(name, rule.tool):
+            broken = violation(rule, arguments)
+            if broken:
+                return Decision(rule.action, rule.name, rule.reason or broken)
+    for i, pattern in enumerate(policy.confirm):
+        if fnmatchcase(name, pattern):
+            return Decision("confirm", f"confirm {pattern!r} ({policy.where(f'confirm[{i}]')})",
+                            f"{name} always needs a person's OK")
+    if tool.effect == "write":
+        if policy.confirm_writes:
+            return Decision("confirm", "write tools need confirmation", f"{name} changes something outside plugdeck")
+        if any(isinstance(e, ToolFinished) and e.untrusted for e in events):
+            return Decision("confirm", "untrusted content entered the conversation",
+                            "the conversation contains outside data that may carry instructions, so actions need "
+                            "a person's OK")
+    return Decision("allow", f"allow {policy.allow[allowed_by]!r}" if allowed_by is not None else "default allow")
+
+
+def violation(rule: ArgumentRule, arguments: dict[str, Any]) -> str | None:
+    """Why the arguments break the rule, or None. A missing argument breaks no rule."""
+    for path, value in values_at(arguments, rule.path):
+        if rule.values is not None and value not in rule.values:
+            return f"{path} = {value!r} is not one of {rule.values}"
+        if rule.min is not None or rule.max is not None:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return f"{path} = {value!r} is not a number"
+            if rule.min is not None and value < rule.min:
+                return f"{path} = {value} is below {rule.min}"
+            if rule.max is not None and value > rule.max:
+                return f"{path} = {value} is above {rule.max}"
+        if rule.pattern is not None and not (isinstance(value, str) and rule.pattern.fullmatch(value)):
+            return f"{path} = {value!r} does not match {rule.pattern.pattern!r}"
+        if rule.hosts is not None:
+            host = urlsplit(str(value)).hostname if "://" in str(value) else None
+            if host is None or host.lower() not in {h.lower() for h in rule.hosts}:
+                return f"{path} = {value!r} is not a URL on an allowed host ({', '.join(rule.hosts)})"
+    return None
+
+
+def values_at(data: Any, path: str):
+    """Yield (path, value) for `a.b`, `items[].quantity` (every item) and `items[0]`."""
+    items = [("", data)]
+    for part in path.split("."):
+        key, _, index = part.partition("[")
+        index = index.rstrip("]")
+        found = []
+        for where, value in items:
+            if key:
+                if not isinstance(value, dict) or key not in value:
+                    continue
+                where, value = f"{where}.{key}" if where else key, value[key]
+            if index == "" and "[" in part:
+                if isinstance(value, list):
+                    found += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+            elif index:
+                if isinstance(value, list) and index.isdigit() and int(index) < len(value):
+                    found.append((f"{where}[{index}]", value[int(index)]))
+            else:
+                found.append((where, value))
+        items = found
+    yield from items
+
+
+def budget_exceeded(policy: Policy, run, *, before: str) -> tuple[str, str] | None:
+    """(budget, message) when the run may not take its next step; `before` is 'model' or 'tool'."""
+    limits = policy.budgets
+    checks = [("max_tool_calls", run.calls_admitted, "tool calls")] if before == "tool" else [
+        ("max_steps", run.model_calls, "model calls"),
+        ("max_tokens", run.prompt_tokens + run.completion_tokens, "tokens"),
+        ("max_cost", run.cost, "cost"),
+    ]
+    for key, used, what in checks:
+        if key in limits and used >= limits[key]:
+            shown = f"{used:.4f}" if key == "max_cost" else str(used)
+            return key, f"the {key} budget ({limits[key]:g}) was reached: {shown} {what} used"
+    return None

@@ -1,0 +1,51 @@
+"""A dry run for a new policy: replay the tool calls of stored runs and report what would change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..events import PolicyDecided, ToolStarted, event_from_dict
+from ..tools import Tool
+from .engine import decide
+from .load import Policy
+
+
+@dataclass
+class Change:
+    run_id: str
+    call_id: str
+    tool: str
+    arguments: Any
+    before: str  # the decision recorded in the run (or "none recorded")
+    after: str
+    rule: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def replay(policy: Policy, runs: list[dict[str, Any]], tools: dict[str, Tool]) -> tuple[list[Change], int]:
+    """(changes, number of calls checked) for stored runs (as RunStore.get_run returns them)."""
+    changes: list[Change] = []
+    checked = 0
+    for run in runs:
+        events = [event_from_dict(e) for e in run["events"]]
+        recorded = {e.call_id: e.decision for e in events if isinstance(e, PolicyDecided) and e.call_id}
+        for i, event in enumerate(events):
+            if not isinstance(event, ToolStarted):
+                continue
+            checked += 1
+            before = recorded.get(event.call_id, "none recorded")
+            tool = tools.get(event.tool)
+            if tool is None:
+                changes.append(Change(run["id"], event.call_id, event.tool, event.arguments, before, "unknown tool",
+                                      "-", "the tool is not installed any more"))
+                continue
+            arguments = event.arguments if isinstance(event.arguments, dict) else {}
+            after = decide(policy, tool, arguments, events[:i])
+            if after.action != before:
+                changes.append(Change(run["id"], event.call_id, event.tool, event.arguments, before, after.action,
+                                      after.rule, after.reason))
+    return changes, checked
