@@ -4,18 +4,8 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
-
-def install_fake_distribution(site, name, entry_points, modules):
-    """What pip leaves behind for a package: its modules and a .dist-info with entry_points.txt."""
-    for module, source in modules.items():
-        (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[plugdeck.plugins]\n{lines}\n")
+from fake_dist import install_fake_distribution
 
 
 def test_third_party_plugins_load_and_broken_ones_are_skipped(tmp_path):
@@ -54,3 +44,26 @@ def test_third_party_plugins_load_and_broken_ones_are_skipped(tmp_path):
     (tmp_path / "plugdeck.toml").write_text('[policy]\nallow = ["weather.*"]\n')
     called = subprocess.run(call, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert json.loads(called.stdout) == {"city": "Oslo", "days": 3, "sky": "clear"}
+
+
+def test_plugins_new_makes_a_package_that_installs_and_appears(tmp_path):
+    env = {**os.environ, "PLUGDECK_HOME": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "plugdeck.cli.main"]
+    made = subprocess.run([*cli, "plugins", "new", "greeter", "--dir", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    package = tmp_path / "plugdeck-greeter"
+    site = tmp_path / "site"
+    # A real pip install (into its own folder, so the shared environment stays as it was).
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(package)], check=True, capture_output=True, timeout=300)
+    env["PYTHONPATH"] = str(site)
+    listed = subprocess.run([*cli, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    greeter = next(p for p in json.loads(listed.stdout) if p["name"] == "greeter")
+    assert greeter["origin"] == "third-party" and greeter["tools"][0]["name"] == "greet"
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=package)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    again = subprocess.run([*cli, "plugins", "new", "greeter", "--dir", str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already exists" in again.stderr

@@ -19,7 +19,7 @@ def terminal_confirmer(err: Console, assume_yes: bool):
         if action.from_untrusted:
             lines.append(f"[yellow]copied from untrusted content: {escape(', '.join(action.from_untrusted))}[/]")
         lines.append(f"[dim]arguments: {escape(json.dumps(action.arguments, ensure_ascii=False))}[/]")
-        err.print(Panel("\n".join(lines), title=f"confirm {escape(action.tool)}", title_align="left"))
+        err.print(Panel("\n".join(lines), title=f"confirm {escape(action.tool)}", title_align="left", expand=False))
         if assume_yes:
             err.print("[green]approved[/] (--yes)")
             return True
@@ -27,7 +27,7 @@ def terminal_confirmer(err: Console, assume_yes: bool):
             err.print("[red]not approved:[/] this action needs a person's OK; run in a terminal to be asked, "
                       "or pass --yes")
             return False
-        answer = await asyncio.to_thread(input, "Approve? [y/N] ")
+        answer = await asyncio.to_thread(err.input, "Approve? \\[y/N] ")  # the prompt goes to stderr
         return answer.strip().lower() in ("y", "yes")
 
     confirm.label = "--yes" if assume_yes else "person"

@@ -248,6 +248,24 @@ def plugins_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
             out.print(f"    parameters: {escape(json.dumps(t.parameters))}")
 
 
+@plugins_app.command("new")
+def plugins_new(
+    name: str = typer.Argument(..., help="The plugin's name, e.g. weather"),
+    directory: str = typer.Option(".", "--dir", help="Where to create the package folder."),
+) -> None:
+    """Create a plugin package: pyproject with the entry point, one example tool, a test."""
+    from pathlib import Path
+
+    from ..plugins.scaffold import scaffold
+
+    try:
+        folder = scaffold(name, Path(directory))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _consoles()[1].print(f"created {folder}\nnext: cd {folder} && pip install -e \".[test]\" && python -m pytest "
+                         f"&& plugdeck plugins")
+
+
 @plugins_app.command("remove")
 def plugins_remove(name: str = typer.Argument(..., help="A plugin added with plugdeck plugins add.")) -> None:
     """Remove a plugin that was added with `plugdeck plugins add`."""

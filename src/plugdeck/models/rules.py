@@ -28,6 +28,7 @@ class Skill:
     describe: str  # what it handles, for the "I can't" message
     plan: Callable[[str], dict[str, Any] | None]  # tool arguments for a question, or None
     answer: Callable[[dict[str, Any], Any], str]  # the answer from the call's arguments and result
+    catch_all: bool = False  # plans for any question: used only when its tool is there
 
 
 class RulesModel:
@@ -53,6 +54,8 @@ class RulesModel:
             if arguments is None:
                 continue
             spec = next((s for s in tools if skill.capability in s.capabilities), None)
+            if spec is None and skill.catch_all:
+                continue
             if spec is None:
                 return ModelResponse(text=f"This looks like {skill.describe}, but no plugin with that capability "
                                           f"({skill.capability}) is enabled, so I can't answer it offline. {CONNECT_HINT}")
