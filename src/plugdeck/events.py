@@ -31,6 +31,16 @@ class RunStarted(Event):
     tools: list[str]
     started_at: float  # wall clock, seconds since the epoch
     planner: str = "loop"
+    planner_reason: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class PlannerNote(Event):
+    """Something the planner decided along the way: a fallback to the tool loop, a replan."""
+
+    type: ClassVar[str] = "planner"
+    planner: str
+    message: str
 
 
 @dataclass(slots=True, kw_only=True)
@@ -38,6 +48,7 @@ class TextDelta(Event):
     type: ClassVar[str] = "text_delta"
     step: int
     text: str
+    channel: str = "text"  # text (for the person) | plan (the planner's plan, not an answer)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -148,7 +159,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, TextDelta, ModelCalled, ToolStarted, ToolFinished, PolicyDecided,
+    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolStarted, ToolFinished, PolicyDecided,
                 ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any, AsyncIterator, Iterable
 
-from ..events import AnswerChecked, AnswerGiven, Event, RunStarted
+from ..events import AnswerChecked, AnswerGiven, Event, PlannerNote, RunStarted
 from ..models.base import Model, ModelError
 from ..tools import Tool, Toolset
 from ..policy.load import Policy
@@ -22,6 +23,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 _END = object()
+_SEVERAL = re.compile(r"\b(and|both|each|every|all|compare|versus|vs)\b|,", re.I)  # several things asked
 
 
 def _refuse_unasked(action) -> bool:
@@ -46,6 +48,8 @@ class Agent:
         checks: Iterable[AnswerCheck] = (),
         policy: Policy | None = None,
         confirm: Confirmer | None = None,
+        planner: str = "loop",
+        max_replans: int = 1,
     ):
         from ..models import resolve_model
 
@@ -63,6 +67,10 @@ class Agent:
         self.checks = list(checks)
         self.policy = policy or Policy()
         self.confirm = confirm  # without one, a run that needs a person's OK pauses (see Run.confirm)
+        if planner not in ("loop", "plan", "auto"):
+            raise ValueError(f"planner must be 'loop', 'plan' or 'auto', not {planner!r}")
+        self.planner = planner
+        self.max_replans = max_replans
         if "max_seconds" in self.policy.budgets:
             limit = self.policy.budgets["max_seconds"]
             self.deadline = min(self.deadline, limit) if self.deadline else limit
@@ -120,6 +128,29 @@ class Agent:
         run.prices = getattr(self.model, "prices", (0.0, 0.0))
         return run
 
+    def _choose_planner(self, question: str) -> tuple[str, str]:
+        if self.planner != "auto":
+            return self.planner, "set by configuration"
+        if self.model.name == "rules" or not self.tools:
+            return "loop", "the rules model and tool-less agents use the tool loop"
+        if _SEVERAL.search(question):
+            return "plan", "the question asks for several things that can be looked up at once"
+        return "loop", "a single line of inquiry: planning ahead would add a model call"
+
+    async def _answer(self, run: Run, planner: str, messages: list[dict[str, Any]],
+                      conversation: list[dict[str, Any]]) -> str:
+        if planner == "plan":
+            from .plan import PlanError, PlanRunner
+
+            try:
+                answer = await PlanRunner(run, self.model, self.toolset, conversation, self.max_replans).answer()
+                messages.append({"role": "assistant", "content": answer})
+                return answer
+            except PlanError as exc:
+                run.emit(PlannerNote, planner="loop", message=f"the plan could not be used ({exc}); "
+                                                              "falling back to the tool loop")
+        return await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
+
     async def _check(self, answer: str, run: Run) -> str:
         for check in self.checks:
             result = await check.check(answer, run)
@@ -142,12 +173,13 @@ class Agent:
         conversation.append({"role": "user", "content": run.question})
         run.messages = conversation
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + conversation
-        run.emit(RunStarted, question=run.question, model=self.model.name,
+        planner, why = self._choose_planner(run.question)
+        run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner, planner_reason=why,
                  tools=[t.qualified_name for t in self.tools], started_at=time.time())
         try:
             async with asyncio.timeout(self.deadline) as scope:
                 run.deadline_scope = scope
-                answer = await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
+                answer = await self._answer(run, planner, messages, conversation)
                 checked = await self._check(answer, run)
             if checked != answer:
                 messages[-1]["content"] = checked  # the history holds what the person was told

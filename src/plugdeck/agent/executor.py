@@ -30,13 +30,19 @@ async def run_tool_calls(run: Run, toolset: Toolset, calls: list[ToolCall], step
         if call.id in seen:  # a repeated id would make two results indistinguishable to the model
             call = ToolCall(f"{call.id}_{len(seen)}", call.name, call.arguments, call.raw_arguments, call.error)
         seen.add(call.id)
-        jobs.append(_run_one(run, toolset, call, step))
-    if len(jobs) == 1:
-        return [await jobs[0]]
-    return list(await asyncio.gather(*jobs))
+        jobs.append(run_tool_call(run, toolset, call, step))
+    finished = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)
+    return [tool_message(event) for event in finished]
 
 
-async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dict[str, Any]:
+def tool_message(finished: ToolFinished) -> dict[str, Any]:
+    """A finished call as the model reads it: the result, or the error it can correct."""
+    content = to_content({"error": finished.error} if finished.error else finished.result)
+    return {"role": "tool", "tool_call_id": finished.call_id, "content": content}
+
+
+async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int) -> ToolFinished:
+    """One call through validation, the policy and confirmation; never raises for the tool's faults."""
     tool = toolset.resolve(call.name)
     name = tool.qualified_name if tool else call.name
     arguments = call.arguments if call.arguments is not None else call.raw_arguments
@@ -51,7 +57,7 @@ async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dic
     except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
         error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
     latency = time.perf_counter() - started
-    run.emit(
+    return run.emit(
         ToolFinished,
         step=step,
         call_id=call.id,
@@ -63,8 +69,6 @@ async def _run_one(run: Run, toolset: Toolset, call: ToolCall, step: int) -> dic
         source=(tool.plugin or "local") if tool else "",
         untrusted=bool(tool and tool.untrusted and not error),
     )
-    content = to_content({"error": error} if error else result)
-    return {"role": "tool", "tool_call_id": call.id, "content": content}
 
 
 async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run) -> Any:

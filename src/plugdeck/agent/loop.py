@@ -24,10 +24,7 @@ class BudgetSpent(Exception):
 async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> str:
     """Return the model's final answer (before answer checks)."""
     for step in range(1, max_steps + 1):
-        budget = budget_exceeded(run.policy, run, before="model")
-        if budget:
-            run.emit(PolicyDecided, decision="budget", rule=budget[0], reason=budget[1])
-            raise BudgetSpent(budget[1])
+        check_model_budget(run)
         run.steps = step
         response = await call_model(run, model, toolset, messages, step)
         messages.append(response.to_message())
@@ -35,6 +32,13 @@ async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dic
             return response.text
         messages.extend(await run_tool_calls(run, toolset, response.tool_calls, step))
     raise StepLimit(f"stopped after {max_steps} steps without a final answer (raise max_steps to allow more)")
+
+
+def check_model_budget(run: Run) -> None:
+    budget = budget_exceeded(run.policy, run, before="model")
+    if budget:
+        run.emit(PolicyDecided, decision="budget", rule=budget[0], reason=budget[1])
+        raise BudgetSpent(budget[1])
 
 
 async def call_model(

@@ -47,6 +47,8 @@ class LiveSteps:
     def __call__(self, event: Any) -> None:
         kind = event.type
         if kind == "text_delta":
+            if event.channel != "text":
+                return  # a plan is shown as its tool calls, not as answer text
             self.out.print(event.text, end="", markup=False)
             self.text_open = True
             return
@@ -61,6 +63,8 @@ class LiveSteps:
                 self.err.print(f"[green]←[/] {escape(preview(event.result))} [dim]{ms(event.latency)}[/]")
         elif kind == "model_called" and event.error:
             self.err.print(f"[red]model error:[/] {escape(event.error)}")
+        elif kind == "planner":
+            self.err.print(f"[yellow]planner:[/] {escape(event.message)}")
 
     def _end_text(self) -> None:
         if self.text_open:

@@ -7,6 +7,7 @@ A turn is a string (a final answer), a dict `{"text": ..., "tool_calls": [{"name
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, AsyncIterator, Callable, Iterable
 
@@ -39,6 +40,7 @@ class ScriptedModel:
         if self.chunk_size and response.text:
             for i in range(0, len(response.text), self.chunk_size):
                 yield TextChunk(response.text[i : i + self.chunk_size])
+                await asyncio.sleep(0)  # like a real stream, let other work run between pieces
         elif response.text:
             yield TextChunk(response.text)
         yield response
