@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 _PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream"}
-_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models"}
+_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner"}
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,7 @@ class Config:
     base_url: str | None = None  # an endpoint for model names that are not profiles
     max_steps: int = 10
     deadline: float = 300.0
+    planner: str = "auto"  # loop | plan | auto
     profiles: dict[str, ModelProfile] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # the files that were read
 
@@ -130,6 +131,7 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
             base_url=merged.get("base_url"),
             max_steps=int(merged.get("max_steps", 10)),
             deadline=float(merged.get("deadline", 300.0)),
+            planner=str(merged.get("planner", "auto")),
             profiles={name: _profile(name, p) for name, p in profiles.items()},
             sources=sources,
         )
@@ -169,5 +171,5 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
 
 def _from_environment() -> dict[str, Any]:
     names = {"PLUGDECK_MODEL": "model", "PLUGDECK_BASE_URL": "base_url", "PLUGDECK_MAX_STEPS": "max_steps",
-             "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home"}
+             "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home", "PLUGDECK_PLANNER": "planner"}
     return {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}

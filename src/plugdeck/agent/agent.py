@@ -23,7 +23,8 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 _END = object()
-_SEVERAL = re.compile(r"\b(and|both|each|every|all|compare|versus|vs)\b|,", re.I)  # several things asked
+# Words that ask for several things at once ("compare A and B", "prices of A, B and C").
+_SEVERAL = re.compile(r"\b(and|both|each|every|all|compare|versus|vs)\b|[^\W\d], [^\W\d]", re.I)
 
 
 def _refuse_unasked(action) -> bool:

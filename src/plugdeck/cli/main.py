@@ -60,6 +60,7 @@ MaxStepsOpt = typer.Option(None, "--max-steps", help="Most model calls in one ru
 DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in all.")
 NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
 PolicyOpt = typer.Option(None, "--policy", help="A policy file (default: [policy] in plugdeck.toml).")
+PlannerOpt = typer.Option(None, "--planner", help="loop (one model call per step), plan (plan the calls at once) or auto.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve actions that need confirmation without asking (scripts).")
 
 
@@ -121,13 +122,15 @@ def _policy(path: str | None, plugins):
     return policy
 
 
-def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False):
+def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None):
     from ..agent.agent import Agent
     from ..ops.runstore import RunStore
     from ..policy.numbers import NumberCheck
     from .confirm import terminal_confirmer
 
-    config = _config(max_steps=max_steps, deadline=deadline)
+    config = _config(max_steps=max_steps, deadline=deadline, planner=planner)
+    if config.planner not in ("loop", "plan", "auto"):
+        raise CliError(f"planner must be loop, plan or auto, not {config.planner!r}")
     loaded = _load_plugins(plugins)
     policy = _policy(policy_path, loaded)
     checks = [NumberCheck(policy.numbers)] if policy.numbers != "off" else []
@@ -141,6 +144,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
         policy=policy,
         checks=checks,
         confirm=terminal_confirmer(_consoles()[1], yes),
+        planner=config.planner,
     )
     return agent, store
 
@@ -160,9 +164,10 @@ def ask(
     no_store: bool = NoStoreOpt,
     policy: Optional[str] = PolicyOpt,
     yes: bool = YesOpt,
+    planner: Optional[str] = PlannerOpt,
 ) -> None:
     """Answer one question, showing each step (tool calls with arguments and results)."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner)
     try:
         run = _show_run(agent, question, None, as_json)
     finally:
@@ -182,9 +187,10 @@ def chat(
     no_store: bool = NoStoreOpt,
     policy: Optional[str] = PolicyOpt,
     yes: bool = YesOpt,
+    planner: Optional[str] = PlannerOpt,
 ) -> None:
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner)
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
     history: list[dict[str, Any]] = []
