@@ -114,7 +114,7 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
     merged: dict[str, Any] = {}
     profiles: dict[str, dict[str, Any]] = {}
     sources = []
-    for path in (_user_config_path(), (cwd or Path.cwd()) / "plugdeck.toml"):
+    for path in config_files(cwd):
         if path.is_file():
             data = _read_toml(path)
             for name, profile in data.pop("models", {}).items():
@@ -137,6 +137,11 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad configuration value: {exc}") from None
+
+
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """The configuration files, in the order they are read (a later one wins)."""
+    return [_user_config_path(), (cwd or Path.cwd()) / "plugdeck.toml"]
 
 
 def _user_config_path() -> Path:

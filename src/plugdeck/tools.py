@@ -156,7 +156,7 @@ def _arguments_model(fn: Callable[..., Any], arg_docs: dict[str, str]):
     from pydantic import ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
-    for param in inspect.signature(fn).parameters.values():
+    for param in inspect.signature(fn, eval_str=True).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"tool {fn.__name__!r}: *args and **kwargs cannot be described to a model")
         annotation = Any if param.annotation is param.empty else param.annotation

@@ -60,6 +60,9 @@ MaxStepsOpt = typer.Option(None, "--max-steps", help="Most model calls in one ru
 DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in all.")
 NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
 PolicyOpt = typer.Option(None, "--policy", help="A policy file (default: [policy] in plugdeck.toml).")
+KbOpt = typer.Option(None, "--kb", help="Answer from this knowledge base (repeatable); see plugdeck kb.")
+GroundedOpt = typer.Option(None, "--grounded/--no-grounded",
+                           help="Answers must be supported by the cited passages (default: on when only --kb is used).")
 PlannerOpt = typer.Option(None, "--planner", help="loop (one model call per step), plan (plan the calls at once) or auto.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve actions that need confirmation without asking (scripts).")
 
@@ -122,8 +125,9 @@ def _policy(path: str | None, plugins):
     return policy
 
 
-def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None):
-    from ..agent.agent import Agent
+def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None,
+                 kb=None, grounded=None):
+    from ..agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
     from ..ops.runstore import RunStore
     from ..policy.numbers import NumberCheck
     from .confirm import terminal_confirmer
@@ -131,9 +135,24 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
     config = _config(max_steps=max_steps, deadline=deadline, planner=planner)
     if config.planner not in ("loop", "plan", "auto"):
         raise CliError(f"planner must be loop, plan or auto, not {config.planner!r}")
-    loaded = _load_plugins(plugins)
+    # With --kb alone, the knowledge bases are the plugins; --plugin adds others beside them.
+    loaded = _load_plugins(plugins) if plugins or not kb else []
+    if kb:
+        loaded.append(_knowledge_plugin(kb, config.home))
     policy = _policy(policy_path, loaded)
-    checks = [NumberCheck(policy.numbers)] if policy.numbers != "off" else []
+    if grounded is None:
+        grounded = policy.grounded or bool(kb and not plugins)
+    checks = []
+    system_prompt = DEFAULT_SYSTEM_PROMPT
+    if grounded:
+        from ..plugins.knowledge import GROUNDED_SYSTEM_PROMPT, GroundingCheck
+
+        if not kb:
+            raise CliError("grounded answers need a knowledge base: add --kb NAME")
+        checks.append(GroundingCheck(loaded[-1].bases))
+        system_prompt = GROUNDED_SYSTEM_PROMPT
+    if policy.numbers != "off":
+        checks.append(NumberCheck(policy.numbers))
     store = None if no_store else RunStore(config.runs_db)
     agent = Agent(
         config.model_for(model, base_url=base_url),
@@ -145,8 +164,21 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
         checks=checks,
         confirm=terminal_confirmer(_consoles()[1], yes),
         planner=config.planner,
+        system_prompt=system_prompt,
     )
     return agent, store
+
+
+def _knowledge_plugin(names: list[str], home):
+    from ..plugins.knowledge import KnowledgeBase, KnowledgeError, knowledge_plugin
+
+    try:
+        bases = [KnowledgeBase.open(name, home) for name in names]
+        plugin = knowledge_plugin(bases)
+    except KnowledgeError as exc:
+        raise CliError(str(exc)) from None
+    plugin.bases = bases  # the grounding check reads the same bases
+    return plugin
 
 
 # ---- ask / chat -----------------------------------------------------------------------------
@@ -165,9 +197,12 @@ def ask(
     policy: Optional[str] = PolicyOpt,
     yes: bool = YesOpt,
     planner: Optional[str] = PlannerOpt,
+    kb: Optional[list[str]] = KbOpt,
+    grounded: Optional[bool] = GroundedOpt,
 ) -> None:
     """Answer one question, showing each step (tool calls with arguments and results)."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
+                                grounded)
     try:
         run = _show_run(agent, question, None, as_json)
     finally:
@@ -188,9 +223,12 @@ def chat(
     policy: Optional[str] = PolicyOpt,
     yes: bool = YesOpt,
     planner: Optional[str] = PlannerOpt,
+    kb: Optional[list[str]] = KbOpt,
+    grounded: Optional[bool] = GroundedOpt,
 ) -> None:
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
-    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner)
+    agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
+                                grounded)
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
     history: list[dict[str, Any]] = []
@@ -467,8 +505,8 @@ def main() -> None:
             raise
         from ..config import ConfigError
 
-        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in ("ModelError", "PolicyError",
-                                                                                       "RegistryError")
+        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in (
+            "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError")
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
         sys.exit(1)

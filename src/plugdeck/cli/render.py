@@ -25,6 +25,9 @@ def consoles() -> tuple[Console, Console]:
 def preview(value: Any, limit: int = PREVIEW) -> str:
     if isinstance(value, dict) and set(value) >= {"result", "exact"}:  # calculator results read better bare
         text = str(value["result"]) + (f" (≈ {value['decimal']})" if value.get("decimal") else "")
+    elif isinstance(value, dict) and isinstance(value.get("passages"), list):  # knowledge search results
+        text = f"{len(value['passages'])} passage(s): " + "; ".join(
+            f"{p.get('citation', '')} {p.get('source', '')}" for p in value["passages"] if isinstance(p, dict))
     else:
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())

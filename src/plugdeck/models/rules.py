@@ -152,4 +152,6 @@ def arithmetic_skill() -> Skill:
 
 
 def default_skills() -> list[Skill]:
-    return [arithmetic_skill()]
+    from ..plugins.knowledge.rules_skill import knowledge_skill
+
+    return [arithmetic_skill(), knowledge_skill()]  # knowledge last: it takes any question

@@ -1,0 +1,418 @@
+"""KnowledgeBase: a named collection of documents, searchable by keywords and meaning.
+
+One knowledge base is one folder, `PLUGDECK_HOME/kb/NAME`, holding its store. Adding is
+incremental: a file whose bytes (and the chunking settings) are unchanged is skipped, a changed
+file is re-chunked (vectors of unchanged chunks are reused), and a file that disappeared from an
+added folder is removed. The embedding model is recorded; any other model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .chunking import chunk_document
+from .embeddings import Embedder
+from .ingest import Candidate, scan
+from .readers import SUPPORTED, ReadError, read_document
+from .search import Passage, hybrid_search
+from .settings import KnowledgeSettings, default_home, load_settings
+from .store import DEFAULT_ANN_THRESHOLD, ChunkRecord, DocumentRecord, Filters, SQLiteStore
+
+READERS_VERSION = 1  # bump when a reader extracts text differently: files are then re-read
+EMBED_BATCH = 64
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class KnowledgeError(Exception):
+    """Something a person can fix: a missing knowledge base, another embedding model, nothing to add."""
+
+
+def knowledge_home(home: Path | None = None) -> Path:
+    return Path(home or default_home()) / "kb"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise KnowledgeError(f"{name!r} is not a valid knowledge base name: use lowercase letters, digits, '-' "
+                             "and '_' (at most 64), starting with a letter or digit")
+    return name
+
+
+def name_for(path: str) -> str:
+    """A knowledge base name from a folder, file or glob: './Handbook 2024' -> 'handbook-2024'."""
+    import os
+
+    text = os.path.abspath(os.path.expanduser(path))
+    while any(ch in text for ch in "*?["):
+        text = os.path.dirname(text)
+    base = Path(text)
+    stem = base.name if base.is_dir() or not base.suffix else base.stem
+    return re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
+
+
+def document_types(types: str | Iterable[str] | None) -> tuple[str, ...]:
+    """'md', 'pdf,.docx' or ['md', 'csv'] as known type names; an unknown one is an error."""
+    items = [types] if isinstance(types, str) else list(types or ())
+    wanted = tuple(t.strip().lower().lstrip(".") for item in items for t in item.split(",") if t.strip())
+    known = sorted(set(SUPPORTED.values()))
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise KnowledgeError(f"unknown document type {', '.join(unknown)} (known: {' '.join(known)})")
+    return wanted
+
+
+def names(home: Path | None = None) -> list[str]:
+    root = knowledge_home(home)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / SQLiteStore.FILE).exists() and not p.name.startswith("."))
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    path: str
+    # new | changed | unchanged | removed | failed (with the reason) | missing (an input that matched
+    # nothing) | unsupported (a file of another type found in an added folder)
+    status: str
+    chunks: int = 0
+    reason: str = ""
+
+
+@dataclass
+class AddReport:
+    knowledge_base: str
+    files: list[FileOutcome] = field(default_factory=list)
+    chunks: int = 0  # chunks written
+    embedded: int = 0  # texts embedded (chunks whose text was new)
+    reused: int = 0  # chunks whose vector was kept from before
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def problems(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.status in ("failed", "missing")]
+
+    def to_dict(self) -> dict[str, Any]:
+        statuses = ("new", "changed", "unchanged", "removed", "failed", "unsupported", "missing")
+        return {
+            "knowledge_base": self.knowledge_base,
+            "counts": {s: self.count(s) for s in statuses},
+            "chunks": self.chunks, "embedded": self.embedded, "reused": self.reused,
+            "seconds": round(self.seconds, 3), "embed_seconds": round(self.embed_seconds, 3),
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+@dataclass
+class Progress:
+    """How far an add has come, for progress bars."""
+
+    files_total: int
+    files_done: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    current: str = ""
+
+
+@dataclass
+class _Pending:
+    record: DocumentRecord
+    chunks: list[ChunkRecord]
+    texts: list[str]  # what is embedded, one per chunk
+    vectors: dict[int, Any]  # position -> vector (reused ones first, new ones once embedded)
+    outcome: FileOutcome
+    reused: int = 0
+
+
+class KnowledgeBase:
+    def __init__(self, name: str, folder: Path, *, embedder: Embedder | None = None,
+                 settings: KnowledgeSettings | None = None, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+        self.name = check_name(name)
+        self.folder = Path(folder)
+        self.settings = settings or load_settings()
+        self._embedder = embedder
+        self.ann_threshold = ann_threshold
+        self._store: SQLiteStore | None = None
+
+    @classmethod
+    def open(cls, name: str, home: Path | None = None, *, embedder: Embedder | None = None,
+             settings: KnowledgeSettings | None = None, must_exist: bool = False,
+             ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> KnowledgeBase:
+        """The knowledge base NAME under PLUGDECK_HOME/kb. Its folder is created by the first `add`."""
+        check_name(name)
+        kb = cls(name, knowledge_home(home) / name, embedder=embedder, settings=settings, ann_threshold=ann_threshold)
+        if must_exist:
+            kb._require()
+        return kb
+
+    # ---- state -------------------------------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return (self.folder / SQLiteStore.FILE).exists()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.settings.embedder()
+        return self._embedder
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            self._store = SQLiteStore(self.folder, ann_threshold=self.ann_threshold)
+        return self._store
+
+    def _require(self) -> SQLiteStore:
+        if not self.exists:
+            known = names(self.folder.parent.parent)
+            listing = f"known: {', '.join(known)}" if known else "there are none yet"
+            raise KnowledgeError(f"no knowledge base named {self.name!r} ({listing}). "
+                                 f"Create it with: plugdeck kb add PATH --name {self.name}")
+        return self.store
+
+    def info(self) -> dict[str, Any]:
+        store = self._require()
+        meta = store.get_meta()
+        documents = store.documents()
+        types: dict[str, int] = {}
+        for d in documents:
+            types[d.type] = types.get(d.type, 0) + 1
+        return {
+            "name": self.name, "folder": str(self.folder), "documents": len(documents),
+            "chunks": sum(d.chunks for d in documents), "types": types,
+            "embedder": meta.get("embedder"), "chunking": meta.get("chunking"), "roots": meta.get("roots", []),
+            "created_at": meta.get("created_at"), "updated_at": meta.get("updated_at"),
+            "size_bytes": store.size_bytes(),
+        }
+
+    def documents(self) -> list[DocumentRecord]:
+        return self._require().documents()
+
+    def _check_embedder(self, meta: dict[str, Any]) -> None:
+        recorded = (meta.get("embedder") or {}).get("id")
+        if recorded and recorded != self.embedder.id:
+            raise KnowledgeError(
+                f"knowledge base {self.name!r} was built with the embedding model {recorded}, but this session "
+                f"uses {self.embedder.id}; vectors of different models cannot be compared. Use {recorded} again "
+                f"(see [knowledge.embeddings] in plugdeck.toml), or re-embed the documents with the new model: "
+                f"plugdeck kb rebuild {self.name}")
+
+    def _check_dimension(self, dimension: int) -> None:
+        meta = self.store.get_meta()
+        recorded = (meta.get("embedder") or {}).get("dimension")
+        if recorded is None:
+            self.store.set_meta(embedder={**meta["embedder"], "dimension": dimension})
+        elif recorded != dimension:
+            raise KnowledgeError(
+                f"the embedding model {self.embedder.id} now returns {dimension}-dimensional vectors, but "
+                f"knowledge base {self.name!r} holds {recorded}-dimensional ones: it is not the same model any more. "
+                f"Re-embed with: plugdeck kb rebuild {self.name}")
+
+    # ---- search ------------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, *, source: str | None = None, type: str | Iterable[str] | None = None,
+               highlights: bool = False) -> list[Passage]:
+        """The k passages that best match the query, best first."""
+        store = self._require()
+        self._check_embedder(store.get_meta())
+        if not query.strip():
+            raise KnowledgeError("the search query is empty")
+        types = document_types(type)
+        query_vector = self.embedder.embed([query])[0]
+        self._check_dimension(len(query_vector))
+        return hybrid_search(store, self.embedder, query, k, Filters(source=source, types=types),
+                             query_vector=query_vector, knowledge_base=self.name, highlights=highlights)
+
+    # ---- ingest ------------------------------------------------------------------------------------
+
+    def add(self, paths: str | Path | Iterable[str | Path], progress: Callable[[Progress], None] | None = None) -> AddReport:
+        """Add files, folders (recursively) and globs; re-adding processes only what changed."""
+        started = time.perf_counter()
+        inputs = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if not inputs:
+            raise KnowledgeError("nothing to add: give files, folders or glob patterns")
+        found = scan(inputs)
+        known = {d.path for d in self.store.documents()} if self.exists else set()
+        # A missing input that names a document of this base means "it was deleted"; otherwise a typo.
+        gone = [raw for raw, path in zip(found.missing, found.missing_roots) if path not in known]
+        if gone and len(gone) == len(inputs):
+            raise KnowledgeError(f"nothing found at {', '.join(gone)}: no such file or folder, and no file matches")
+        created = not self.exists
+        store = self.store
+        meta = store.get_meta()
+        self._check_embedder(meta)
+        if "embedder" not in meta:
+            store.set_meta(name=self.name, created_at=time.time(), embedder=self.embedder.describe(),
+                           chunking={"size": self.settings.chunk_size, "overlap": self.settings.chunk_overlap},
+                           roots=[])
+        report = AddReport(self.name)
+        state = Progress(files_total=len(found.files))
+        report.files += [FileOutcome(c.source, str(c.path), "failed", reason=reason)
+                         for c, reason in found.explicit_unsupported]
+        report.files += [FileOutcome(c.source, str(c.path), "unsupported", reason=f"unsupported file type "
+                                     f"{c.path.suffix or '(no extension)'}") for c in found.unsupported]
+        report.files += [FileOutcome(m, m, "missing", reason="no such file or folder, and no file matches")
+                         for m in gone]
+        pipeline = f"readers={READERS_VERSION};chunk={self.settings.chunk_size}/{self.settings.chunk_overlap}"
+        pending: list[_Pending] = []
+        for candidate in found.files:
+            state.current = candidate.source
+            item = self._prepare(candidate, pipeline, report)
+            if item is not None:
+                pending.append(item)
+            if sum(len(p.texts) - len(p.vectors) for p in pending) >= 4 * EMBED_BATCH:
+                self._write(pending, report, state, progress)
+                pending = []
+            state.files_done += 1
+            if progress:
+                progress(state)
+        self._write(pending, report, state, progress)
+        for document in store.documents():
+            if found.covers(document.path) and not Path(document.path).exists():
+                store.remove_document(document.path)
+                report.files.append(FileOutcome(document.source, document.path, "removed", document.chunks,
+                                                "the file no longer exists"))
+        roots = [r for r in dict.fromkeys([*store.get_meta().get("roots", []), *found.roots])
+                 if r not in found.missing_roots]
+        store.set_meta(roots=roots, updated_at=time.time())
+        store.optimize()
+        report.seconds = time.perf_counter() - started
+        if created and store.counts()[0] == 0:  # nothing could be added: leave no empty knowledge base behind
+            self.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return report
+
+    def _prepare(self, candidate: Candidate, pipeline: str, report: AddReport) -> _Pending | None:
+        path = str(candidate.path)
+        try:
+            data = candidate.path.read_bytes()
+        except OSError as exc:
+            report.files.append(FileOutcome(candidate.source, path, "failed", reason=f"cannot read it: {exc.strerror}"))
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        before = self.store.document(path)
+        if before and before.hash == digest and before.pipeline == pipeline:
+            report.files.append(FileOutcome(candidate.source, path, "unchanged", before.chunks))
+            return None
+        try:
+            document = read_document(candidate.path)
+        except ReadError as exc:
+            kept = "; the version added before is kept" if before else ""
+            report.files.append(FileOutcome(candidate.source, path, "failed", reason=f"{exc}{kept}"))
+            return None
+        chunks = chunk_document(document, self.settings.chunk_size, self.settings.chunk_overlap)
+        reusable = self.store.vectors_by_text_hash(path) if before else {}
+        records, texts, vectors, seen = [], [], {}, {}
+        for ordinal, chunk in enumerate(chunks):
+            text = chunk.embedding_text
+            text_hash = hashlib.sha256(text.encode()).hexdigest()
+            occurrence = seen[text_hash] = seen.get(text_hash, -1) + 1
+            chunk_id = hashlib.sha256(f"{path}\0{text_hash}\0{occurrence}".encode()).hexdigest()[:12]
+            records.append(ChunkRecord(chunk_id, chunk.text, chunk.title_path, chunk.start, chunk.end, chunk.page,
+                                       chunk.line_start, chunk.line_end, text_hash, ordinal))
+            texts.append(text)
+            if text_hash in reusable:
+                vectors[ordinal] = reusable[text_hash]
+        record = DocumentRecord(path, candidate.source, document.type, digest, len(data), document.title, pipeline)
+        outcome = FileOutcome(candidate.source, path, "changed" if before else "new", len(records))
+        return _Pending(record, records, texts, vectors, outcome, reused=len(vectors))
+
+    def _write(self, pending: list[_Pending], report: AddReport, state: Progress,
+               progress: Callable[[Progress], None] | None) -> None:
+        """Embed what is new in these documents, then store each document with all its chunks."""
+        import numpy as np
+
+        wanted = [(item, i) for item in pending for i in range(len(item.texts)) if i not in item.vectors]
+        if wanted:
+            current, state.current = state.current, "loading the embedding model"
+            if progress:
+                progress(state)
+            self.embedder.load()  # loading the model is not embedding: keep it out of embeddings/s
+            state.current = current
+        for start in range(0, len(wanted), EMBED_BATCH):
+            batch = wanted[start : start + EMBED_BATCH]
+            began = time.perf_counter()
+            vectors = self.embedder.embed([item.texts[i] for item, i in batch])
+            state.embed_seconds += time.perf_counter() - began
+            if start == 0:
+                self._check_dimension(vectors.shape[1])
+            for (item, i), vector in zip(batch, vectors):
+                item.vectors[i] = vector
+            state.embedded += len(batch)
+            report.embedded += len(batch)
+            if progress:
+                progress(state)
+        report.embed_seconds = state.embed_seconds
+        for item in pending:
+            matrix = np.stack([item.vectors[i] for i in range(len(item.chunks))]) if item.chunks else np.zeros((0, 0))
+            self.store.put_document(item.record, item.chunks, matrix)
+            report.files.append(item.outcome)
+            report.chunks += len(item.chunks)
+            report.reused += item.reused
+            state.chunks += len(item.chunks)
+
+    # ---- whole-base operations ----------------------------------------------------------------------
+
+    def rebuild(self, progress: Callable[[Progress], None] | None = None) -> AddReport:
+        """Read every added folder, file and glob again into a fresh copy with the current settings and
+        embedding model, then swap it in. If that fails, the knowledge base is left as it was."""
+        store = self._require()
+        meta = store.get_meta()
+        roots = meta.get("roots") or []
+        if not roots:
+            raise KnowledgeError(f"knowledge base {self.name!r} has no recorded folders or files to rebuild from")
+        before = store.counts()[0]
+        staging = self.folder.with_name(f".{self.name}.rebuild")
+        shutil.rmtree(staging, ignore_errors=True)
+        fresh = KnowledgeBase(self.name, staging, embedder=self.embedder, settings=self.settings,
+                              ann_threshold=self.ann_threshold)
+        try:
+            report = fresh.add(roots, progress)
+            if fresh.store.counts()[0] == 0 and before:
+                raise KnowledgeError(f"rebuild found none of the documents again (looked in: {', '.join(roots)}); "
+                                     f"knowledge base {self.name!r} was left as it was")
+            fresh.store.set_meta(created_at=meta.get("created_at"))
+        except BaseException:
+            fresh.close()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fresh.close()
+        self.close()
+        retired = self.folder.with_name(f".{self.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        self.folder.rename(retired)
+        staging.rename(self.folder)
+        shutil.rmtree(retired, ignore_errors=True)
+        return report
+
+    def delete(self) -> None:
+        """Remove the knowledge base (its index, never the documents themselves)."""
+        self._require()
+        self.close()
+        shutil.rmtree(self.folder)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({self.name!r}, folder={str(self.folder)!r})"

@@ -1,0 +1,83 @@
+"""Knowledge settings: the `[knowledge]` table of the same config files as the rest of plugdeck,
+overridden by `PLUGDECK_EMBEDDING_*` variables.
+
+    [knowledge]
+    chunk_size = 800                  # characters
+    chunk_overlap = 120
+
+    [knowledge.embeddings]            # leave out to use the built-in all-MiniLM-L6-v2
+    base_url = "http://127.0.0.1:8080/v1"
+    model = "nomic-embed-text"
+    api_key_env = "EMBEDDINGS_KEY"    # the variable that holds the key; the key is never written here
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...config import config_files
+from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
+from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    chunk_size: int = DEFAULT_MAX_CHARS
+    chunk_overlap: int = DEFAULT_OVERLAP
+    embedding_base_url: str | None = None
+    embedding_model: str | None = None
+    embedding_api_key_env: str | None = None
+
+    def embedder(self) -> Embedder:
+        if not self.embedding_base_url:
+            return LocalEmbedder()
+        if not self.embedding_model:
+            raise SettingsError("[knowledge.embeddings] has a base_url but no model: name the embedding model to use")
+        return EndpointEmbedder(self.embedding_base_url, self.embedding_model, api_key_env=self.embedding_api_key_env)
+
+
+def load_settings(cwd: Path | None = None) -> KnowledgeSettings:
+    table: dict = {}
+    for path in config_files(cwd):
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8")).get("knowledge", {})
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: {exc}") from None
+            embeddings = {**table.get("embeddings", {}), **data.get("embeddings", {})}
+            table.update(data)
+            table["embeddings"] = embeddings
+    embeddings = table.get("embeddings", {})
+    environment = {
+        "base_url": os.environ.get("PLUGDECK_EMBEDDING_URL"),
+        "model": os.environ.get("PLUGDECK_EMBEDDING_MODEL"),
+        "api_key_env": os.environ.get("PLUGDECK_EMBEDDING_KEY_ENV"),
+    }
+    embeddings = {**embeddings, **{k: v for k, v in environment.items() if v}}
+    unknown = set(embeddings) - {"base_url", "model", "api_key_env"}
+    unknown |= set(table) - {"chunk_size", "chunk_overlap", "embeddings"}
+    if unknown:
+        raise SettingsError(f"unknown [knowledge] setting(s): {', '.join(sorted(unknown))}")
+    try:
+        return KnowledgeSettings(
+            chunk_size=int(table.get("chunk_size", DEFAULT_MAX_CHARS)),
+            chunk_overlap=int(table.get("chunk_overlap", DEFAULT_OVERLAP)),
+            embedding_base_url=embeddings.get("base_url"),
+            embedding_model=embeddings.get("model"),
+            embedding_api_key_env=embeddings.get("api_key_env"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"bad [knowledge] setting: {exc}") from None
+
+
+def default_home() -> Path:
+    from ...config import load_config
+
+    return load_config().home

@@ -1,0 +1,452 @@
+"""Where a knowledge base keeps its documents, chunks and vectors.
+
+`Store` is the small interface the rest of the package uses; `SQLiteStore` implements it with one
+SQLite file per knowledge base: documents, chunks with their vectors (float32 blobs), and an FTS5
+table for keyword search (BM25). Vector search is exact (numpy) below `ann_threshold` chunks and
+approximate (a usearch HNSW index in `vectors.usearch`, derived from the blobs and re-synced when
+stale) above it. A PostgreSQL backend (tsvector + pgvector) implements the same interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .text import STOPWORDS, words
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEMA_VERSION = 1
+DEFAULT_ANN_THRESHOLD = 50_000  # exact numpy search stays under ~5 ms per query below this
+
+
+@dataclass
+class DocumentRecord:
+    path: str  # the absolute path: the document's identity
+    source: str  # what people see and cite: "handbook/leave.md"
+    type: str  # md, txt, html, pdf, docx, csv
+    hash: str  # sha256 of the file's bytes
+    size: int
+    title: str = ""
+    pipeline: str = ""  # reader and chunker settings; a change re-processes the file
+    chunks: int = 0
+    added_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass
+class ChunkRecord:
+    chunk_id: str
+    text: str
+    title_path: tuple[str, ...]
+    start: int
+    end: int
+    page: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+    text_hash: str = ""
+    ordinal: int = 0
+    # Filled in when read back:
+    path: str = ""
+    source: str = ""
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class Filters:
+    source: str | None = None  # a glob ("handbook/*.md"), or a file or folder as shown in citations
+    types: tuple[str, ...] = ()  # md, txt, html, pdf, docx, csv
+
+    def __bool__(self) -> bool:
+        return bool(self.source or self.types)
+
+
+@dataclass
+class Hit:
+    chunk_id: str
+    score: float  # BM25 (higher is better) or cosine similarity
+
+
+class Store(Protocol):
+    def get_meta(self) -> dict[str, Any]: ...
+    def set_meta(self, **values: Any) -> None: ...
+    def documents(self) -> list[DocumentRecord]: ...
+    def document(self, path: str) -> DocumentRecord | None: ...
+    def put_document(self, document: DocumentRecord, chunks: list[ChunkRecord], vectors: np.ndarray) -> None: ...
+    def remove_document(self, path: str) -> int: ...
+    def vectors_by_text_hash(self, path: str) -> dict[str, np.ndarray]: ...
+    def keyword_search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]: ...
+    def vector_search(self, vector: np.ndarray, k: int, filters: Filters = Filters()) -> list[Hit]: ...
+    def chunks(self, chunk_ids: list[str]) -> list[ChunkRecord]: ...
+    def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]: ...
+    def counts(self) -> tuple[int, int]: ...
+    def optimize(self) -> None: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, source TEXT NOT NULL, type TEXT NOT NULL,
+    hash TEXT NOT NULL, size INTEGER NOT NULL, title TEXT NOT NULL DEFAULT '', pipeline TEXT NOT NULL DEFAULT '',
+    chunks INTEGER NOT NULL DEFAULT 0, added_at REAL NOT NULL, updated_at REAL NOT NULL);
+-- AUTOINCREMENT: a rowid is never reused, so the vector index can be synced by comparing keys.
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT NOT NULL UNIQUE,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE, ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL, title_path TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    page INTEGER, line_start INTEGER, line_end INTEGER, text_hash TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, title, tokenize='porter unicode61 remove_diacritics 2');
+"""
+
+_CHUNK_COLUMNS = ("c.chunk_id, c.text, c.title_path, c.start, c.\"end\", c.page, c.line_start, c.line_end, "
+                  "c.text_hash, c.ordinal, d.path, d.source, d.type")
+
+
+class SQLiteStore:
+    FILE = "knowledge.sqlite"
+    ANN_FILE = "vectors.usearch"
+
+    def __init__(self, folder: Path, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ann_threshold = ann_threshold
+        self._lock = threading.RLock()
+        # Tool calls run in worker threads; the lock serialises use of the one connection.
+        self._db = sqlite3.connect(self.folder / self.FILE, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._matrix_cache: tuple[int, Any, Any] | None = None  # (generation, rowids, vectors)
+        self._ann = None
+        self._ann_generation = -1
+        version = self.get_meta().get("schema")
+        if version is None:
+            self.set_meta(schema=SCHEMA_VERSION, generation=0)
+        elif version != SCHEMA_VERSION:
+            raise ValueError(f"{self.folder} was written by another plugdeck version (schema {version}); "
+                             "remove it and add the documents again")
+
+    # ---- meta and documents ------------------------------------------------------------------------
+
+    def get_meta(self) -> dict[str, Any]:
+        with self._lock:
+            return {key: json.loads(value) for key, value in self._db.execute("SELECT key, value FROM meta")}
+
+    def set_meta(self, **values: Any) -> None:
+        with self._lock, self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in values.items()])
+
+    def documents(self) -> list[DocumentRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT path, source, type, hash, size, title, pipeline, chunks, added_at, "
+                                    "updated_at FROM documents ORDER BY source").fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
+    def document(self, path: str) -> DocumentRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT path, source, type, hash, size, title, pipeline, chunks, added_at, "
+                                   "updated_at FROM documents WHERE path = ?", (path,)).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def put_document(self, document: DocumentRecord, chunks: list[ChunkRecord], vectors: np.ndarray) -> None:
+        """Add or replace a document with its chunks and their vectors, all at once."""
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        now = time.time()
+        with self._lock, self._transaction():
+            old = self._db.execute("SELECT id, added_at FROM documents WHERE path = ?", (document.path,)).fetchone()
+            if old:
+                self._delete_chunks(old[0])
+                self._db.execute("DELETE FROM documents WHERE id = ?", (old[0],))
+            added_at = old[1] if old else now
+            cursor = self._db.execute(
+                "INSERT INTO documents(path, source, type, hash, size, title, pipeline, chunks, added_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document.path, document.source, document.type, document.hash, document.size, document.title,
+                 document.pipeline, len(chunks), added_at, now))
+            doc_id = cursor.lastrowid
+            for chunk, vector in zip(chunks, vectors):
+                cursor = self._db.execute(
+                    'INSERT INTO chunks(chunk_id, doc_id, ordinal, text, title_path, start, "end", page, line_start, '
+                    "line_end, text_hash, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chunk.chunk_id, doc_id, chunk.ordinal, chunk.text, json.dumps(list(chunk.title_path)),
+                     chunk.start, chunk.end, chunk.page, chunk.line_start, chunk.line_end, chunk.text_hash,
+                     vector.tobytes()))
+                self._db.execute("INSERT INTO chunks_fts(rowid, text, title) VALUES (?, ?, ?)",
+                                 (cursor.lastrowid, chunk.text, " ".join(chunk.title_path)))
+            self._bump_generation()
+
+    def remove_document(self, path: str) -> int:
+        with self._lock, self._transaction():
+            row = self._db.execute("SELECT id, chunks FROM documents WHERE path = ?", (path,)).fetchone()
+            if not row:
+                return 0
+            self._delete_chunks(row[0])
+            self._db.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+            self._bump_generation()
+            return row[1]
+
+    def _delete_chunks(self, doc_id: int) -> None:
+        self._db.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks WHERE doc_id = ?)", (doc_id,))
+        self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    def _bump_generation(self) -> None:
+        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def _generation(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def vectors_by_text_hash(self, path: str) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        with self._lock:
+            rows = self._db.execute("SELECT c.text_hash, c.vector FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                    "WHERE d.path = ?", (path,)).fetchall()
+        return {h: np.frombuffer(blob, dtype=np.float32) for h, blob in rows}
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            documents = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return documents, chunks
+
+    # ---- reading chunks ------------------------------------------------------------------------------
+
+    def chunks(self, chunk_ids: list[str]) -> list[ChunkRecord]:
+        """The chunks, in the order asked for."""
+        if not chunk_ids:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE c.chunk_id IN ({','.join('?' * len(chunk_ids))})", list(chunk_ids)).fetchall()
+        found = {row[0]: _chunk_record(row) for row in rows}
+        return [found[i] for i in chunk_ids if i in found]
+
+    def document_chunks(self, path: str) -> list[ChunkRecord]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                    "WHERE d.path = ? ORDER BY c.ordinal", (path,)).fetchall()
+        return [_chunk_record(row) for row in rows]
+
+    def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        if not chunk_ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(f"SELECT chunk_id, vector FROM chunks WHERE chunk_id IN "
+                                    f"({','.join('?' * len(chunk_ids))})", list(chunk_ids)).fetchall()
+        return {chunk_id: np.frombuffer(blob, dtype=np.float32) for chunk_id, blob in rows}
+
+    # ---- search ------------------------------------------------------------------------------------
+
+    def keyword_search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
+        expression = fts_query(query)
+        if not expression:
+            return []
+        where, parameters = _filter_sql(filters)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.chunk_id, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
+                "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.id = c.doc_id "
+                f"WHERE chunks_fts MATCH ? {where} ORDER BY rank LIMIT ?", [expression, *parameters, k]).fetchall()
+        return [Hit(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25 is lower-is-better
+
+    def vector_search(self, vector: np.ndarray, k: int, filters: Filters = Filters()) -> list[Hit]:
+        import numpy as np
+
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            allowed = self._allowed_rowids(filters) if filters else None
+            total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            if total >= self.ann_threshold and (allowed is None or len(allowed) > self.ann_threshold // 4):
+                scored = self._ann_search(vector, k, allowed)
+            else:
+                scored = self._exact_search(vector, k, allowed)
+            return self._hits(scored)
+
+    def _exact_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
+        import numpy as np
+
+        if allowed is not None:
+            rowids, matrix = self._rows_vectors(sorted(allowed))
+        else:
+            rowids, matrix = self._matrix()
+        if not len(rowids):
+            return []
+        if matrix.shape[1] != vector.shape[0]:
+            raise ValueError(f"the query vector has {vector.shape[0]} dimensions, the stored ones {matrix.shape[1]}")
+        scores = matrix @ vector
+        top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(int(rowids[i]), float(scores[i])) for i in top]
+
+    def _ann_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
+        index = self._synced_ann()
+        want = k if allowed is None else k * 8
+        matches = index.search(vector, min(want, len(index)))
+        scored = [(int(key), 1.0 - float(distance)) for key, distance in zip(matches.keys, matches.distances)]
+        if allowed is not None:
+            scored = [s for s in scored if s[0] in allowed]
+            if len(scored) < k:  # the filter is selective: search its rows exactly instead
+                return self._exact_search(vector, k, allowed)
+        return scored[:k]
+
+    def _hits(self, scored: list[tuple[int, float]]) -> list[Hit]:
+        if not scored:
+            return []
+        rowids = [r for r, _ in scored]
+        ids = dict(self._db.execute(f"SELECT rowid, chunk_id FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})",
+                                    rowids).fetchall())
+        return [Hit(ids[r], score) for r, score in scored if r in ids]
+
+    def _allowed_rowids(self, filters: Filters) -> set[int]:
+        where, parameters = _filter_sql(filters)
+        rows = self._db.execute(f"SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1 {where}",
+                                parameters).fetchall()
+        return {r for (r,) in rows}
+
+    def _rows_vectors(self, rowids: list[int]):
+        import numpy as np
+
+        found_ids, blobs = [], []
+        for i in range(0, len(rowids), 900):  # stay under SQLite's bound-parameter limit
+            part = rowids[i : i + 900]
+            for rowid, blob in self._db.execute(f"SELECT rowid, vector FROM chunks WHERE rowid IN "
+                                                f"({','.join('?' * len(part))})", part):
+                found_ids.append(rowid)
+                blobs.append(blob)
+        return np.array(found_ids, dtype=np.int64), _stack(blobs)
+
+    def _matrix(self):
+        """Every vector as one matrix, cached until the next write (from any process)."""
+        import numpy as np
+
+        generation = self._generation()
+        if self._matrix_cache is None or self._matrix_cache[0] != generation:
+            rows = self._db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
+            rowids = np.array([r for r, _ in rows], dtype=np.int64)
+            self._matrix_cache = (generation, rowids, _stack([b for _, b in rows]))
+        return self._matrix_cache[1], self._matrix_cache[2]
+
+    # ---- the approximate index -------------------------------------------------------------------
+
+    def optimize(self) -> None:
+        """Bring the vector index up to date now (after an ingest), not on the next query."""
+        with self._lock:
+            if self.counts()[1] >= self.ann_threshold:
+                self._synced_ann()
+
+    def _synced_ann(self):
+        """The usearch index, with keys added and removed to match the chunks table."""
+        import numpy as np
+        from usearch.index import Index
+
+        generation = self._generation()
+        if self._ann is not None and self._ann_generation == generation:
+            return self._ann
+        path = self.folder / self.ANN_FILE
+        if self._ann is None and path.exists():
+            self._ann = Index.restore(str(path))
+        wanted = np.array([r for (r,) in self._db.execute("SELECT rowid FROM chunks")], dtype=np.int64)
+        if self._ann is None:
+            dimension = len(self._db.execute("SELECT vector FROM chunks LIMIT 1").fetchone()[0]) // 4
+            self._ann = Index(ndim=dimension, metric="cos", dtype="f32", connectivity=16, expansion_search=128)
+        present = np.fromiter(self._ann.keys, dtype=np.int64, count=len(self._ann))
+        stale = np.setdiff1d(present, wanted)
+        missing = np.setdiff1d(wanted, present)
+        if len(stale):
+            self._ann.remove(stale.astype(np.uint64))
+        for i in range(0, len(missing), 4096):
+            rowids, matrix = self._rows_vectors([int(r) for r in missing[i : i + 4096]])
+            self._ann.add(rowids.astype(np.uint64), matrix)
+        if len(stale) or len(missing):
+            temporary = path.with_suffix(".tmp")
+            self._ann.save(str(temporary))
+            os.replace(temporary, path)
+        self._ann_generation = generation
+        return self._ann
+
+    # ---- housekeeping ------------------------------------------------------------------------------
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._ann = None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *exc_info: Any) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _stack(blobs: list[bytes]):
+    import numpy as np
+
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+
+
+def _chunk_record(row) -> ChunkRecord:
+    (chunk_id, text, title_path, start, end, page, line_start, line_end, text_hash, ordinal, path, source,
+     kind) = row
+    return ChunkRecord(chunk_id, text, tuple(json.loads(title_path)), start, end, page, line_start, line_end,
+                       text_hash, ordinal, path, source, kind)
+
+
+def fts_query(query: str) -> str:
+    """A natural-language question as an FTS5 expression: its meaningful words, any of them."""
+    terms = [w for w in words(query) if w not in STOPWORDS] or words(query)
+    unique = list(dict.fromkeys(terms))[:32]
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in unique)
+
+
+def _filter_sql(filters: Filters) -> tuple[str, list[Any]]:
+    clauses, parameters = [], []
+    if filters.types:
+        clauses.append(f"d.type IN ({','.join('?' * len(filters.types))})")
+        parameters.extend(filters.types)
+    if filters.source:
+        pattern = filters.source
+        if any(ch in pattern for ch in "*?["):
+            clauses.append("(d.source GLOB ? OR d.path GLOB ?)")
+            parameters.extend([pattern, pattern])
+        else:  # a file or folder as shown in citations
+            folder = pattern.rstrip("/") + "/"
+            clauses.append("(d.source = ? OR d.path = ? OR substr(d.source, 1, ?) = ? OR substr(d.path, 1, ?) = ?)")
+            parameters.extend([pattern, pattern, len(folder), folder, len(folder), folder])
+    return "".join(" AND " + c for c in clauses), parameters
