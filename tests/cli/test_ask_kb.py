@@ -1,0 +1,52 @@
+"""`plugdeck ask --kb`: answers from the person's documents, with citations, offline or with an LLM."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from mock_openai import MockOpenAI
+
+CLI = [sys.executable, "-m", "plugdeck.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kb")
+    docs = root / "handbook"
+    docs.mkdir()
+    (docs / "leave.md").write_text(
+        "# Leave policy\n\n## Vacation\n\nNew employees get 25 days of paid vacation per year.\n"
+        "Unused days can be carried over to the next year, up to 5 days.\n\n"
+        "## Sick leave\n\nEmployees can take up to 10 paid sick days per year.\n")
+    (docs / "travel.md").write_text("# Travel\n\nMeals are reimbursed up to 40 EUR per day.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
+    env.update(HOME=str(root), PLUGDECK_HOME=str(root / "data"), XDG_CONFIG_HOME=str(root / "config"))
+    added = subprocess.run([*CLI, "kb", "add", str(docs)], env=env, cwd=root, capture_output=True, text=True, timeout=180)
+    assert added.returncode == 0, added.stderr
+    return root, env
+
+
+def test_offline_answer_cites_the_document(handbook):
+    root, env = handbook
+    result = subprocess.run([*CLI, "ask", "--kb", "handbook", "How many vacation days do new employees get?"],
+                            env=env, cwd=root, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "25 days of paid vacation" in result.stdout and "[1]" in result.stdout
+    assert 'handbook/leave.md, "Vacation"' in result.stdout.replace("Leave policy > ", "")
+    assert "→ handbook.search_knowledge" in result.stderr
+
+
+def test_llm_answer_is_grounded_and_the_decision_recorded(handbook):
+    root, env = handbook
+    turns = [{"tool_calls": [{"name": "search_knowledge", "arguments": {"query": "vacation days new employees"}}]},
+             {"text": "New employees get 25 days of paid vacation per year [1]. They also get a company car [1]."}]
+    with MockOpenAI(turns) as mock:
+        result = subprocess.run([*CLI, "ask", "--kb", "handbook", "--base-url", mock.base_url, "--model", "m",
+                                 "--json", "How many vacation days do new employees get?"],
+                                env=env, cwd=root, capture_output=True, text=True, timeout=180)
+    data = json.loads(result.stdout)
+    assert "25 days" in data["answer"] and "company car" not in data["answer"]
+    checked = next(e for e in data["events"] if e["type"] == "answer_checked")
+    assert checked["check"] == "grounding" and not checked["passed"] and "company car" in checked["original"]
