@@ -107,15 +107,25 @@ def object_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+_CHECKED: dict[str, str | None] = {}  # canonical schema -> problem (None: valid); checking costs ms per tool
+
+
 def json_schema_validator(schema: dict[str, Any]):
     """A function that returns a list of readable problems with a value (empty when valid)."""
+    import json
+
     import jsonschema  # lazy: only generated tools (BFCL, OpenAPI, MCP) need it
 
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise SchemaError(f"invalid JSON Schema: {exc.message}") from None
+    key = json.dumps(schema, sort_keys=True, default=str)
+    if key not in _CHECKED:
+        try:
+            cls.check_schema(schema)
+            _CHECKED[key] = None
+        except jsonschema.SchemaError as exc:
+            _CHECKED[key] = exc.message
+    if _CHECKED[key] is not None:
+        raise SchemaError(f"invalid JSON Schema: {_CHECKED[key]}")
     validator = cls(schema)
 
     def problems(value: Any) -> list[str]:

@@ -67,7 +67,7 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int) -
         error=error,
         latency=latency,
         source=(tool.plugin or "local") if tool else "",
-        untrusted=bool(tool and tool.untrusted and not error),
+        untrusted=bool(tool and tool.untrusted),  # an outside service's error text is outside data too
     )
 
 

@@ -74,9 +74,13 @@ def update(home: Path, name: str, **fields: Any) -> None:
 
 def remove(home: Path, name: str) -> None:
     plugins = configured(home)
-    if plugins.pop(name, None) is None:
+    entry = plugins.pop(name, None)
+    if entry is None:
         raise RegistryError(f"no added plugin named {name!r} (see: plugdeck plugins)")
     save(home, plugins)
+    snapshot = entry.get("options", {}).get("snapshot")  # a pinned copy of a spec, kept under home
+    if snapshot and Path(home).resolve() in (Path(home) / snapshot).resolve().parents:
+        (Path(home) / snapshot).resolve().unlink(missing_ok=True)
 
 
 def build(name: str, entry: dict[str, Any], home: Path) -> Plugin:
