@@ -91,24 +91,11 @@ def _config(**flags: Any):
 
 
 def _load_plugins(names: list[str] | None):
-    """Installed plugins (entry points) and added ones (plugdeck plugins add), by name if given."""
-    from ..plugins import registry
-    from ..plugins.loading import installed_plugins
+    """Installed (entry points) and added (plugins add) plugins, by name if given."""
+    from ..assemble import load_plugins
 
-    plugins, problems = installed_plugins()
-    added, added_problems = registry.build_all(_config().home)
-    plugins += added
-    problems += added_problems
-    _, err = _consoles()
-    for problem in problems:
-        err.print(f"[yellow]warning:[/] plugin {problem.name!r} was skipped: {problem.message}")
-    if names:
-        by_name = {p.name: p for p in plugins}
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise CliError(f"no plugin named {', '.join(missing)} (installed: {', '.join(by_name) or 'none'})")
-        plugins = [by_name[n] for n in names]
-    return plugins
+    err = _consoles()[1]
+    return load_plugins(_config(), names, warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
 
 
 def _consoles():
@@ -118,67 +105,25 @@ def _consoles():
 
 
 def _policy(path: str | None, plugins):
-    from ..policy import load_policy
+    from ..assemble import policy_for
 
-    policy = load_policy(path)
-    policy.validate_tools([t.qualified_name for p in plugins for t in p.tools])
-    return policy
+    return policy_for(path, plugins)
 
 
 def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None,
                  kb=None, grounded=None):
-    from ..agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
+    from ..assemble import AgentSetup, build_agent
     from ..ops.runstore import RunStore
-    from ..policy.numbers import NumberCheck
     from .confirm import terminal_confirmer
 
     config = _config(max_steps=max_steps, deadline=deadline, planner=planner)
-    if config.planner not in ("loop", "plan", "auto"):
-        raise CliError(f"planner must be loop, plan or auto, not {config.planner!r}")
-    # With --kb alone, the knowledge bases are the plugins; --plugin adds others beside them.
-    loaded = _load_plugins(plugins) if plugins or not kb else []
-    if kb:
-        loaded.append(_knowledge_plugin(kb, config.home))
-    policy = _policy(policy_path, loaded)
-    if grounded is None:
-        grounded = policy.grounded or bool(kb and not plugins)
-    checks = []
-    system_prompt = DEFAULT_SYSTEM_PROMPT
-    if grounded:
-        from ..plugins.knowledge import GROUNDED_SYSTEM_PROMPT, GroundingCheck
-
-        if not kb:
-            raise CliError("grounded answers need a knowledge base: add --kb NAME")
-        checks.append(GroundingCheck(loaded[-1].bases))
-        system_prompt = GROUNDED_SYSTEM_PROMPT
-    if policy.numbers != "off":
-        checks.append(NumberCheck(policy.numbers))
+    err = _consoles()[1]
+    setup = AgentSetup(model=model, base_url=base_url, plugins=plugins, kb=kb, grounded=grounded,
+                       policy_path=policy_path)
     store = None if no_store else RunStore(config.runs_db)
-    agent = Agent(
-        config.model_for(model, base_url=base_url),
-        loaded,
-        max_steps=config.max_steps,
-        deadline=config.deadline,
-        sinks=[store.record] if store else [],
-        policy=policy,
-        checks=checks,
-        confirm=terminal_confirmer(_consoles()[1], yes),
-        planner=config.planner,
-        system_prompt=system_prompt,
-    )
+    agent = build_agent(config, setup, confirm=terminal_confirmer(err, yes), sinks=[store.record] if store else [],
+                        warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
     return agent, store
-
-
-def _knowledge_plugin(names: list[str], home):
-    from ..plugins.knowledge import KnowledgeBase, KnowledgeError, knowledge_plugin
-
-    try:
-        bases = [KnowledgeBase.open(name, home) for name in names]
-        plugin = knowledge_plugin(bases)
-    except KnowledgeError as exc:
-        raise CliError(str(exc)) from None
-    plugin.bases = bases  # the grounding check reads the same bases
-    return plugin
 
 
 # ---- ask / chat -----------------------------------------------------------------------------
@@ -506,7 +451,8 @@ def main() -> None:
         from ..config import ConfigError
 
         known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in (
-            "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError")
+            "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError",
+            "SetupError")
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,107 @@
+"""Build an Agent from configuration: the one recipe the CLI, the HTTP server and the MCP server share.
+
+Plugins come from entry points and from `plugins add`; knowledge bases are added by name; the
+policy is loaded and checked against the tools that exist; answer checks follow the policy and the
+grounded switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from .config import Config
+
+
+class SetupError(ValueError):
+    """Something in the request or configuration that the person can fix."""
+
+
+@dataclass
+class AgentSetup:
+    model: str | None = None
+    base_url: str | None = None
+    plugins: list[str] | None = None  # names; None: every installed and added plugin
+    kb: list[str] | None = None  # knowledge bases to answer from
+    grounded: bool | None = None  # None: on when knowledge bases are the only plugins
+    policy_path: str | None = None
+
+
+def load_plugins(config: Config, names: list[str] | None = None, warn: Callable[[str], None] | None = None):
+    """Installed (entry points) and added (plugins add) plugins; by name if names are given."""
+    from .plugins import registry
+    from .plugins.loading import installed_plugins
+
+    plugins, problems = installed_plugins()
+    added, added_problems = registry.build_all(config.home)
+    plugins += added
+    for problem in [*problems, *added_problems]:
+        if warn:
+            warn(f"plugin {problem.name!r} was skipped: {problem.message}")
+    if names:
+        by_name = {p.name: p for p in plugins}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise SetupError(f"no plugin named {', '.join(missing)} (installed: {', '.join(by_name) or 'none'})")
+        plugins = [by_name[n] for n in names]
+    return plugins
+
+
+def policy_for(path: str | None, plugins: Iterable[Any]):
+    from .policy import load_policy
+
+    policy = load_policy(path)
+    policy.validate_tools([t.qualified_name for p in plugins for t in p.tools])
+    return policy
+
+
+def knowledge_plugin(names: list[str], config: Config):
+    from .plugins.knowledge import KnowledgeBase, KnowledgeError, knowledge_plugin as make
+
+    try:
+        bases = [KnowledgeBase.open(name, config.home) for name in names]
+        plugin = make(bases)
+    except KnowledgeError as exc:
+        raise SetupError(str(exc)) from None
+    plugin.bases = bases  # the grounding check reads the same bases
+    return plugin
+
+
+def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Iterable[Any] = (),
+                warn: Callable[[str], None] | None = None):
+    from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
+    from .policy.numbers import NumberCheck
+
+    if config.planner not in ("loop", "plan", "auto"):
+        raise SetupError(f"planner must be loop, plan or auto, not {config.planner!r}")
+    # With knowledge bases alone, they are the plugins; named plugins come beside them.
+    plugins = load_plugins(config, setup.plugins, warn) if setup.plugins or not setup.kb else []
+    if setup.kb:
+        plugins.append(knowledge_plugin(setup.kb, config))
+    policy = policy_for(setup.policy_path, plugins)
+    grounded = setup.grounded
+    if grounded is None:
+        grounded = policy.grounded or bool(setup.kb and not setup.plugins)
+    checks: list[Any] = []
+    system_prompt = DEFAULT_SYSTEM_PROMPT
+    if grounded:
+        if not setup.kb:
+            raise SetupError("grounded answers need a knowledge base: add --kb NAME")
+        from .plugins.knowledge import GROUNDED_SYSTEM_PROMPT, GroundingCheck
+
+        checks.append(GroundingCheck(plugins[-1].bases))
+        system_prompt = GROUNDED_SYSTEM_PROMPT
+    if policy.numbers != "off":
+        checks.append(NumberCheck(policy.numbers))
+    return Agent(
+        config.model_for(setup.model, base_url=setup.base_url),
+        plugins,
+        max_steps=config.max_steps,
+        deadline=config.deadline,
+        sinks=list(sinks),
+        policy=policy,
+        checks=checks,
+        confirm=confirm,
+        planner=config.planner,
+        system_prompt=system_prompt,
+    )
