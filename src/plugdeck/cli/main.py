@@ -29,7 +29,7 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval")
 
 
 def _register_extensions() -> None:
