@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any, Optional
@@ -96,6 +95,12 @@ def _load_plugins(names: list[str] | None):
 
     err = _consoles()[1]
     return load_plugins(_config(), names, warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
+
+
+def _run(coroutine):
+    import asyncio  # not at module level: `plugdeck --help` should not pay for it
+
+    return asyncio.run(coroutine)
 
 
 def _consoles():
@@ -289,7 +294,7 @@ def tools_call(
     try:
         tool = plugin.tool(tool_name)
         args, _ = parse_arguments(arguments)
-        result = asyncio.run(_call_under_policy(tool, args, _policy(policy, plugins), yes))
+        result = _run(_call_under_policy(tool, args, _policy(policy, plugins), yes))
     except KeyError as exc:
         raise CliError(exc.args[0]) from None
     except ArgumentsError as exc:
@@ -418,7 +423,7 @@ def models_check(
     from ..models.probe import check_endpoint
 
     key = os.environ.get(api_key_env) if api_key_env else os.environ.get("PLUGDECK_API_KEY")
-    report = asyncio.run(check_endpoint(url, api_key=key, model=model))
+    report = _run(check_endpoint(url, api_key=key, model=model))
     if as_json:
         print(json.dumps(report, indent=2))
     else:
