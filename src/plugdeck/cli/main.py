@@ -43,6 +43,8 @@ def _register_extensions() -> None:
             app.add_typer(module.group, name=name)
         if hasattr(module, "add"):
             plugins_add_app.command(name)(module.add)
+        for command in getattr(module, "plugins_commands", {}).items():  # e.g. plugins diff / approve
+            plugins_app.command(command[0])(command[1])
 
 
 class CliError(Exception):
@@ -330,16 +332,19 @@ async def _call_under_policy(tool, args, policy, yes: bool):
 
 
 def _store():
-    from ..ops.runstore import RunStore
+    from ..ops.runstore import RunStore, RunStoreError
 
-    return RunStore(_config().runs_db)
+    try:
+        return RunStore(_config().run_store)
+    except RunStoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 @runs_app.callback()
 def runs_list(
     ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status (ok, error, ...)."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status (ok, error, waiting, ...)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """List stored runs, newest first."""
@@ -359,15 +364,21 @@ def runs_list(
     table = Table(box=None)
     table.add_column("id", no_wrap=True)
     table.add_column("when", no_wrap=True)
-    for column in ("status", "model", "steps", "tools", "tokens", "time", "question"):
-        table.add_column(column)
+    for column in ("status", "model", "steps", "tools", "tokens", "cost", "time", "question"):
+        table.add_column(column, justify="right" if column == "cost" else "left")
     for r in runs:
         when = datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
         question = r["question"] if len(r["question"]) <= 60 else r["question"][:59] + "…"
         table.add_row(r["id"], when, r["status"], r["model"], str(r["steps"]), str(r["tool_calls"]),
-                      f"{r['prompt_tokens']}→{r['completion_tokens']}", ms(r["duration"]), question)
+                      f"{r['prompt_tokens']}→{r['completion_tokens']}", _money(r["cost"]), ms(r["duration"]), question)
     out, _ = _consoles()
     out.print(table if runs else "no runs yet: try plugdeck ask \"What is 17.5% of 2,340, plus 12?\"")
+
+
+def _money(amount: float | None) -> str:
+    """Costs are in the currency of the model profiles' prices; small amounts keep their digits."""
+    amount = amount or 0.0
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.6f}"
 
 
 @runs_app.command("show")
@@ -385,6 +396,66 @@ def runs_show(run_id: str = typer.Argument(..., help="A run id (a unique prefix 
 
     out, _ = _consoles()
     out.print(run_tree(run))
+    if run["cost"]:
+        out.print(f"cost {_money(run['cost'])}")
+
+
+@runs_app.command("costs")
+def runs_costs(
+    by: str = typer.Option("day", "--by", help="Group by day (UTC), key (API key of the server) or model."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only from this day on (YYYY-MM-DD, UTC)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What the model calls cost: tokens x the model profile's prices, per day, API key or model."""
+    from datetime import date
+
+    if by not in ("day", "key", "model"):
+        raise CliError(f"--by takes day, key or model, not {by!r}")
+    try:
+        start = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise CliError(f"--since takes a day as YYYY-MM-DD, not {since!r}") from None
+    with _store() as store:
+        rows = store.costs(by, start)
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(box=None)
+    for column in (by, "runs", "model calls", "tokens in", "tokens out", "cost"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in rows:
+        label = row[by] if row[by] is not None else "(none)"
+        table.add_row(label, str(row["runs"]), str(row["model_calls"]), str(row["prompt_tokens"]),
+                      str(row["completion_tokens"]), _money(row["cost"]))
+    if len(rows) > 1:
+        table.add_row("total", *(str(sum(r[k] for r in rows)) for k in ("runs", "model_calls", "prompt_tokens",
+                                                                          "completion_tokens")),
+                      _money(sum(r["cost"] for r in rows)), style="bold")
+    out, _ = _consoles()
+    out.print(table if rows else "no model calls recorded yet")
+
+
+@runs_app.command("pending")
+def runs_pending(
+    run_id: Optional[str] = typer.Argument(None, help="Only this run's actions."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Actions that wait for a person's OK, with their exact arguments (kept across restarts)."""
+    with _store() as store:
+        actions = store.pending(run_id)
+    if as_json:
+        print(json.dumps(actions, indent=2, ensure_ascii=False))
+        return
+    from rich.markup import escape
+
+    out, _ = _consoles()
+    if not actions:
+        out.print("no actions wait for a decision")
+    for action in actions:
+        out.print(f"[bold]{action['id']}[/] run {action['run_id']} · {escape(action['reason'])}")
+        out.print(f"  {escape(action['summary'])}".replace("\n", "\n  "))
 
 
 # ---- models -----------------------------------------------------------------------------------
