@@ -1,0 +1,179 @@
+"""Layer 1 alone: the sqlglot guard refuses everything but one plain read query, per dialect."""
+
+import pytest
+
+from plugdeck.plugins.sql.guard import QueryRefused, check_read_query
+
+# The security requirements' §4.2 corpus and more: each must be refused, in every dialect it parses in.
+ATTACKS = {
+    "all": [
+        "DELETE FROM t",
+        "UPDATE t SET a = 1",
+        "INSERT INTO t VALUES (1)",
+        "DROP TABLE t",
+        "CREATE TABLE x (a int)",
+        "CREATE TEMP TABLE x (a int)",
+        "ALTER TABLE t ADD COLUMN b int",
+        "TRUNCATE TABLE t",
+        "SELECT 1; DROP TABLE users",
+        "SELECT 1 -- hidden\n; DELETE FROM t",
+        "SELECT 1;;SELECT 2",
+        "",
+        "   ;  ",
+        "-- only a comment",
+        "SELECT * FROM t FOR UPDATE",
+        "BEGIN",
+        "COMMIT",
+        "SELECT (SELECT count(*) FROM t) FROM (SELECT 1) AS s WHERE EXISTS (SELECT 1 FROM t FOR UPDATE)",
+        "SELECT * FROM t WHERE a IN (SELECT b FROM u) UNION SELECT load_extension('evil')",
+        "SELECT lower(x), evil_function(x) FROM t",
+        "GRANT SELECT ON t TO public",
+    ],
+    "sqlite": [
+        "ATTACH DATABASE '/tmp/evil.db' AS evil",
+        "DETACH DATABASE main",
+        "PRAGMA query_only = 0",
+        "PRAGMA writable_schema = 1",
+        "SELECT load_extension('/tmp/evil.so')",
+        "SELECT writefile('/tmp/x', 'data')",
+        "SELECT readfile('/etc/passwd')",
+        "SELECT randomblob(1000000000)",
+        "SELECT * FROM pragma_table_info('t')",
+        "VACUUM INTO '/tmp/copy.db'",
+        "REINDEX",
+        "ANALYZE",
+        "REPLACE INTO t VALUES (1)",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END",
+        "SELECT fts3_tokenizer('simple')",
+    ],
+    "postgres": [
+        "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        "WITH u AS (UPDATE t SET a = 1 RETURNING a) SELECT count(*) FROM u",
+        "SELECT pg_sleep(100)",
+        "SELECT \"pg_sleep\"(100)",
+        "SELECT pg_catalog.pg_sleep(100)",
+        "SELECT * FROM pg_sleep(100)",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SELECT lo_export(1, '/tmp/x')",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT pg_ls_dir('.')",
+        "SELECT query_to_xml('select 1', true, true, '')",
+        "SELECT nextval('s')",
+        "SELECT pg_terminate_backend(1)",
+        "SELECT dblink_exec('host=evil', 'DROP TABLE t')",
+        "COPY t TO PROGRAM 'rm -rf /'",
+        "COPY t TO '/tmp/x'",
+        "SELECT * INTO newt FROM t",
+        "DO $$BEGIN DELETE FROM t; END$$",
+        "SET ROLE postgres",
+        "SET statement_timeout = 0",
+        "RESET ALL",
+        "EXPLAIN ANALYZE DELETE FROM t",
+        "CALL p()",
+        "LOCK TABLE t",
+        "VACUUM t",
+        "NOTIFY c",
+        "PREPARE p AS DELETE FROM t",
+        "SELECT * FROM t FOR SHARE",
+        "SELECT public.my_function(1)",
+        "CREATE EXTENSION dblink",
+        "ALTER SYSTEM SET work_mem = '1GB'",
+    ],
+    "mysql": [
+        "SELECT SLEEP(10)",
+        "SELECT BENCHMARK(100000000, MD5('x'))",
+        "SELECT LOAD_FILE('/etc/passwd')",
+        "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+        "SELECT 1 INTO DUMPFILE '/tmp/x'",
+        "SELECT 1 /*!50000 INTO OUTFILE '/tmp/x' */",
+        "SELECT 1 /*M! , SLEEP(10) */",
+        "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+        "REPLACE INTO t VALUES (1)",
+        "SET GLOBAL max_connections = 1",
+        "SET SESSION TRANSACTION READ WRITE",
+        "SELECT * FROM t LOCK IN SHARE MODE",
+        "SELECT GET_LOCK('x', 10)",
+        "HANDLER t OPEN",
+        "DO SLEEP(10)",
+        "CALL p()",
+        "RENAME TABLE t TO u",
+        "CREATE USER evil",
+        "KILL 1",
+        "SHOW GRANTS",
+    ],
+}
+
+# Real analytical queries must pass untouched.
+READS = {
+    "sqlite": [
+        "SELECT c.FirstName || ' ' || c.LastName AS name, ROUND(SUM(i.Total), 2) AS spent FROM Customer c "
+        "JOIN Invoice i ON i.CustomerId = c.CustomerId WHERE strftime('%Y', i.InvoiceDate) = '2025' "
+        "GROUP BY c.CustomerId ORDER BY spent DESC LIMIT 5",
+        "WITH t AS (SELECT GenreId, COUNT(*) AS n FROM Track GROUP BY GenreId) SELECT g.Name, t.n, "
+        "RANK() OVER (ORDER BY t.n DESC) FROM t JOIN Genre g USING (GenreId)",
+        "SELECT date(InvoiceDate, 'start of month') AS m, total(Total), avg(Total), ifnull(BillingState, '-'), "
+        "iif(Total > 10, 'big', 'small'), substr(BillingCountry, 1, 3), group_concat(DISTINCT BillingCity) "
+        "FROM Invoice GROUP BY m HAVING count(*) > 1",
+        "SELECT Name FROM Artist WHERE Name LIKE 'A%' UNION SELECT Title FROM Album WHERE Title GLOB 'B*' ORDER BY 1",
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 10) SELECT sum(x) FROM n",
+        "SELECT CAST(Milliseconds / 60000.0 AS INTEGER), typeof(Total), "
+        "julianday('2025-01-01') - julianday(InvoiceDate) FROM Track, Invoice LIMIT 1",
+        "SELECT * FROM Track;",
+    ],
+    "postgres": [
+        "SELECT date_trunc('month', o.placed_at)::date AS month, SUM(i.quantity * i.unit_price) AS revenue, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY i.unit_price) FROM orders o JOIN order_items i "
+        "ON i.order_id = o.id WHERE o.placed_at >= DATE '2025-01-01' GROUP BY 1 ORDER BY 1",
+        "SELECT c.name, string_agg(p.name, ', ' ORDER BY p.name), COUNT(*) FILTER (WHERE o.status = 'paid') "
+        "FROM customers c LEFT JOIN orders o ON o.customer_id = c.id LEFT JOIN order_items i ON i.order_id = o.id "
+        "LEFT JOIN products p ON p.id = i.product_id GROUP BY c.name",
+        "SELECT name, price, lag(price) OVER (ORDER BY price), ntile(2) OVER (ORDER BY price), "
+        "to_char(now(), 'YYYY'), extract(year FROM current_date), coalesce(NULL, 1), greatest(1, 2) FROM products",
+        "SELECT * FROM audit.events",
+        "SELECT x FROM generate_series(1, 10) AS x WHERE x::text ILIKE '1%'",
+        "SELECT name FROM customers WHERE country = 'Sweden' AND vip IS TRUE",
+    ],
+    "mysql": [
+        "SELECT DATE_FORMAT(o.placed_at, '%Y-%m') AS month, SUM(i.quantity * i.unit_price) AS revenue FROM orders o "
+        "JOIN order_items i ON i.order_id = o.id WHERE YEAR(o.placed_at) = 2025 GROUP BY month ORDER BY month",
+        "SELECT c.name, GROUP_CONCAT(p.name ORDER BY p.name SEPARATOR ', '), IFNULL(c.vip, 0), IF(c.vip, 'y', 'n') "
+        "FROM customers c JOIN orders o ON o.customer_id = c.id JOIN order_items i ON i.order_id = o.id "
+        "JOIN products p ON p.id = i.product_id GROUP BY c.id, c.name",
+        "SELECT name, ROW_NUMBER() OVER (ORDER BY price DESC), TRUNCATE(price, 0), DATEDIFF(CURDATE(), '2025-01-01') "
+        "FROM products",
+        "SELECT `name` FROM `customers` WHERE `name` LIKE 'Z%' -- a comment",
+    ],
+}
+
+
+def cases(table):
+    for dialect in ("sqlite", "postgres", "mysql"):
+        for sql in table.get("all", []) + table.get(dialect, []):
+            yield pytest.param(dialect, sql, id=f"{dialect}:{sql[:40]}")
+
+
+@pytest.mark.parametrize("dialect,sql", list(cases(ATTACKS)))
+def test_attacks_are_refused(dialect, sql):
+    with pytest.raises(QueryRefused) as refused:
+        check_read_query(sql, dialect)
+    assert str(refused.value)  # a message the model can act on
+
+
+@pytest.mark.parametrize("dialect,sql", list(cases(READS)))
+def test_analytical_queries_pass(dialect, sql):
+    check_read_query(sql, dialect)
+
+
+def test_messages_say_what_was_wrong():
+    def message(sql, dialect="postgres"):
+        with pytest.raises(QueryRefused) as refused:
+            check_read_query(sql, dialect)
+        return str(refused.value)
+
+    assert "pg_sleep" in message("SELECT pg_sleep(5)")
+    assert "2" in message("SELECT 1; SELECT 2") and "one statement" in message("SELECT 1; SELECT 2")
+    assert "DELETE" in message("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")
+    assert "could not be parsed" in message("SELECT * FROM t INTO OUTFILE '/tmp/x'", "mysql")
+    assert "FOR UPDATE" in message("SELECT * FROM t FOR UPDATE")
+    assert "empty" in message("  ")
