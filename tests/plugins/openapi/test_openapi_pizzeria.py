@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from plugdeck.agent.agent import Agent
@@ -177,3 +178,30 @@ def test_cli_add_refuses_bad_input_clearly(cli_env, tmp_path):
                             "--auth", "nope=sk-live-123")
     assert secret_typed.returncode == 1 and "sk-live-123" not in secret_typed.stderr
     assert not (tmp_path / "data" / "plugins.json").exists()
+
+
+def test_the_readme_ordering_walkthrough(cli_env, pizzeria_process, tmp_path):
+    """plugins add openapi, then ask with an LLM: the order waits for the person; --yes approves it once."""
+    from mock_openai import MockOpenAI
+
+    url = pizzeria_process
+    added = plugdeck(cli_env, "plugins", "add", "openapi", str(EXAMPLE / "openapi.yaml"), "--name", "pizzeria",
+                     "--base-url", url, "--allow-private")
+    assert added.returncode == 0, added.stderr
+    order = {"items": [{"pizza": "margherita", "quantity": 2}], "pickup_time": "19:00"}
+    turns = [{"tool_calls": [{"name": "place_order", "arguments": order}]}, {"text": "Done."}]
+    question = "Order two margherita pizzas for pickup at 7pm"
+    with MockOpenAI(turns * 2) as mock:
+        ask = ["ask", "--base-url", mock.base_url, "--model", "m", question]
+        refused = subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *ask], env=cli_env, capture_output=True,
+                                 text=True, timeout=60, stdin=subprocess.DEVNULL)
+        # The person sees exactly what would be sent, and in a script nothing is sent without --yes.
+        assert f"place_order: POST {url}/orders" in refused.stderr and '"quantity": 2' in refused.stderr
+        assert "not approved" in refused.stderr
+        assert httpx.get(f"{url}/orders/1001").status_code == 404
+        approved = subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *ask, "--yes"], env=cli_env,
+                                  capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert approved.returncode == 0 and "approved (--yes)" in approved.stderr
+    placed = httpx.get(f"{url}/orders/1001").json()
+    assert [(i["pizza"], i["quantity"]) for i in placed["items"]] == [("margherita", 2)]
+    assert httpx.get(f"{url}/orders/1002").status_code == 404  # exactly one order

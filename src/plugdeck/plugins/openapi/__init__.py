@@ -24,13 +24,14 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..base import Plugin
 from .auth import AuthError, Authenticator
 from .chatgpt import Manifest, is_manifest, load_manifest_spec
-from .http import GuardedHTTP, OperationCaller, fetch_text
+from .http import GuardedHTTP, OperationCaller, fetch_text, receipt
 from .operations import Operation, Skipped, list_operations, operation_tool
 from .spec import Resolver, Spec, SpecError, from_document, is_url, parse_text, read_text, server_url
 from .ssrf import BlockedURL, Guard, Resolver as DNSResolver, origin_of, split_url
@@ -62,6 +63,8 @@ class Prepared:
         caller = OperationCaller(http, self.auth, budget=int(self.options.get("response_budget", 12_000)))
         timeout = float(self.options.get("timeout", 30.0))
         tools = [operation_tool(op, caller.bind(op), timeout=timeout + 5) for op in self.operations]
+        for op, tool in zip(self.operations, tools):
+            tool.summary = partial(receipt, op, base_url=self.base_url)  # shown when a person confirms
         info = self.spec.document.get("info") or {}
         title = str(info.get("title") or self.name)
         about = " ".join(str(info.get("description") or "").split())

@@ -158,6 +158,21 @@ def build_request(op: Operation, arguments: dict[str, Any], base_url: str) -> Pr
     return request
 
 
+def receipt(op: Operation, arguments: dict[str, Any], base_url: str) -> str:
+    """What will be sent, for the person who confirms it (credentials are added later, never shown)."""
+    request = build_request(op, arguments, base_url)
+    lines = [f"{op.name}: {request.method} {request.url}"]
+    lines += [f"  header {name}: {value}" for name, value in request.headers.items()]
+    lines += [f"  cookie {name}: {value}" for name, value in request.cookies.items()]
+    if request.content is not None:
+        try:
+            shown = json.dumps(json.loads(request.content), ensure_ascii=False, indent=2)
+        except ValueError:
+            shown = request.content.decode("utf-8", "replace")
+        lines.append("  body: " + shown.replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
 def _add_body(request: PreparedRequest, op: Operation, arguments: dict[str, Any]) -> None:
     body = op.body
     if body.arg is not None:
