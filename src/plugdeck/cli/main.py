@@ -155,8 +155,15 @@ def ask(
     """Answer one question, showing each step (tool calls with arguments and results)."""
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
                                 grounded)
+
+    async def answer():
+        try:
+            return await _show_run(agent, question, None, as_json)
+        finally:
+            await agent.aclose()
+
     try:
-        run = _show_run(agent, question, None, as_json)
+        run = _run(answer())
     finally:
         if store:
             store.close()
@@ -183,30 +190,40 @@ def chat(
                                 grounded)
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
-    history: list[dict[str, Any]] = []
+
+    async def session() -> None:
+        # One event loop for the whole chat, so plugin connections (MCP servers) stay open between turns.
+        import asyncio
+
+        history: list[dict[str, Any]] = []
+        try:
+            while True:
+                try:
+                    line = (await asyncio.to_thread(input, "you> ")).strip()
+                except (EOFError, KeyboardInterrupt):
+                    err.print()
+                    return
+                if line in ("/exit", "/quit"):
+                    return
+                if line:
+                    history = (await _show_run(agent, line, history, False)).messages
+        finally:
+            await agent.aclose()
+
     try:
-        while True:
-            try:
-                line = input("you> ").strip()
-            except (EOFError, KeyboardInterrupt):
-                err.print()
-                break
-            if line in ("/exit", "/quit"):
-                break
-            if line:
-                history = _show_run(agent, line, history, False).messages
+        _run(session())
     finally:
         if store:
             store.close()
 
 
-def _show_run(agent, question: str, history, as_json: bool):
+async def _show_run(agent, question: str, history, as_json: bool):
     """Run one question, printing steps live (or JSON at the end); return the Run."""
     from .render import LiveSteps
 
     out, err = _consoles()
     steps = LiveSteps(out, err)
-    run = agent.run_sync(question, history=history, sinks=[] if as_json else [steps])
+    run = await agent.run(question, history=history, sinks=[] if as_json else [steps])
     if as_json:
         print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
                           "events": [e.to_dict() for e in run.events]}, ensure_ascii=False, default=str, indent=2))
