@@ -158,7 +158,9 @@ class OpenAIModel:
     async def _post(self, body: dict[str, Any], deadline: float) -> httpx.Response:
         """One attempt. An error response is read whole, so its message can be shown."""
         if self._client is None:
-            self._client = httpx.AsyncClient()  # one per instance: connections are pooled
+            # One per instance: connections are pooled. No cap on connections: a server running hundreds
+            # of chats must not queue model calls behind httpx's default of 100.
+            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
         # httpx's timeouts apply per operation; asyncio's bounds the attempt as a whole.
         request = self._client.build_request("POST", self.url, json=body, headers=self._headers, timeout=remaining)
