@@ -93,15 +93,19 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
         system_prompt = GROUNDED_SYSTEM_PROMPT
     if policy.numbers != "off":
         checks.append(NumberCheck(policy.numbers))
+    from .ops.otel import telemetry_sink
+
+    trace = telemetry_sink(config)  # None (and no OpenTelemetry import) unless an endpoint is configured
     return Agent(
         config.model_for(setup.model, base_url=setup.base_url),
         plugins,
         max_steps=config.max_steps,
         deadline=config.deadline,
-        sinks=list(sinks),
+        sinks=[*sinks, *([trace] if trace else [])],
         policy=policy,
         checks=checks,
         confirm=confirm,
         planner=config.planner,
         system_prompt=system_prompt,
+        setup=setup,  # kept with a waiting run's checkpoint, so any process can rebuild the agent
     )

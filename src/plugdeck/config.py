@@ -12,6 +12,8 @@ Precedence: flags > `PLUGDECK_*` environment > `./plugdeck.toml` > user config
     api_key_env = "LOCAL_LLM_KEY"   # the key is read from this variable, never stored here
     input_price = 0.0               # per million tokens
     output_price = 0.0
+
+    run_store = "postgresql://plugdeck@db.internal/plugdeck"   # default: PLUGDECK_HOME/runs.db (SQLite)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 _PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream"}
-_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner"}
+_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store"}
 
 
 class ConfigError(ValueError):
@@ -68,9 +70,18 @@ class Config:
     planner: str = "auto"  # loop | plan | auto
     profiles: dict[str, ModelProfile] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # the files that were read
+    # Where runs are stored: a SQLite file or a postgresql:// URL shared by several servers.
+    run_store: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_store:
+            self.run_store = str(self.runs_db)
+        elif "://" not in self.run_store:
+            self.run_store = str(Path(self.run_store).expanduser())
 
     @property
     def runs_db(self) -> Path:
+        """The default SQLite run store; open `run_store` to honour the configuration."""
         return self.home / "runs.db"
 
     def profile(self, name: str) -> ModelProfile:
@@ -132,6 +143,7 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
             max_steps=int(merged.get("max_steps", 10)),
             deadline=float(merged.get("deadline", 300.0)),
             planner=str(merged.get("planner", "auto")),
+            run_store=str(merged.get("run_store") or ""),
             profiles={name: _profile(name, p) for name, p in profiles.items()},
             sources=sources,
         )
@@ -176,5 +188,6 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
 
 def _from_environment() -> dict[str, Any]:
     names = {"PLUGDECK_MODEL": "model", "PLUGDECK_BASE_URL": "base_url", "PLUGDECK_MAX_STEPS": "max_steps",
-             "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home", "PLUGDECK_PLANNER": "planner"}
+             "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home", "PLUGDECK_PLANNER": "planner",
+             "PLUGDECK_RUN_STORE": "run_store"}
     return {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}

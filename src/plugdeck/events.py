@@ -32,6 +32,7 @@ class RunStarted(Event):
     started_at: float  # wall clock, seconds since the epoch
     planner: str = "loop"
     planner_reason: str = ""
+    api_key_id: str | None = None  # who ran it: a label the server sets (never the key itself)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -67,6 +68,7 @@ class ModelCalled(Event):
     ttft: float | None = None  # seconds to the first streamed token
     latency: float = 0.0
     error: str | None = None
+    cost: float = 0.0  # tokens x the model profile's prices, in the profile's currency
 
 
 @dataclass(slots=True, kw_only=True)
@@ -155,6 +157,7 @@ class RunFinished(Event):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duration: float = 0.0
+    cost: float = 0.0  # the run's model calls, in the model profile's currency
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
-from typing import Any, AsyncIterator, Iterable
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from ..events import AnswerChecked, AnswerGiven, Event, PlannerNote, RunStarted
 from ..models.base import Model, ModelError
@@ -14,7 +16,10 @@ from ..policy.load import Policy
 from .checks import AnswerCheck
 from .confirm import Confirmer
 from .loop import BudgetSpent, StepLimit, tool_loop
-from .run import Run, Sink
+from .run import Run, RunMoved, Sink
+
+if TYPE_CHECKING:
+    from ..ops.runstore import RunStore
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Use the tools when they help: call the calculator for any arithmetic "
@@ -51,6 +56,7 @@ class Agent:
         confirm: Confirmer | None = None,
         planner: str = "loop",
         max_replans: int = 1,
+        setup: Any = None,
     ):
         from ..models import resolve_model
 
@@ -76,20 +82,23 @@ class Agent:
             limit = self.policy.budgets["max_seconds"]
             self.deadline = min(self.deadline, limit) if self.deadline else limit
         self.plugins = [p for p in plugins if not isinstance(p, Tool)]
+        # How this agent was built (AgentSetup fields): kept in checkpoints, to rebuild it elsewhere.
+        self.setup = asdict(setup) if is_dataclass(setup) else setup
 
     @property
     def tools(self) -> list[Tool]:
         return self.toolset.tools
 
     async def stream(
-        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
+        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
+        api_key_id: str | None = None,
     ) -> AsyncIterator[Event]:
         """Yield the run's events as they happen. Leaving the loop early cancels the run.
 
         Actions that need a person's OK go to the `confirm` callback; without one they are refused.
         """
         queue: asyncio.Queue = asyncio.Queue()
-        run = self._new_run(question, [*sinks, queue.put_nowait])
+        run = self._new_run(question, [*sinks, queue.put_nowait], api_key_id)
         run.confirmer = self.confirm or _refuse_unasked
         task = asyncio.create_task(self._drive(run, history, queue))
         try:
@@ -101,32 +110,54 @@ class Agent:
             await asyncio.gather(task, return_exceptions=True)
 
     async def run(
-        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
+        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
+        api_key_id: str | None = None,
     ) -> Run:
         """Run until the answer, or until an action waits for a person: then `run.waiting` lists
-        the pending actions, and `await run.confirm(id)` / `await run.reject(id)` resume it."""
-        run = self._new_run(question, sinks)
+        the pending actions, and `await run.confirm(id)` / `await run.reject(id)` resume it.
+
+        Recorded to a RunStore (its `record` among the sinks), a waiting run is also parked there:
+        any process can then carry it on with `resume`, after a restart or on another replica.
+        `api_key_id` labels who ran it (for costs per key); it is never a key itself."""
+        run = self._new_run(question, sinks, api_key_id)
         run.confirmer = self.confirm
         run.start(self._drive(run, history, None))
         return await run.settled()
 
     def run_sync(
-        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = ()
+        self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
+        api_key_id: str | None = None,
     ) -> Run:
         """Blocking `run`. Without a `confirm` callback, actions that need a person's OK are refused."""
 
         async def go() -> Run:
-            run = self._new_run(question, sinks)
+            run = self._new_run(question, sinks, api_key_id)
             run.confirmer = self.confirm or _refuse_unasked
             await self._drive(run, history, None)
             return run
 
         return asyncio.run(go())
 
-    def _new_run(self, question: str, sinks: Iterable[Sink]) -> Run:
-        run = Run(question, sinks=[*self.sinks, *sinks])
+    async def resume(self, run_id: str, store: RunStore, approvals: dict[str, bool] | None = None, *,
+                     by: str = "person", notes: dict[str, str] | None = None, api_key_id: str | None = None,
+                     sinks: Iterable[Sink] = ()) -> Run | None:
+        """Decide pending actions of a run parked in `store` ({action_id: approved}) and carry the run on
+        in this process with this agent (build it from `store.checkpoint(run_id)["setup"]`).
+
+        Returns the Run once it finishes or waits again, or None when another process is carrying it
+        on right now (the decisions are recorded for it). See plugdeck.agent.resume."""
+        from .resume import resume
+
+        return await resume(self, run_id, store, approvals, by=by, notes=notes, api_key_id=api_key_id, sinks=sinks)
+
+    def _new_run(self, question: str, sinks: Iterable[Sink], api_key_id: str | None = None) -> Run:
+        sinks = [*self.sinks, *sinks]
+        run = Run(question, sinks=sinks, api_key_id=api_key_id)
         run.policy = self.policy
         run.prices = getattr(self.model, "prices", (0.0, 0.0))
+        run.store = _store_among(sinks)
+        run.setup = self.setup
+        run.max_steps = self.max_steps
         return run
 
     def _choose_planner(self, question: str) -> tuple[str, str]:
@@ -144,10 +175,12 @@ class Agent:
             from .plan import PlanError, PlanRunner
 
             try:
-                answer = await PlanRunner(run, self.model, self.toolset, conversation, self.max_replans).answer()
+                model = _BusyWhileReading(self.model, run)
+                answer = await PlanRunner(run, model, self.toolset, conversation, self.max_replans).answer()
                 messages.append({"role": "assistant", "content": answer})
                 return answer
             except PlanError as exc:
+                run.planner = "loop"
                 run.emit(PlannerNote, planner="loop", message=f"the plan could not be used ({exc}); "
                                                               "falling back to the tool loop")
         return await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
@@ -169,18 +202,27 @@ class Agent:
             await self.model.aclose()
 
     async def _drive(self, run: Run, history: list[dict[str, Any]] | None, queue: asyncio.Queue | None) -> None:
-        """Run the loop under the deadline and always finish the run, whatever happens."""
+        """Start the run and carry it to its end."""
         conversation = [m for m in (history or []) if m.get("role") != "system"]
         conversation.append({"role": "user", "content": run.question})
         run.messages = conversation
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + conversation
+        run.loop_messages = messages
         planner, why = self._choose_planner(run.question)
+        run.planner = planner
         run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner, planner_reason=why,
-                 tools=[t.qualified_name for t in self.tools], started_at=time.time())
+                 tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id)
+        await self._carry(run, lambda: self._answer(run, planner, messages, conversation), self.deadline, queue)
+
+    async def _carry(self, run: Run, work: Callable[[], Awaitable[str]], deadline: float | None,
+                    queue: asyncio.Queue | None) -> None:
+        """Run `work` (it returns the answer) under the deadline, check the answer, and always finish
+        the run, whatever happens: unless it waits parked in the store, or another process took it over."""
+        messages = run.loop_messages
         try:
-            async with asyncio.timeout(self.deadline) as scope:
+            async with asyncio.timeout(deadline) as scope:
                 run.deadline_scope = scope
-                answer = await self._answer(run, planner, messages, conversation)
+                answer = await work()
                 checked = await self._check(answer, run)
             if checked != answer:
                 messages[-1]["content"] = checked  # the history holds what the person was told
@@ -194,13 +236,45 @@ class Agent:
             run.finish("budget", str(exc))
         except ModelError as exc:
             run.finish("error", str(exc))
+        except RunMoved:
+            pass  # another process carries it on and records its end
         except asyncio.CancelledError:
-            run.finish("cancelled", "the run was cancelled")
+            if not run.parked:  # a parked run waits on in the store, for any process to carry on
+                run.finish("cancelled", "the run was cancelled")
             raise
         except Exception as exc:  # a bug of ours: record it, then let it surface
             run.finish("error", f"internal error: {type(exc).__name__}: {exc}")
             raise
         finally:
-            run.messages = messages[1:] if self.system_prompt else messages
+            run.messages = messages[1:] if messages and messages[0].get("role") == "system" else messages
             if queue is not None:
                 queue.put_nowait(_END)
+
+
+class _BusyWhileReading:
+    """The plan planner starts steps while it still reads the plan from the model: the run must not
+    settle (nor park) while the model may still ask for more."""
+
+    def __init__(self, model: Model, run: Run):
+        self.model, self.run, self.name = model, run, model.name
+
+    async def stream(self, messages: list[dict[str, Any]], tools: list[Any]):
+        items = self.model.stream(messages, tools).__aiter__()
+        while True:
+            self.run.busy += 1  # only while waiting on the model: other tasks run only then
+            try:
+                item = await items.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                self.run.busy -= 1
+            yield item
+        self.run.settle_if_quiet()
+
+
+def _store_among(sinks: list[Sink]):
+    """The RunStore a run is recorded to, if any (no store can exist before its module is imported)."""
+    module = sys.modules.get("plugdeck.ops.runstore")
+    if module is None:
+        return None
+    return next((sink.__self__ for sink in sinks if isinstance(getattr(sink, "__self__", None), module.RunStore)), None)

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from ..events import PolicyDecided, ToolFinished, ToolStarted
+from ..events import ConfirmationAnswered, PolicyDecided, ToolFinished, ToolStarted
 from ..models.base import ToolCall
 from ..policy.engine import budget_exceeded, decide
 from ..tools import Tool, ToolError, Toolset
@@ -41,44 +41,55 @@ def tool_message(finished: ToolFinished) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": finished.call_id, "content": content}
 
 
-async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int) -> ToolFinished:
-    """One call through validation, the policy and confirmation; never raises for the tool's faults."""
+async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *,
+                        waiting: PendingAction | None = None,
+                        decision: tuple[bool, str, str] | None = None) -> ToolFinished:
+    """One call through validation, the policy and confirmation; never raises for the tool's faults.
+
+    `waiting`: the call's action was asked about before (a run carried on from its checkpoint); it is
+    not announced again, and `decision` is the answer already given, if any."""
     tool = toolset.resolve(call.name)
     name = tool.qualified_name if tool else call.name
     arguments = call.arguments if call.arguments is not None else call.raw_arguments
-    run.emit(ToolStarted, step=step, call_id=call.id, tool=name, arguments=arguments)
-    started = time.perf_counter()
-    result: Any = None
-    error: dict[str, str] | None = None
-    try:
-        result = await _invoke(tool, call, toolset, run)
-    except ToolError as exc:
-        error = exc.to_dict()
-    except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
-        error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
-    latency = time.perf_counter() - started
-    return run.emit(
-        ToolFinished,
-        step=step,
-        call_id=call.id,
-        tool=name,
-        arguments=arguments,
-        result=result,
-        error=error,
-        latency=latency,
-        source=(tool.plugin or "local") if tool else "",
-        untrusted=bool(tool and tool.untrusted),  # an outside service's error text is outside data too
-    )
+    async with run.calling():
+        if waiting is None:
+            run.emit(ToolStarted, step=step, call_id=call.id, tool=name, arguments=arguments)
+        started = time.perf_counter()
+        result: Any = None
+        error: dict[str, str] | None = None
+        try:
+            result = await _invoke(tool, call, toolset, run, waiting, decision)
+        except ToolError as exc:
+            error = exc.to_dict()
+        except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
+            error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
+        latency = time.perf_counter() - started
+        return run.emit(
+            ToolFinished,
+            step=step,
+            call_id=call.id,
+            tool=name,
+            arguments=arguments,
+            result=result,
+            error=error,
+            latency=latency,
+            source=(tool.plugin or "local") if tool else "",
+            untrusted=bool(tool and tool.untrusted),  # an outside service's error text is outside data too
+        )
 
 
-async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run) -> Any:
+async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run, waiting: PendingAction | None,
+                  decision: tuple[bool, str, str] | None) -> Any:
     if tool is None:
         known = ", ".join(spec.name for spec in toolset.specs) or "none"
         raise ToolError(f"there is no tool named {call.name!r}; the tools are: {known}", "unknown_tool")
     if call.error:
         raise ToolError(f"{call.error}. Send the call again with the arguments as one JSON object.", "invalid_json")
     kwargs = tool.validate(call.arguments)
-    approved_action = await _admit(run, tool, call)
+    if waiting is None:
+        approved_action = await _admit(run, tool, call)
+    else:
+        approved_action = await _admit_waiting(run, tool, call, waiting, decision)
     try:
         return await asyncio.wait_for(tool.invoke(kwargs, approved_action), tool.timeout)
     except asyncio.TimeoutError:
@@ -112,7 +123,36 @@ async def _admit(run: Run, tool: Tool, call: ToolCall) -> str | None:
     )
     if not await run.request_confirmation(action):
         raise ToolError("the person did not approve this action, so it was not done", "rejected")
-    return action.id
+    return await _claim(run, action.id)
+
+
+async def _admit_waiting(run: Run, tool: Tool, call: ToolCall, action: PendingAction,
+                         decision: tuple[bool, str, str] | None) -> str:
+    """A call whose action was asked about before: admitted then, decided now (or waited for again)."""
+    if action_id(run.id, call.id, tool.qualified_name, call.arguments) != action.id:
+        raise ToolError("the tool or its arguments are not the ones the person was asked about, so it was not done",
+                        "changed")
+    now = decide(run.policy, tool, call.arguments, run.events)
+    if now.action == "deny":  # the policy may have changed while the run waited; it still has the last word
+        run.emit(PolicyDecided, decision="deny", rule=now.rule, reason=now.reason, tool=tool.qualified_name,
+                 call_id=call.id)
+        raise ToolError(f"not allowed by the policy ({now.rule}): {now.reason}", "denied")
+    if decision is None:
+        approved = await run.request_confirmation(action, announce=False)
+    else:
+        approved, by, note = decision
+        run.emit(ConfirmationAnswered, action_id=action.id, approved=approved, by=by, note=note)
+    if not approved:
+        raise ToolError("the person did not approve this action, so it was not done", "rejected")
+    return await _claim(run, action.id)
+
+
+async def _claim(run: Run, approved_id: str) -> str:
+    """An approved action runs once, even when several processes could carry the run on."""
+    if not await run.claim(approved_id):
+        raise ToolError("this approved action was already carried out by another process, so it was not done again",
+                        "already_done")
+    return approved_id
 
 
 def to_content(value: Any, budget: int = RESULT_BUDGET) -> str:

@@ -21,9 +21,10 @@ class BudgetSpent(Exception):
     """A budget of the policy ran out; the run stops with what it has."""
 
 
-async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int) -> str:
-    """Return the model's final answer (before answer checks)."""
-    for step in range(1, max_steps + 1):
+async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int,
+                    first_step: int = 1) -> str:
+    """Return the model's final answer (before answer checks). `first_step` > 1: a run carried on."""
+    for step in range(first_step, max_steps + 1):
         check_model_budget(run)
         run.steps = step
         response = await call_model(run, model, toolset, messages, step)

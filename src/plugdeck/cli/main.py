@@ -28,7 +28,7 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "replay")
 
 
 def _register_extensions() -> None:
@@ -45,6 +45,8 @@ def _register_extensions() -> None:
             plugins_add_app.command(name)(module.add)
         for command in getattr(module, "plugins_commands", {}).items():  # e.g. plugins diff / approve
             plugins_app.command(command[0])(command[1])
+        for command in getattr(module, "runs_commands", {}).items():  # e.g. runs replay
+            runs_app.command(command[0])(command[1])
 
 
 class CliError(Exception):
@@ -60,7 +62,7 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 MaxStepsOpt = typer.Option(None, "--max-steps", help="Most model calls in one run.")
 DeadlineOpt = typer.Option(None, "--deadline", help="Seconds one run may take in all.")
 NoStoreOpt = typer.Option(False, "--no-store", help="Do not record the run in the run store.")
-PolicyOpt = typer.Option(None, "--policy", help="A policy file (default: [policy] in plugdeck.toml).")
+PolicyOpt = typer.Option(None, "--policy", help="A policy file (default: \\[policy] in plugdeck.toml).")
 KbOpt = typer.Option(None, "--kb", help="Answer from this knowledge base (repeatable); see plugdeck kb.")
 GroundedOpt = typer.Option(None, "--grounded/--no-grounded",
                            help="Answers must be supported by the cited passages (default: on when only --kb is used).")
@@ -127,7 +129,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
     err = _consoles()[1]
     setup = AgentSetup(model=model, base_url=base_url, plugins=plugins, kb=kb, grounded=grounded,
                        policy_path=policy_path)
-    store = None if no_store else RunStore(config.runs_db)
+    store = None if no_store else RunStore(config.run_store)
     agent = build_agent(config, setup, confirm=terminal_confirmer(err, yes), sinks=[store.record] if store else [],
                         warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
     return agent, store

@@ -192,7 +192,7 @@ def serve(
 
     try:
         config = load_config({"model": model, "base_url": base_url})
-        store = RunStore(config.runs_db)
+        store = RunStore(config.run_store)
         agent = build_agent(config, AgentSetup(model=model, base_url=base_url, plugins=plugin, policy_path=policy),
                             confirm=(lambda action: True) if yes else None, sinks=[store.record],
                             warn=lambda message: print(f"warning: {message}", file=sys.stderr))

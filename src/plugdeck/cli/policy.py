@@ -26,7 +26,7 @@ def check(
     plugins = _load_plugins(None)
     loaded = _policy(policy, plugins)
     tools = {t.qualified_name: t for p in plugins for t in p.tools}
-    with RunStore(load_config().runs_db) as store:
+    with RunStore(load_config().run_store) as store:
         try:
             ids = runs or [r["id"] for r in store.list_runs(limit=last)]
             stored = [store.get_run(run_id) for run_id in ids]

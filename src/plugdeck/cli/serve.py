@@ -1,0 +1,108 @@
+"""`plugdeck serve`: the HTTP API (OpenAI-compatible + REST + SSE) and the web page, in one process.
+
+    plugdeck serve                                  # http://127.0.0.1:8080
+    plugdeck serve --plugin calculator --plugin pizzeria --kb handbook --port 8080
+
+It binds to loopback unless told otherwise; another address needs API keys (plugdeck keys create).
+FastAPI and uvicorn load only here (the `server` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from typing import Optional
+
+import typer
+
+from .main import (BaseUrlOpt, CliError, DeadlineOpt, GroundedOpt, KbOpt, MaxStepsOpt, ModelOpt, NoStoreOpt,
+                   PlannerOpt, PluginOpt, PolicyOpt)
+
+group = typer.Typer(help="Serve the OpenAI-compatible API, the REST API and the web page.",
+                    invoke_without_command=True)
+
+
+@group.callback()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Not loopback: API keys are required."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on (0 picks a free one)."),
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    plugin: Optional[list[str]] = PluginOpt,
+    kb: Optional[list[str]] = KbOpt,
+    grounded: Optional[bool] = GroundedOpt,
+    policy: Optional[str] = PolicyOpt,
+    planner: Optional[str] = PlannerOpt,
+    max_steps: Optional[int] = MaxStepsOpt,
+    deadline: Optional[float] = DeadlineOpt,
+    no_store: bool = NoStoreOpt,
+    pending_ttl: float = typer.Option(3600.0, "--pending-ttl", help="Seconds a run may wait for a person's OK "
+                                                                     "before it is cancelled."),
+    max_upload_mb: int = typer.Option(50, "--max-upload-mb", help="Largest document upload, in MiB."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+) -> None:
+    """Serve plugdeck over HTTP: /v1 for OpenAI clients, /api for REST and SSE, / for the page."""
+    if ctx.invoked_subcommand:
+        return
+    try:
+        from ..server.app import build_state, create_app
+        from ..server.auth import is_loopback
+        from ..server.keys import KeyStore
+    except ImportError as exc:
+        raise CliError(f"the server needs its extra ({exc.name} is missing): pip install 'plugdeck[server]'") from None
+    from ..assemble import AgentSetup
+    from ..config import load_config
+
+    config = load_config({"max_steps": max_steps, "deadline": deadline, "planner": planner})
+    if not is_loopback(host) and not KeyStore(config.home).any_active():
+        raise CliError(f"listening on {host} would let other machines in: create an API key first "
+                       "(plugdeck keys create --plugins NAMES), or keep the default --host 127.0.0.1")
+    setup = AgentSetup(model=model, base_url=base_url, plugins=plugin, kb=kb, grounded=grounded, policy_path=policy)
+    warn = lambda message: print(f"warning: {message}", file=sys.stderr)  # noqa: E731
+    state = build_state(config, setup, host=host, record=not no_store, pending_ttl=pending_ttl, warn=warn)
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
+    asyncio.run(_serve(state, create_app(state, max_upload_mb=max_upload_mb), sock, open_page))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(state, app, sock: socket.socket, open_page: bool) -> None:
+    import uvicorn
+
+    try:
+        state.agents.build_all()  # on the loop that runs them; a configuration mistake stops here
+    except ValueError as exc:
+        if state.store is not None:
+            state.store.close()
+        raise CliError(str(exc)) from None
+    host, port = sock.getsockname()[:2]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    page = f"{base}/?token={state.auth.session_token}"
+    keyed = state.auth.keyed
+    print(f"plugdeck serving {', '.join(state.agents.names)} on {base}", flush=True)
+    print(f"  page:    {page if keyed else base + '/'}", flush=True)
+    if not keyed:
+        print("           no API keys yet: open to this machine only (plugdeck keys create --plugins ... to require"
+              f" keys; then sign the page in with {page})", flush=True)
+    print(f"  OpenAI:  base_url=\"{base}/v1\", model=\"plugdeck\"", flush=True)
+    print(f"  REST:    {base}/api   docs: {base}/docs", flush=True)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=5, ws="none"))
+    await server.serve(sockets=[sock])

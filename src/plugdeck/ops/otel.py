@@ -1,0 +1,484 @@
+"""OpenTelemetry export: every run becomes a trace in the GenAI semantic conventions.
+
+`telemetry_sink(config)` returns an event sink (for `Agent(sinks=[...])`) that turns a run's events
+into spans and ships them over OTLP/HTTP to Jaeger, Langfuse, Phoenix or any collector:
+
+    invoke_agent                      the run: model, planner, status, token totals
+    ├── chat {model}                  one per model call: tokens, finish reason, time to first chunk
+    ├── execute_tool {plugin.tool}    one per tool call: call id, error as span status
+    └── ...
+
+Span times come from the events, not from when the sink sees them, so a stored run exported later
+(`export_run`) gives the same trace. Messages, tool arguments and results, answers and policy reasons
+may hold personal data: they leave only with `capture_content = true`. Configured API keys and
+common key patterns are scrubbed from every string that leaves, content or not.
+
+The opentelemetry packages are imported only when a sink is made (the `telemetry` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from ..config import Config, ConfigError, config_files
+from ..events import Event, event_from_dict
+
+
+class GenAI:
+    """The semantic-convention attribute names used here, in one place.
+
+    Upstream keeps the gen_ai.* names in `opentelemetry.semconv._incubating` and is moving them to a
+    repository of their own; written out here, a package update cannot break the export, and a test
+    checks that every name still equals the one the installed package defines.
+    """
+
+    OPERATION_NAME = "gen_ai.operation.name"
+    PROVIDER_NAME = "gen_ai.provider.name"
+    AGENT_NAME = "gen_ai.agent.name"
+    REQUEST_MODEL = "gen_ai.request.model"
+    RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+    RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+    USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+    USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+    TOOL_NAME = "gen_ai.tool.name"
+    TOOL_TYPE = "gen_ai.tool.type"
+    TOOL_CALL_ID = "gen_ai.tool.call.id"
+    TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+    TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+    INPUT_MESSAGES = "gen_ai.input.messages"
+    OUTPUT_MESSAGES = "gen_ai.output.messages"
+    SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+    ERROR_TYPE = "error.type"
+    SERVER_ADDRESS = "server.address"
+    SERVER_PORT = "server.port"
+
+
+TELEMETRY_KEYS = {"otlp_endpoint", "capture_content", "service_name"}
+TRACES_PATH = "/v1/traces"
+EXPORT_TIMEOUT = 3.0  # seconds for one export, retries included
+LOCAL_MODELS = ("rules", "scripted")  # answered inside plugdeck: the provider is plugdeck itself
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    traces_endpoint: str  # the full OTLP/HTTP URL, ending in /v1/traces
+    capture_content: bool = False
+    service_name: str = "plugdeck"
+
+
+def telemetry_settings(cwd=None) -> TelemetrySettings | None:
+    """The [telemetry] table of the config files, overridden by the standard OTEL_* variables; None if off.
+
+        [telemetry]
+        otlp_endpoint = "http://127.0.0.1:4318"   # or OTEL_EXPORTER_OTLP_ENDPOINT
+        capture_content = false                   # messages, tool arguments and results
+        service_name = "plugdeck"
+    """
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    table: dict[str, Any] = {}
+    for path in config_files(cwd):
+        if path.is_file():
+            table.update(_telemetry_table(path))
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")  # the full URL, as the spec says
+    if not endpoint:
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or table.get("otlp_endpoint")
+        endpoint = _traces_url(base) if base else None
+    if not endpoint:
+        return None
+    _check_url(endpoint)
+    capture = table.get("capture_content", False)
+    switch = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    if switch:
+        capture = switch.strip().lower() in ("true", "1", "yes")
+    return TelemetrySettings(endpoint, bool(capture), str(table.get("service_name", "plugdeck")))
+
+
+def telemetry_sink(config: Config, cwd=None) -> TraceSink | None:
+    """A sink exporting runs as traces to the configured OTLP endpoint, or None when none is configured."""
+    settings = telemetry_settings(cwd)
+    if settings is None:
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise ConfigError("telemetry is configured (an OTLP endpoint is set) but the OpenTelemetry packages are not "
+                          "installed: pip install 'plugdeck[telemetry]', or remove the endpoint") from None
+    from .. import __version__
+
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name,
+                                                        "service.version": __version__}))
+    # Headers (a Langfuse or vendor token) come from OTEL_EXPORTER_OTLP_HEADERS, read by the exporter.
+    # An unreachable collector delays a short command's exit by up to the timeout (retries included);
+    # the standard OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT variables change it.
+    from_environment = {"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"} & set(os.environ)
+    timeout = None if from_environment else EXPORT_TIMEOUT
+    exporter = OTLPSpanExporter(endpoint=settings.traces_endpoint, timeout=timeout)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return TraceSink(provider, capture_content=settings.capture_content, secrets=configured_secrets(config),
+                     servers=_model_servers(config))
+
+
+def configured_secrets(config: Config) -> list[str]:
+    """Every key the configuration points to, to scrub from spans should one slip into a message."""
+    keys = [p.api_key() for p in config.profiles.values()]
+    keys.append(os.environ.get("PLUGDECK_API_KEY"))
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        for pair in os.environ.get(name, "").split(","):
+            keys.append(pair.partition("=")[2].strip())
+    return [k for k in keys if k and len(k) >= 4]
+
+
+def export_run(run: dict[str, Any], sink: TraceSink) -> None:
+    """Send a stored run (RunStore.get_run) through the sink, as if it were happening now."""
+    for data in run["events"]:
+        if data.get("type") in TraceSink.HANDLED:
+            sink(event_from_dict(data))
+
+
+class TraceSink:
+    """Turns events into spans. One sink serves any number of concurrent runs."""
+
+    def __init__(self, tracer_provider, *, capture_content: bool = False, secrets: Iterable[str] = (),
+                 servers: dict[str, tuple[str, int | None]] | None = None):
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        from .. import __version__
+
+        self.provider = tracer_provider
+        self.capture_content = capture_content
+        self._tracer = tracer_provider.get_tracer("plugdeck", __version__)
+        self._trace, self._kind, self._status, self._code = trace, SpanKind, Status, StatusCode
+        self._scrub = Scrubber(secrets)
+        self._servers = servers or {}
+        self._runs: dict[str, _RunTrace] = {}
+        self._lock = threading.Lock()
+
+    # ---- the sink -------------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return
+        with self._lock:
+            if event.type == "run_started":
+                self._run_started(event)
+                return
+            run = self._runs.get(event.run_id)
+            if run is not None:  # a run that started before the sink was attached is not traced
+                handler(self, run, event)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Send everything finished so far; True if it all went out in time."""
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    # ---- events -> spans ------------------------------------------------------------------------
+
+    def _run_started(self, event: Event) -> None:
+        # Event times are seconds since the run started; the wall clock at that moment anchors them.
+        origin = getattr(event, "started_at", 0.0) - event.t
+        model = getattr(event, "model", "")
+        attributes = {
+            GenAI.OPERATION_NAME: "invoke_agent",
+            GenAI.AGENT_NAME: "plugdeck",
+            GenAI.PROVIDER_NAME: self._provider(model),
+            GenAI.REQUEST_MODEL: model,
+            "plugdeck.run.id": event.run_id,
+            "plugdeck.planner": getattr(event, "planner", ""),
+            "plugdeck.tools": list(getattr(event, "tools", []) or []),
+        }
+        if self.capture_content:
+            attributes[GenAI.INPUT_MESSAGES] = _json([_text_message("user", getattr(event, "question", ""))])
+        root = self._tracer.start_span("invoke_agent", kind=self._kind.INTERNAL, start_time=_ns(origin + event.t),
+                                       attributes=self._clean(attributes))
+        self._runs[event.run_id] = _RunTrace(root, self._trace.set_span_in_context(root), origin, model)
+
+    def _model_called(self, run: _RunTrace, event: Event) -> None:
+        model = getattr(event, "model", "") or run.model
+        latency = getattr(event, "latency", 0.0) or 0.0
+        finish = getattr(event, "finish_reason", None)
+        attributes: dict[str, Any] = {
+            GenAI.OPERATION_NAME: "chat",
+            GenAI.PROVIDER_NAME: self._provider(model),
+            GenAI.REQUEST_MODEL: model,
+            GenAI.USAGE_INPUT_TOKENS: getattr(event, "prompt_tokens", 0) or 0,
+            GenAI.USAGE_OUTPUT_TOKENS: getattr(event, "completion_tokens", 0) or 0,
+            GenAI.RESPONSE_FINISH_REASONS: [finish] if finish else None,
+            GenAI.RESPONSE_TIME_TO_FIRST_CHUNK: getattr(event, "ttft", None),
+            "plugdeck.step": getattr(event, "step", None),
+            "plugdeck.cost": getattr(event, "cost", None),
+        }
+        server = self._servers.get(model)
+        if server:
+            attributes[GenAI.SERVER_ADDRESS], attributes[GenAI.SERVER_PORT] = server
+        if self.capture_content:
+            messages = getattr(event, "messages", []) or []
+            system = [m.get("content") for m in messages if m.get("role") == "system" and m.get("content")]
+            if system:
+                attributes[GenAI.SYSTEM_INSTRUCTIONS] = _json([{"type": "text", "content": s} for s in system])
+            attributes[GenAI.INPUT_MESSAGES] = _json(semconv_messages(messages))
+            attributes[GenAI.OUTPUT_MESSAGES] = _json([_output_message(event)])
+        span = self._tracer.start_span(f"chat {model}", context=run.context, kind=self._kind.CLIENT,
+                                       start_time=_ns(run.origin + event.t - latency),
+                                       attributes=self._clean(attributes))
+        error = getattr(event, "error", None)
+        if error:
+            self._fail(span, "model_error", error)
+        span.end(end_time=_ns(run.origin + event.t))
+
+    def _tool_started(self, run: _RunTrace, event: Event) -> None:
+        run.tools[event.call_id] = self._tool_span(run, event, event.t)
+
+    def _tool_finished(self, run: _RunTrace, event: Event) -> None:
+        span = run.tools.pop(event.call_id, None)
+        if span is None:  # never started (or started before the sink was attached)
+            span = self._tool_span(run, event, event.t - (getattr(event, "latency", 0.0) or 0.0))
+        attributes = {"plugdeck.tool.source": getattr(event, "source", "") or None,
+                      "plugdeck.tool.untrusted": bool(getattr(event, "untrusted", False))}
+        error = getattr(event, "error", None)
+        if self.capture_content and not error:
+            attributes[GenAI.TOOL_CALL_RESULT] = _json(getattr(event, "result", None))
+        span.set_attributes(self._clean(attributes))
+        if error:
+            kind = str(error.get("kind", "tool_error")) if isinstance(error, dict) else "tool_error"
+            message = error.get("message", "") if isinstance(error, dict) else str(error)
+            # A tool's error message may repeat its arguments: content, so only its kind by default.
+            self._fail(span, kind, message if self.capture_content else kind)
+        span.end(end_time=_ns(run.origin + event.t))
+
+    def _tool_span(self, run: _RunTrace, event: Event, started: float):
+        tool = getattr(event, "tool", "")
+        attributes = {GenAI.OPERATION_NAME: "execute_tool", GenAI.TOOL_NAME: tool, GenAI.TOOL_TYPE: "function",
+                      GenAI.TOOL_CALL_ID: event.call_id, "plugdeck.step": getattr(event, "step", None)}
+        if self.capture_content:
+            attributes[GenAI.TOOL_CALL_ARGUMENTS] = _json(getattr(event, "arguments", None))
+        return self._tracer.start_span(f"execute_tool {tool}", context=run.context, kind=self._kind.INTERNAL,
+                                       start_time=_ns(run.origin + started), attributes=self._clean(attributes))
+
+    def _policy_decided(self, run: _RunTrace, event: Event) -> None:
+        attributes = {"plugdeck.policy.decision": getattr(event, "decision", ""),
+                      "plugdeck.policy.rule": getattr(event, "rule", ""),
+                      "plugdeck.tool": getattr(event, "tool", None)}
+        if self.capture_content:  # reasons quote argument values
+            attributes["plugdeck.policy.reason"] = getattr(event, "reason", "")
+        self._note(run, event, "plugdeck.policy_decision", attributes, getattr(event, "call_id", None))
+
+    def _confirmation_requested(self, run: _RunTrace, event: Event) -> None:
+        attributes = {"plugdeck.action.id": event.action_id, "plugdeck.tool": getattr(event, "tool", "")}
+        self._note(run, event, "plugdeck.confirmation_requested", attributes, getattr(event, "call_id", None))
+
+    def _confirmation_answered(self, run: _RunTrace, event: Event) -> None:
+        attributes = {"plugdeck.action.id": event.action_id, "plugdeck.approved": bool(getattr(event, "approved", False)),
+                      "plugdeck.approved_by": getattr(event, "by", "")}
+        self._note(run, event, "plugdeck.confirmation_answered", attributes, None)
+
+    def _answer_checked(self, run: _RunTrace, event: Event) -> None:
+        attributes = {"plugdeck.check": getattr(event, "check", ""),
+                      "plugdeck.passed": bool(getattr(event, "passed", False))}
+        self._note(run, event, "plugdeck.answer_checked", attributes, None)
+
+    def _planner_note(self, run: _RunTrace, event: Event) -> None:
+        attributes = {"plugdeck.planner": getattr(event, "planner", ""), "plugdeck.message": getattr(event, "message", "")}
+        self._note(run, event, "plugdeck.planner", attributes, None)
+
+    def _answer(self, run: _RunTrace, event: Event) -> None:
+        if self.capture_content:
+            output = _text_message("assistant", getattr(event, "text", ""))
+            run.root.set_attribute(GenAI.OUTPUT_MESSAGES, self._scrub(_json([{**output, "finish_reason": "stop"}])))
+
+    def _run_finished(self, run: _RunTrace, event: Event) -> None:
+        del self._runs[event.run_id]
+        end = _ns(run.origin + event.t)
+        for span in run.tools.values():  # cancelled mid-call
+            self._fail(span, "cancelled", "the run ended before the tool call finished")
+            span.end(end_time=end)
+        status = getattr(event, "status", "ok")
+        run.root.set_attributes(self._clean({
+            "plugdeck.run.status": status,
+            GenAI.USAGE_INPUT_TOKENS: getattr(event, "prompt_tokens", 0) or 0,
+            GenAI.USAGE_OUTPUT_TOKENS: getattr(event, "completion_tokens", 0) or 0,
+            "plugdeck.run.steps": getattr(event, "steps", 0) or 0,
+            "plugdeck.run.model_calls": getattr(event, "model_calls", 0) or 0,
+            "plugdeck.run.tool_calls": getattr(event, "tool_calls", 0) or 0,
+            "plugdeck.cost": getattr(event, "cost", None),
+        }))
+        if status != "ok":
+            self._fail(run.root, status, getattr(event, "error", None) or f"the run ended with status {status}")
+        run.root.end(end_time=end)
+
+    _handlers = {
+        "run_started": _run_started, "model_called": _model_called, "tool_started": _tool_started,
+        "tool_finished": _tool_finished, "policy_decision": _policy_decided,
+        "confirmation_requested": _confirmation_requested, "confirmation_answered": _confirmation_answered,
+        "answer_checked": _answer_checked, "planner": _planner_note, "answer": _answer, "run_finished": _run_finished,
+    }
+    HANDLED = frozenset(_handlers)
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _note(self, run: _RunTrace, event: Event, name: str, attributes: dict[str, Any], call_id: str | None) -> None:
+        span = run.tools.get(call_id) if call_id else None
+        (span or run.root).add_event(name, self._clean(attributes), timestamp=_ns(run.origin + event.t))
+
+    def _fail(self, span, error_type: str, description: str) -> None:
+        span.set_attribute(GenAI.ERROR_TYPE, error_type)
+        span.set_status(self._status(self._code.ERROR, self._scrub(str(description))))
+
+    def _clean(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Drop empty values; scrub secrets from every string."""
+        cleaned: dict[str, Any] = {}
+        for key, value in attributes.items():
+            if value is None:
+                continue
+            if isinstance(value, str):
+                value = self._scrub(value)
+            elif isinstance(value, (list, tuple)):
+                value = [self._scrub(v) if isinstance(v, str) else v for v in value if v is not None]
+            cleaned[key] = value
+        return cleaned
+
+    def _provider(self, model: str) -> str:
+        # Best knowledge, as the convention asks: endpoint models speak the OpenAI API.
+        return "plugdeck" if model in LOCAL_MODELS else "openai"
+
+
+@dataclass
+class _RunTrace:
+    root: Any
+    context: Any
+    origin: float  # wall-clock seconds at the run's t = 0
+    model: str
+    tools: dict[str, Any] = field(default_factory=dict)  # call id -> open execute_tool span
+
+
+class Scrubber:
+    """Replace known secrets and things shaped like keys with [redacted]."""
+
+    PATTERNS = [
+        re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+        re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
+        re.compile(r"(?i)\b((?:x-)?api[_-]?key|access[_-]?token|secret|password|authorization)(\"?\s*[:=]\s*\"?)"
+                   r"[^\s\"',;&]{6,}"),
+    ]
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        text = self.PATTERNS[0].sub(lambda m: f"{m.group(1)} [redacted]", text)
+        text = self.PATTERNS[1].sub("[redacted]", text)
+        return self.PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+
+
+# ---- message formats ------------------------------------------------------------------------------
+
+
+def semconv_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-format chat messages as the GenAI conventions write them (role + typed parts)."""
+    converted = []
+    for message in messages:
+        role = message.get("role")
+        if role == "system":
+            continue  # goes to gen_ai.system_instructions
+        if role == "tool":
+            parts = [{"type": "tool_call_response", "id": message.get("tool_call_id"),
+                      "response": _loads(message.get("content"))}]
+        else:
+            parts = _text_parts(message.get("content"))
+            for call in message.get("tool_calls") or []:
+                function = call.get("function", {})
+                parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                              "arguments": _loads(function.get("arguments"))})
+        converted.append({"role": role, "parts": parts})
+    return converted
+
+
+def _output_message(event: Event) -> dict[str, Any]:
+    parts = _text_parts(getattr(event, "text", ""))
+    for call in getattr(event, "tool_calls", []) or []:
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name"),
+                      "arguments": call.get("arguments")})
+    return {"role": "assistant", "parts": parts, "finish_reason": getattr(event, "finish_reason", None) or "error"}
+
+
+def _text_message(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "parts": _text_parts(text)}
+
+
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    if not content:
+        return []
+    return [{"type": "text", "content": content if isinstance(content, str) else _json(content)}]
+
+
+# ---- small things ---------------------------------------------------------------------------------
+
+
+def _telemetry_table(path) -> dict[str, Any]:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("telemetry", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: telemetry must be a table ([telemetry])")
+    unknown = set(table) - TELEMETRY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown [telemetry] setting(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(TELEMETRY_KEYS))}")
+    if "capture_content" in table and not isinstance(table["capture_content"], bool):
+        raise ConfigError(f"{path}: [telemetry] capture_content must be true or false")
+    return table
+
+
+def _traces_url(base: str) -> str:
+    base = base.strip().rstrip("/")
+    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"the OTLP endpoint must be an http(s) URL such as http://127.0.0.1:4318, not {url!r}")
+
+
+def _model_servers(config: Config) -> dict[str, tuple[str, int | None]]:
+    """Model name -> (host, port) of its endpoint, for server.address; never the URL's credentials or path."""
+    servers = {}
+    for profile in config.profiles.values():
+        parts = urlsplit(profile.base_url)
+        if parts.hostname:
+            servers[profile.model] = (parts.hostname, parts.port)
+    return servers
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

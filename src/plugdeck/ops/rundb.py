@@ -1,0 +1,234 @@
+"""Connections for the run store: one small interface over SQLite (a file) and PostgreSQL (a URL).
+
+The store writes its SQL once, with `?` placeholders and standard syntax both databases accept
+(`ON CONFLICT`, `DOUBLE PRECISION`); the few real differences live here: how a transaction takes
+its lock, how a row is locked, placeholders, timeouts and which errors mean "unreachable".
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class RunStoreError(RuntimeError):
+    """The run store cannot do what was asked (a damaged file, a schema from a newer plugdeck, ...)."""
+
+
+class RunStoreUnavailable(RunStoreError):
+    """The database cannot be reached right now; the message says where and what to check."""
+
+
+def is_postgres(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def open_database(target: str | Path, timeout: float) -> SQLiteDatabase | PostgresDatabase:
+    if is_postgres(target):
+        return PostgresDatabase(str(target), timeout)
+    text = str(target)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///"):]
+    elif "://" in text:
+        raise RunStoreError(f"unsupported run store {redact(text)!r}: give a file path (SQLite) or a "
+                            "postgresql://USER@HOST/DATABASE URL")
+    return SQLiteDatabase(Path(text), timeout)
+
+
+class Connection:
+    """One database connection: `execute` with `?` placeholders, and transactions."""
+
+    dialect = ""
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+
+    def execute(self, sql: str, params: tuple | list = ()):
+        return self.raw.execute(sql, params)
+
+    def batch(self):
+        """Around many statements whose results are not needed at once (the writer's batches)."""
+        return nullcontext()
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except Exception:  # closing a broken connection may fail; it is gone either way
+            pass
+
+
+class SQLiteConnection(Connection):
+    dialect = "sqlite"
+
+    @contextmanager
+    def transaction(self, lock_run: str | None = None, lock_schema: bool = False) -> Iterator[SQLiteConnection]:
+        # BEGIN IMMEDIATE takes the database's write lock at once: it serializes every writer,
+        # which is all the row and schema locks that PostgreSQL needs spelled out.
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+
+class PostgresConnection(Connection):
+    dialect = "postgres"
+
+    def execute(self, sql: str, params: tuple | list = ()):
+        return super().execute(sql.replace("?", "%s"), params)
+
+    def batch(self):
+        return self.raw.pipeline()  # statements go out without waiting for each answer: one round trip, not N
+
+    @contextmanager
+    def transaction(self, lock_run: str | None = None, lock_schema: bool = False) -> Iterator[PostgresConnection]:
+        with self.raw.transaction():
+            if lock_schema:
+                self.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            if lock_run is not None:
+                self.execute("SELECT 1 FROM runs WHERE id = ? FOR UPDATE", (lock_run,))
+            yield self
+
+
+_SCHEMA_LOCK = 0x706C7567646563  # "plugdec": one advisory lock for migrations
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: Path, timeout: float):
+        self.path = path
+        self.timeout = timeout
+        self.where = str(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect(self) -> SQLiteConnection:
+        try:
+            raw = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            raw.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives power loss too; pending confirmations and costs are records
+            # people act on. The writer thread pays for the fsync, never the agent.
+            raw.execute("PRAGMA synchronous=FULL")
+            raw.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise RunStoreError(f"cannot open the run store {self.path}: {exc}") from None
+        return SQLiteConnection(raw)
+
+    @contextmanager
+    def session(self) -> Iterator[SQLiteConnection]:
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def check_integrity(self, conn: SQLiteConnection) -> None:
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise RunStoreError(f"the run store {self.path} is damaged ({result}); move it aside and plugdeck "
+                                "starts a new one (sqlite3 .recover can rescue what is left)")
+
+    def close(self) -> None:
+        pass
+
+    errors = (sqlite3.Error,)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        # A locked database or a full disk may pass; retrying is the right response to both.
+        return isinstance(exc, sqlite3.OperationalError)
+
+
+class PostgresDatabase:
+    """PostgreSQL through psycopg 3: a few pooled connections, each pinged before it is reused."""
+
+    dialect = "postgres"
+    POOL = 4
+
+    def __init__(self, url: str, timeout: float):
+        import psycopg  # only when PostgreSQL is used: `import plugdeck` stays light
+
+        self.psycopg = psycopg
+        self.url = url
+        self.where = redact(url)
+        self.timeout = timeout
+        self._idle: list[PostgresConnection] = []
+        self._lock = threading.Lock()
+        self.errors = (psycopg.Error,)
+
+    def connect(self) -> PostgresConnection:
+        psycopg = self.psycopg
+        millis = int(self.timeout * 1000)
+        try:
+            raw = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout)),
+                # No statement may hang past the deadline: not a slow query, not a lock wait.
+                options=f"-c statement_timeout={millis} -c lock_timeout={millis}",
+                application_name="plugdeck-runstore",
+            )
+        except psycopg.Error as exc:
+            raise RunStoreUnavailable(
+                f"cannot reach the run store at {self.where}: {_first_line(exc)}. Check that PostgreSQL is "
+                "running and accepts this user and database (run_store in plugdeck.toml or PLUGDECK_RUN_STORE)"
+            ) from None
+        return PostgresConnection(raw)
+
+    @contextmanager
+    def session(self) -> Iterator[PostgresConnection]:
+        conn = self._checkout()
+        try:
+            yield conn
+        except BaseException as exc:
+            if isinstance(exc, self.psycopg.OperationalError) or conn.raw.closed or conn.raw.broken:
+                conn.close()
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                self._checkin(conn)
+
+    def _checkout(self) -> PostgresConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self.connect()
+            try:  # pre-ping: a connection the server dropped while idle is replaced, not used
+                conn.execute("SELECT 1")
+                return conn
+            except self.psycopg.Error:
+                conn.close()
+
+    def _checkin(self, conn: PostgresConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self.POOL and not conn.raw.closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def check_integrity(self, conn: PostgresConnection) -> None:
+        pass  # PostgreSQL keeps its own consistency (WAL, checksums); nothing to check from here
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        return isinstance(exc, (RunStoreUnavailable, self.psycopg.OperationalError, self.psycopg.InterfaceError))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

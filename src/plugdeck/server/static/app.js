@@ -1,0 +1,431 @@
+// The plugdeck page: chat with steps beside it, pending actions, runs with their timeline, plugins,
+// knowledge bases. Plain DOM: every piece of model, tool or user text goes in through textContent
+// (el() below), never as HTML, and nothing here loads images or anything else from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { history: [], busy: false, agents: [], selectedRun: null };
+
+// ---- DOM ---------------------------------------------------------------------------------------
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "onclick") node.addEventListener("click", value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function json(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+function ms(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
+}
+
+function money(cost) {
+  return !cost ? "-" : `$${cost.toFixed(cost < 0.01 ? 5 : 3)}`;  // 0: the model has no prices set
+}
+
+const label = (text) => el("div", { class: "label" }, text);
+
+// ---- API -----------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+function headers(extra) {
+  const h = { "X-Requested-With": "plugdeck", ...extra };
+  const key = sessionStorage.getItem("plugdeck-key");
+  if (key) h.Authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function api(path, options = {}) {
+  const init = { ...options, headers: headers(options.json ? { "Content-Type": "application/json" } : {}) };
+  if (options.json) init.body = JSON.stringify(options.json);
+  const response = await fetch(path, init);
+  return readJson(response);
+}
+
+async function readJson(response) {
+  let data = null;
+  try { data = await response.json(); } catch (_) { /* not JSON */ }
+  if (!response.ok) {
+    if (response.status === 401) showLogin();
+    const message = data && data.error ? data.error.message : `HTTP ${response.status}`;
+    throw new ApiError(response.status, message);
+  }
+  return data;
+}
+
+// POST and read Server-Sent Events: onEvent(type, data) for each, until the server ends the stream.
+async function stream(path, body, onEvent) {
+  const response = await fetch(path, {
+    method: "POST", body: JSON.stringify(body),
+    headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+  });
+  if (!response.ok || !response.body) return readJson(response);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) onEvent(type, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+// ---- sign-in ----------------------------------------------------------------------------------------
+
+function showLogin() {
+  $("login").hidden = false;
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  sessionStorage.setItem("plugdeck-key", $("login-key").value.trim());
+  $("login-key").value = "";
+  try {
+    await start();
+    $("login").hidden = true;
+    route();
+  } catch (error) {
+    sessionStorage.removeItem("plugdeck-key");
+    $("login-error").textContent = error.message;
+  }
+});
+
+// ---- views ----------------------------------------------------------------------------------------------
+
+function route() {
+  const path = location.pathname;
+  const view = path.startsWith("/runs") ? "runs" : path === "/plugins" ? "plugins"
+    : path === "/knowledge" ? "knowledge" : "chat";
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${view}`; });
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
+  const run = path.match(/^\/runs\/([0-9a-zA-Z]+)/);
+  if (view === "runs") loadRuns(run ? run[1] : null);
+  if (view === "plugins") loadPlugins();
+  if (view === "knowledge") loadKnowledge();
+}
+
+function go(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+document.querySelectorAll("nav a").forEach((a) => a.addEventListener("click", (event) => {
+  if (a.dataset.external) return;
+  event.preventDefault();
+  go(a.getAttribute("href"));
+}));
+window.addEventListener("popstate", route);
+
+// ---- chat -------------------------------------------------------------------------------------------------
+
+// One question and its answer: the bubble, the steps beside it, and the pending actions.
+class Turn {
+  constructor(question) {
+    this.question = question;
+    this.runId = null;
+    this.text = "";
+    this.textStep = null;
+    this.steps = {};
+    $("messages").append(el("div", { class: "msg user" }, question));
+    this.answerText = document.createTextNode("");
+    this.meta = el("span", { class: "meta" }, "thinking…");
+    this.bubble = el("div", { class: "msg assistant" }, this.answerText, this.meta);
+    this.actions = el("div");
+    $("messages").append(this.bubble, this.actions);
+    $("steps-empty").hidden = true;
+    this.group = el("div", { class: "turn-steps" }, el("h4", {}, question.length > 80 ? `${question.slice(0, 79)}…` : question));
+    $("steps").append(this.group);
+  }
+
+  handle(type, e) {
+    if (type === "run_started") this.runId = e.run_id;
+    else if (type === "text_delta" && e.channel === "text") {
+      if (this.textStep !== null && this.textStep !== e.step) this.text += "\n\n";
+      this.textStep = e.step;
+      this.text += e.text;
+      this.answerText.textContent = this.text;
+    } else if (type === "model_called") this.modelStep(e);
+    else if (type === "tool_started") this.toolStep(e);
+    else if (type === "tool_finished") this.toolDone(e);
+    else if (type === "confirmation_requested") this.ask(e);
+    else if (type === "confirmation_answered") this.answered(e);
+    else if (type === "answer") { this.text = e.text; this.answerText.textContent = e.text; }
+    else if (type === "run_finished") this.finished(e);
+    else if (type === "settled" && e.status === "waiting") this.meta.textContent = "waiting for your approval";
+    $("messages").scrollTop = $("messages").scrollHeight;
+  }
+
+  modelStep(e) {
+    const tokens = `${e.prompt_tokens}→${e.completion_tokens} tokens`;
+    const body = [];
+    if (e.text) body.push(label("text"), el("pre", {}, e.text));
+    if (e.tool_calls && e.tool_calls.length) body.push(label("asked for"), el("pre", {}, json(e.tool_calls)));
+    if (e.error) body.push(el("pre", { class: "error" }, e.error));
+    this.group.append(el("details", { class: `step model${e.error ? " failed" : ""}` },
+      el("summary", {}, `model call ${e.step}`, el("span", { class: "time" }, `${ms(e.latency)} · ${tokens}`)),
+      ...body));
+  }
+
+  toolStep(e) {
+    const time = el("span", { class: "time" }, "running…");
+    const result = el("div");
+    const node = el("details", { class: "step tool", open: true },
+      el("summary", {}, `tool ${e.tool}`, time),
+      label("arguments"), el("pre", {}, json(e.arguments)), result);
+    this.steps[e.call_id] = { node, time, result };
+    this.group.append(node);
+  }
+
+  toolDone(e) {
+    const step = this.steps[e.call_id] || (this.toolStep(e), this.steps[e.call_id]);
+    step.time.textContent = ms(e.latency);
+    if (e.error) {
+      step.node.classList.add("failed");
+      step.result.append(label(`error (${e.error.kind})`), el("pre", { class: "error" }, e.error.message));
+    } else {
+      step.result.append(label(e.untrusted ? "result (outside data)" : "result"), el("pre", {}, json(e.result)));
+    }
+  }
+
+  ask(e) {
+    const card = pendingCard(this.runId, e, (type, data) => this.handle(type, data));
+    this.actions.append(card);
+    this.meta.textContent = "waiting for your approval";
+  }
+
+  answered(e) {
+    const card = this.actions.querySelector(`[data-action="${CSS.escape(e.action_id)}"]`);
+    if (card) decided(card, e.approved ? `approved by ${e.by}` : `rejected by ${e.by}${e.note ? ": " + e.note : ""}`);
+  }
+
+  finished(e) {
+    if (e.status === "ok") state.history.push({ role: "user", content: this.question }, { role: "assistant", content: e.answer || "" });
+    else if (e.error) this.answerText.textContent = `${this.text}${this.text ? "\n\n" : ""}${e.error}`;
+    this.meta.textContent = "";
+    this.meta.append(`${e.status} · ${e.tool_calls} tool call(s) · ${e.prompt_tokens}→${e.completion_tokens} tokens · ${ms(e.duration)} · `,
+      el("a", { href: `/runs/${e.run_id}`, onclick: (ev) => { ev.preventDefault(); go(`/runs/${e.run_id}`); } }, "timeline"));
+    this.meta.className = `meta status-${e.status}`;
+  }
+}
+
+// A pending action: the exact tool and arguments, and the buttons that decide it.
+function pendingCard(runId, e, onEvent) {
+  const reason = el("input", { placeholder: "why not (optional)", "aria-label": "Reason" });
+  const status = el("div", { class: "muted" });
+  const decide = async (approve) => {
+    card.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    status.textContent = approve ? "approving…" : "rejecting…";
+    try {
+      await stream(`/api/runs/${encodeURIComponent(runId)}/actions/${encodeURIComponent(e.action_id || e.id)}`,
+        { approve, reason: reason.value }, onEvent || (() => {}));
+      status.textContent = approve ? "approved" : "rejected";
+      decided(card, status.textContent);
+      if (!onEvent) loadRun(runId);
+    } catch (error) {
+      status.textContent = error.message;
+      card.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    }
+  };
+  const card = el("div", { class: "pending", dataset: { action: e.action_id || e.id } },
+    el("h4", {}, `Approve ${e.tool}?`),
+    el("div", {}, e.reason || "this action changes something"),
+    e.from_untrusted && e.from_untrusted.length
+      ? el("div", { class: "warn" }, `copied from outside data: ${e.from_untrusted.join(", ")}`) : null,
+    label("exact arguments"), el("pre", { class: "arguments" }, json(e.arguments)),
+    label("what will be sent"), el("pre", {}, e.summary),
+    el("div", { class: "buttons" },
+      el("button", { class: "primary approve", onclick: () => decide(true) }, "Approve"),
+      el("button", { class: "danger reject", onclick: () => decide(false) }, "Reject"), reason),
+    status);
+  return card;
+}
+
+function decided(card, text) {
+  card.classList.add("decided");
+  card.querySelectorAll("button, input").forEach((b) => { b.disabled = true; });
+  const status = card.querySelector(".muted");
+  if (status) status.textContent = text;
+}
+
+$("ask-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question || state.busy) return;
+  state.busy = true;
+  $("send").disabled = true;
+  $("question").value = "";
+  const turn = new Turn(question);
+  const history = state.history.slice();
+  try {
+    await stream("/api/runs", { message: question, agent: $("agent").value || "plugdeck", history },
+      (type, data) => turn.handle(type, data));
+  } catch (error) {
+    turn.meta.textContent = error.message;
+    turn.meta.className = "meta error";
+  } finally {
+    state.busy = false;
+    $("send").disabled = false;
+  }
+});
+
+$("question").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("ask-form").requestSubmit(); }
+});
+
+// ---- runs -------------------------------------------------------------------------------------------------
+
+async function loadRuns(selected) {
+  const rows = await api("/api/runs?limit=100");
+  const body = $("runs-table").querySelector("tbody");
+  body.replaceChildren(...rows.map((r) => el("tr", {
+    dataset: { run: r.id }, class: r.id === selected ? "selected" : null,
+    onclick: () => go(`/runs/${r.id}`),
+  },
+  el("td", {}, new Date(r.started_at * 1000).toLocaleString()),
+  el("td", { class: `status-${r.status}` }, r.status),
+  el("td", {}, r.model || ""),
+  el("td", {}, `${r.prompt_tokens || 0}→${r.completion_tokens || 0}`),
+  el("td", {}, money(r.cost)),
+  el("td", {}, r.question))));
+  if (selected) await loadRun(selected);
+  else $("run-detail").replaceChildren();
+}
+
+async function loadRun(runId) {
+  const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  const detail = $("run-detail");
+  const finished = run.events.find((e) => e.type === "run_finished");
+  detail.replaceChildren(...[
+    el("h3", {}, run.question),
+    el("div", { class: "facts" },
+      el("span", { class: `status-${run.status}` }, run.status),
+      el("span", {}, `run ${run.id}`),
+      el("span", {}, run.model || ""),
+      el("span", {}, `${run.prompt_tokens ?? run.usage?.prompt_tokens ?? 0}→${run.completion_tokens ?? run.usage?.completion_tokens ?? 0} tokens`),
+      el("span", {}, `cost ${money(run.cost)}`),
+      finished ? el("span", {}, ms(finished.duration)) : null),
+    run.answer ? el("div", { class: "msg assistant answer" }, run.answer) : null,
+    run.error ? el("div", { class: "error" }, run.error) : null,
+    ...(run.pending || []).map((p) => pendingCard(run.id, p, null)),
+    el("h4", {}, "Timeline"),
+    timeline(run.events, finished ? finished.duration : null),
+    el("h4", {}, "Events"),
+    ...run.events.filter((e) => e.type !== "text_delta").map((e) => el("details", { class: "step" },
+      el("summary", {}, `${e.type}`, el("span", { class: "time" }, ms(e.t))), el("pre", {}, json(e)))),
+  ].filter(Boolean));
+}
+
+// The waterfall: one lane per model call, tool call and wait for a person, placed on the run's time.
+function timeline(events, duration) {
+  const spans = [];
+  const started = {};
+  const asked = {};
+  for (const e of events) {
+    if (e.type === "model_called") {
+      spans.push({ kind: "model", label: `model call ${e.step} · ${e.prompt_tokens}→${e.completion_tokens} tokens`,
+        start: Math.max(0, e.t - e.latency), end: e.t, failed: !!e.error });
+    } else if (e.type === "tool_started") started[e.call_id] = e.t;
+    else if (e.type === "tool_finished") {
+      spans.push({ kind: "tool", label: e.tool, start: started[e.call_id] ?? e.t - e.latency, end: e.t, failed: !!e.error });
+    } else if (e.type === "confirmation_requested") asked[e.action_id] = e;
+    else if (e.type === "confirmation_answered" && asked[e.action_id]) {
+      spans.push({ kind: "wait", label: `waiting for a person (${e.approved ? "approved" : "rejected"})`,
+        start: asked[e.action_id].t, end: e.t });
+      delete asked[e.action_id];
+    }
+  }
+  const last = events.length ? events[events.length - 1].t : 0;
+  for (const e of Object.values(asked)) spans.push({ kind: "wait", label: "waiting for a person", start: e.t, end: last });
+  const total = Math.max(duration || 0, last, ...spans.map((s) => s.end), 1e-6);
+  spans.sort((a, b) => a.start - b.start);
+  return el("div", { class: "timeline" }, ...spans.map((s) => {
+    const bar = el("div", { class: `bar bar-${s.kind}${s.failed ? " failed" : ""}`, title: `${s.label}: ${ms(s.end - s.start)}` });
+    bar.style.left = `${(100 * s.start) / total}%`;
+    bar.style.width = `${(100 * (s.end - s.start)) / total}%`;
+    return el("div", { class: "lane" }, el("span", { class: "label" }, `${s.label} · ${ms(s.end - s.start)}`),
+      el("div", { class: "track" }, bar));
+  }));
+}
+
+// ---- plugins and knowledge --------------------------------------------------------------------------------------
+
+async function loadPlugins() {
+  const plugins = await api("/api/plugins");
+  $("plugins").replaceChildren(...plugins.map((p) => el("div", { class: "plugin" },
+    el("h3", {}, p.name, el("span", { class: "badge" }, p.version), el("span", { class: `badge ${p.effect}` }, p.effect)),
+    el("div", { class: "muted" }, p.description || ""),
+    ...p.tools.map((t) => el("details", { class: "tool" },
+      el("summary", {}, `${p.name}.${t.name}`, el("span", { class: `badge ${t.effect}` }, t.effect),
+        el("span", { class: "time" }, t.description)),
+      el("pre", {}, json(t.parameters)))))));
+  if (!plugins.length) $("plugins").append(el("p", { class: "muted" }, "No plugins."));
+}
+
+async function loadKnowledge() {
+  const bases = await api("/api/kb");
+  $("kb-list").replaceChildren(...bases.map((kb) => el("div", { class: "kb" },
+    el("strong", {}, kb.name), ` · ${kb.documents} document(s) · ${kb.chunks} chunk(s)`)));
+  if (!bases.length) $("kb-list").append(el("p", { class: "muted" }, "No knowledge bases yet: upload documents below."));
+}
+
+$("upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("kb-name").value.trim();
+  const form = new FormData();
+  for (const file of $("kb-files").files) form.append("files", file);
+  const report = $("upload-report");
+  report.replaceChildren(el("p", { class: "muted" }, "reading and indexing…"));
+  try {
+    const response = await fetch(`/api/kb/${encodeURIComponent(name)}/documents`, { method: "POST", body: form, headers: headers() });
+    const result = await readJson(response);
+    report.replaceChildren(el("p", {}, `${result.knowledge_base}: ${result.counts.new} new, ${result.counts.changed} changed, ` +
+      `${result.counts.unchanged} unchanged, ${result.counts.failed} failed · ${result.chunks} chunk(s)`),
+    ...result.files.map((f) => el("div", { class: f.status === "failed" ? "error" : "muted" },
+      `${f.source}: ${f.status}${f.reason ? " (" + f.reason + ")" : ""}`)));
+    loadKnowledge();
+  } catch (error) {
+    report.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+});
+
+// ---- start ---------------------------------------------------------------------------------------------------
+
+async function start() {
+  const session = await api("/api/session");
+  $("who").textContent = session.principal;
+  $("agent").replaceChildren(...session.agents.map((name) => el("option", { value: name }, name)));
+}
+
+start().then(route).catch((error) => {
+  if (error.status !== 401) $("who").textContent = error.message;
+});
