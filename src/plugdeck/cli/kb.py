@@ -3,6 +3,8 @@
     plugdeck kb add ./handbook                    # folders, files, globs: .md .txt .html .pdf .docx .csv
     plugdeck kb search handbook "vacation days"   # hybrid keyword + vector search, with citations
     plugdeck kb list | show NAME | rebuild NAME | remove NAME
+    plugdeck kb add ./handbook --store postgresql://me@db.example/kb   # shared through PostgreSQL
+    plugdeck kb attach handbook --store postgresql://me@db.example/kb  # on another machine
 
 Only typer is imported here; the knowledge package loads inside the commands.
 """
@@ -21,6 +23,8 @@ group = typer.Typer(
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+PasswordEnvOpt = typer.Option(None, "--password-env", metavar="VAR",
+                              help="The environment variable that holds the database password (never recorded).")
 
 
 def _fail(message: str) -> NoReturn:
@@ -34,12 +38,12 @@ def _consoles():
     return consoles()
 
 
-def _open(name: str, must_exist: bool = True):
+def _open(name: str, must_exist: bool = True, store: str | None = None, password_env: str | None = None):
     from ..plugins.knowledge.base import KnowledgeBase, KnowledgeError
     from ..plugins.knowledge.settings import SettingsError
 
     try:
-        return KnowledgeBase.open(name, must_exist=must_exist)
+        return KnowledgeBase.open(name, must_exist=must_exist, store=store, password_env=password_env)
     except (KnowledgeError, SettingsError) as exc:
         _fail(str(exc))
 
@@ -60,6 +64,10 @@ def add_documents(
     paths: list[str] = typer.Argument(..., help="Files, folders (read recursively) or glob patterns (quote them)."),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="The knowledge base (default: the first folder's "
                                                                   "name). Created if it does not exist."),
+    store: Optional[str] = typer.Option(None, "--store", metavar="URL",
+                                        help="Keep a new knowledge base in PostgreSQL (postgresql://USER@HOST/DB) "
+                                             "to share it; default: on this machine."),
+    password_env: Optional[str] = PasswordEnvOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Add documents to a knowledge base; adding again re-reads only files that changed."""
@@ -68,7 +76,7 @@ def add_documents(
     name = name or name_for(paths[0])
     if not name:
         _fail(f"cannot make a knowledge base name from {paths[0]!r}; give one with --name")
-    kb = _open(name, must_exist=False)
+    kb = _open(name, must_exist=False, store=store, password_env=password_env)
     try:
         report = _with_progress(lambda progress: kb.add(paths, progress), as_json)
     except _known_errors() as exc:
@@ -148,6 +156,46 @@ def _print_report(report, as_json: bool) -> None:
                   f'plugdeck ask --kb {report.knowledge_base} "..."', markup=False, style="dim")
 
 
+# ---- attach / detach (shared knowledge bases) ---------------------------------------------------
+
+
+@group.command("attach")
+def attach(
+    name: str = typer.Argument(..., help="The knowledge base, as it was named where it was created."),
+    store: str = typer.Option(..., "--store", metavar="URL", help="The PostgreSQL database that holds it "
+                                                                  "(postgresql://USER@HOST/DB)."),
+    password_env: Optional[str] = PasswordEnvOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Use a knowledge base that another machine keeps in PostgreSQL."""
+    from ..plugins.knowledge.base import KnowledgeBase
+
+    try:
+        with KnowledgeBase.attach(name, store, password_env=password_env) as kb:
+            info = kb.info()
+    except _known_errors() as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    print(f"attached knowledge base {name!r} ({info['documents']} documents, {info['chunks']} chunks) from {store}")
+    print(f'try: plugdeck kb search {name} "..."  or  plugdeck ask --kb {name} "..."', file=sys.stderr)
+
+
+@group.command("detach")
+def detach(name: str = typer.Argument(..., help="The knowledge base."), as_json: bool = JsonOpt) -> None:
+    """Forget a shared knowledge base on this machine; it stays in the database for everyone else."""
+    kb = _open(name)
+    try:
+        kb.detach()
+    except _known_errors() as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"detached": name, "store": kb.location.url}))
+    else:
+        print(f"detached knowledge base {name!r}; it is still in {kb.location.url}")
+
+
 # ---- list / show / remove -----------------------------------------------------------------------
 
 
@@ -159,23 +207,36 @@ def list_bases(as_json: bool = JsonOpt) -> None:
     rows = []
     for name in names():
         with KnowledgeBase.open(name) as kb:
-            rows.append(kb.info())
+            try:
+                rows.append(kb.info())
+            except _known_errors() as exc:  # a shared base whose database cannot be reached now
+                rows.append({"name": name, "store": kb.location.to_dict() if kb.location else None,
+                             "error": str(exc)})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    out, _ = _consoles()
+    out, err = _consoles()
     if not rows:
         out.print("no knowledge bases yet: plugdeck kb add ./your-folder", markup=False)
         return
     from rich.table import Table
 
     table = Table(box=None)
-    for column in ("name", "documents", "chunks", "embedding model", "size", "updated"):
+    for column in ("name", "documents", "chunks", "embedding model", "size", "updated", "kept in"):
         table.add_column(column)
     for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], "?", "?", "-", "-", "-", _kept_in(row))
+            err.print(f"{row['name']}: {row['error']}", markup=False, style="yellow")
+            continue
         table.add_row(row["name"], str(row["documents"]), str(row["chunks"]), (row["embedder"] or {}).get("id", "-"),
-                      _size(row["size_bytes"]), _when(row["updated_at"]))
+                      _size(row["size_bytes"]), _when(row["updated_at"]), _kept_in(row))
     out.print(table)
+
+
+def _kept_in(info: dict) -> str:
+    store = info.get("store") or {}
+    return store["url"] if store.get("backend") == "postgresql" else "this machine"
 
 
 @group.command("show")
@@ -184,16 +245,20 @@ def show(name: str = typer.Argument(..., help="The knowledge base."), as_json: b
     from dataclasses import asdict
 
     with _open(name) as kb:
-        info = kb.info()
-        documents = kb.documents()
+        try:
+            info = kb.info()
+            documents = kb.documents()
+        except _known_errors() as exc:
+            _fail(str(exc))
     if as_json:
         print(json.dumps({**info, "document_list": [asdict(d) for d in documents]}, indent=2, ensure_ascii=False))
         return
     out, _ = _consoles()
     embedder = info["embedder"] or {}
     chunking = info["chunking"] or {}
+    where = info["store"]["url"] if info["store"]["backend"] == "postgresql" else info["folder"]
     out.print(f"{info['name']}: {info['documents']} documents, {info['chunks']} chunks, {_size(info['size_bytes'])} "
-              f"in {info['folder']}", markup=False)
+              f"in {where}", markup=False)
     out.print(f"embedding model: {embedder.get('id', '-')}" + (f" at {embedder['base_url']}" if embedder.get("base_url")
               else "") + (f" ({embedder['dimension']} dimensions)" if embedder.get("dimension") else ""), markup=False)
     out.print(f"chunks: up to {chunking.get('size')} characters, {chunking.get('overlap')} overlap", markup=False)
@@ -214,13 +279,21 @@ def remove(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remove a knowledge base (its index only; your documents are not touched)."""
+    """Remove a knowledge base (its index only; your documents are not touched).
+
+    A shared knowledge base is removed from its database, for every machine; to forget it on this
+    machine only: plugdeck kb detach NAME.
+    """
     kb = _open(name)
-    info = kb.info()
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Remove knowledge base {name!r} ({info['documents']} documents, {info['chunks']} chunks)?",
-                      abort=True)
-    kb.delete()
+    try:
+        info = kb.info()
+        if not yes and sys.stdin.isatty():
+            everywhere = f" from {kb.location.url}, for every machine that uses it" if kb.location else ""
+            typer.confirm(f"Remove knowledge base {name!r} ({info['documents']} documents, {info['chunks']} chunks)"
+                          f"{everywhere}?", abort=True)
+        kb.delete()
+    except _known_errors() as exc:
+        _fail(str(exc))
     if as_json:
         print(json.dumps({"removed": name, "documents": info["documents"], "chunks": info["chunks"]}))
     else:

@@ -1,6 +1,7 @@
 """KnowledgeBase: a named collection of documents, searchable by keywords and meaning.
 
-One knowledge base is one folder, `PLUGDECK_HOME/kb/NAME`, holding its store. Adding is
+One knowledge base is one folder, `PLUGDECK_HOME/kb/NAME`, holding its store: a SQLite file, or
+for a base shared through PostgreSQL, `store.json` saying where it lives (no password). Adding is
 incremental: a file whose bytes (and the chunking settings) are unchanged is skipped, a changed
 file is re-chunked (vectors of unchanged chunks are reused), and a file that disappeared from an
 added folder is removed. The embedding model is recorded; any other model is refused.
@@ -14,7 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .chunking import chunk_document
 from .embeddings import Embedder
@@ -22,10 +23,15 @@ from .ingest import Candidate, scan
 from .readers import SUPPORTED, ReadError, read_document
 from .search import Passage, hybrid_search
 from .settings import KnowledgeSettings, default_home, load_settings
-from .store import DEFAULT_ANN_THRESHOLD, ChunkRecord, DocumentRecord, Filters, SQLiteStore
+from .store import DEFAULT_ANN_THRESHOLD, ChunkRecord, DocumentRecord, Filters, SQLiteStore, Store
 
+if TYPE_CHECKING:
+    from .pgstore import PostgresLocation
+
+STORE_FILE = "store.json"  # in the folder of a base kept elsewhere (PostgreSQL): where it lives
 READERS_VERSION = 1  # bump when a reader extracts text differently: files are then re-read
 EMBED_BATCH = 64
+PENDING_TEXTS = 16 * EMBED_BATCH  # texts gathered (and sorted by length) before they are embedded and written
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -71,7 +77,8 @@ def names(home: Path | None = None) -> list[str]:
     root = knowledge_home(home)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / SQLiteStore.FILE).exists() and not p.name.startswith("."))
+    return sorted(p.name for p in root.iterdir()
+                  if ((p / SQLiteStore.FILE).exists() or (p / STORE_FILE).exists()) and not p.name.startswith("."))
 
 
 @dataclass
@@ -137,30 +144,82 @@ class _Pending:
 
 class KnowledgeBase:
     def __init__(self, name: str, folder: Path, *, embedder: Embedder | None = None,
-                 settings: KnowledgeSettings | None = None, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+                 settings: KnowledgeSettings | None = None, ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+                 location: PostgresLocation | None = None):
         self.name = check_name(name)
         self.folder = Path(folder)
         self.settings = settings or load_settings()
         self._embedder = embedder
         self.ann_threshold = ann_threshold
-        self._store: SQLiteStore | None = None
+        self.location = self._where(location)  # None: the SQLite file in the folder
+        self._store: Store | None = None
 
     @classmethod
     def open(cls, name: str, home: Path | None = None, *, embedder: Embedder | None = None,
              settings: KnowledgeSettings | None = None, must_exist: bool = False,
-             ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> KnowledgeBase:
-        """The knowledge base NAME under PLUGDECK_HOME/kb. Its folder is created by the first `add`."""
+             ann_threshold: int = DEFAULT_ANN_THRESHOLD, store: str | None = None,
+             password_env: str | None = None) -> KnowledgeBase:
+        """The knowledge base NAME under PLUGDECK_HOME/kb. Its folder is created by the first `add`.
+
+        `store` is where a new base is kept: a PostgreSQL URL (postgresql://user@host/db) shares it
+        with every machine that can reach the database; the password is read from the environment
+        variable named `password_env`. Left out, a new base is a SQLite file in its folder."""
         check_name(name)
-        kb = cls(name, knowledge_home(home) / name, embedder=embedder, settings=settings, ann_threshold=ann_threshold)
+        location = None
+        if store:
+            from .pgstore import PostgresLocation
+
+            location = PostgresLocation.for_base(store, name, password_env)
+        kb = cls(name, knowledge_home(home) / name, embedder=embedder, settings=settings, ann_threshold=ann_threshold,
+                 location=location)
         if must_exist:
             kb._require()
         return kb
+
+    @classmethod
+    def attach(cls, name: str, store: str, home: Path | None = None, *, password_env: str | None = None,
+               embedder: Embedder | None = None, settings: KnowledgeSettings | None = None) -> KnowledgeBase:
+        """Use a knowledge base that another machine created in PostgreSQL, under the name NAME."""
+        kb = cls.open(name, home, embedder=embedder, settings=settings, store=store, password_env=password_env)
+        if kb.exists:
+            raise KnowledgeError(f"knowledge base {name!r} is already attached, from {kb.location.describe()}")
+        if not kb.location.exists():
+            there = kb.location.names()
+            listing = f"it has: {', '.join(there)}" if there else "it has none"
+            raise KnowledgeError(f"there is no knowledge base named {name!r} in {store} ({listing}). "
+                                 f"Create it with: plugdeck kb add PATH --name {name} --store {store}")
+        try:
+            kb._open_store(create=False)
+            kb._check_embedder(kb.store.get_meta())
+        except BaseException:
+            kb.close()
+            shutil.rmtree(kb.folder, ignore_errors=True)
+            raise
+        return kb
+
+    def _where(self, asked: PostgresLocation | None) -> PostgresLocation | None:
+        """Where this base's store is: as recorded in its folder, else as asked for a new base."""
+        pointer = self.folder / STORE_FILE
+        if pointer.exists():
+            import json
+
+            from .pgstore import PostgresLocation
+
+            recorded = PostgresLocation.from_dict(json.loads(pointer.read_text(encoding="utf-8")))
+            if asked and (asked.url, asked.schema) != (recorded.url, recorded.schema):
+                raise KnowledgeError(f"knowledge base {self.name!r} is kept in {recorded.describe()}, not in "
+                                     f"{asked.url}; pick another name for a new one")
+            return asked or recorded
+        if asked and (self.folder / SQLiteStore.FILE).exists():
+            raise KnowledgeError(f"knowledge base {self.name!r} is kept on this machine, not in {asked.url}; "
+                                 "pick another name for a shared one")
+        return asked
 
     # ---- state -------------------------------------------------------------------------------------
 
     @property
     def exists(self) -> bool:
-        return (self.folder / SQLiteStore.FILE).exists()
+        return (self.folder / (STORE_FILE if self.location else SQLiteStore.FILE)).exists()
 
     @property
     def embedder(self) -> Embedder:
@@ -169,12 +228,24 @@ class KnowledgeBase:
         return self._embedder
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         if self._store is None:
-            self._store = SQLiteStore(self.folder, ann_threshold=self.ann_threshold)
+            self._open_store(create=not self.exists)
         return self._store
 
-    def _require(self) -> SQLiteStore:
+    def _open_store(self, create: bool) -> None:
+        if self.location is None:
+            self._store = SQLiteStore(self.folder, ann_threshold=self.ann_threshold)
+            return
+        import json
+
+        self._store = self.location.open(create=create)
+        pointer = self.folder / STORE_FILE
+        if not pointer.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            pointer.write_text(json.dumps(self.location.to_dict(), indent=2), encoding="utf-8")
+
+    def _require(self) -> Store:
         if not self.exists:
             known = names(self.folder.parent.parent)
             listing = f"known: {', '.join(known)}" if known else "there are none yet"
@@ -189,8 +260,10 @@ class KnowledgeBase:
         types: dict[str, int] = {}
         for d in documents:
             types[d.type] = types.get(d.type, 0) + 1
+        where = self.location.to_dict() if self.location else {"backend": "sqlite",
+                                                               "file": str(self.folder / SQLiteStore.FILE)}
         return {
-            "name": self.name, "folder": str(self.folder), "documents": len(documents),
+            "name": self.name, "folder": str(self.folder), "store": where, "documents": len(documents),
             "chunks": sum(d.chunks for d in documents), "types": types,
             "embedder": meta.get("embedder"), "chunking": meta.get("chunking"), "roots": meta.get("roots", []),
             "created_at": meta.get("created_at"), "updated_at": meta.get("updated_at"),
@@ -272,7 +345,7 @@ class KnowledgeBase:
             item = self._prepare(candidate, pipeline, report)
             if item is not None:
                 pending.append(item)
-            if sum(len(p.texts) - len(p.vectors) for p in pending) >= 4 * EMBED_BATCH:
+            if sum(len(p.texts) - len(p.vectors) for p in pending) >= PENDING_TEXTS:
                 self._write(pending, report, state, progress)
                 pending = []
             state.files_done += 1
@@ -290,9 +363,16 @@ class KnowledgeBase:
         store.optimize()
         report.seconds = time.perf_counter() - started
         if created and store.counts()[0] == 0:  # nothing could be added: leave no empty knowledge base behind
-            self.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
+            # A shared base that someone else created stays; one this add created goes.
+            self._discard(keep_shared=self.location is not None and not store.created)
         return report
+
+    def _discard(self, keep_shared: bool = False) -> None:
+        """Remove the folder and, unless told to keep it, a shared base's schema."""
+        self.close()
+        if self.location and not keep_shared:
+            self.location.drop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _prepare(self, candidate: Candidate, pipeline: str, report: AddReport) -> _Pending | None:
         path = str(candidate.path)
@@ -335,6 +415,9 @@ class KnowledgeBase:
         import numpy as np
 
         wanted = [(item, i) for item in pending for i in range(len(item.texts)) if i not in item.vectors]
+        # Similar lengths in a batch: the model pads every text to the batch's longest, and mixed lengths
+        # cost about a fifth more embedding time (bench/knowledge_ingest.py).
+        wanted.sort(key=lambda entry: len(entry[0].texts[entry[1]]))
         if wanted:
             current, state.current = state.current, "loading the embedding model"
             if progress:
@@ -377,7 +460,7 @@ class KnowledgeBase:
         staging = self.folder.with_name(f".{self.name}.rebuild")
         shutil.rmtree(staging, ignore_errors=True)
         fresh = KnowledgeBase(self.name, staging, embedder=self.embedder, settings=self.settings,
-                              ann_threshold=self.ann_threshold)
+                              ann_threshold=self.ann_threshold, location=self.location and self.location.staging())
         try:
             report = fresh.add(roots, progress)
             if fresh.store.counts()[0] == 0 and before:
@@ -385,11 +468,14 @@ class KnowledgeBase:
                                      f"knowledge base {self.name!r} was left as it was")
             fresh.store.set_meta(created_at=meta.get("created_at"))
         except BaseException:
-            fresh.close()
-            shutil.rmtree(staging, ignore_errors=True)
+            fresh._discard()
             raise
         fresh.close()
         self.close()
+        if fresh.location:  # one transaction in the database swaps the whole base
+            fresh.location.replace(self.location)
+            shutil.rmtree(staging, ignore_errors=True)
+            return report
         retired = self.folder.with_name(f".{self.name}.old")
         shutil.rmtree(retired, ignore_errors=True)
         self.folder.rename(retired)
@@ -398,8 +484,17 @@ class KnowledgeBase:
         return report
 
     def delete(self) -> None:
-        """Remove the knowledge base (its index, never the documents themselves)."""
+        """Remove the knowledge base (its index, never the documents themselves). A shared base is
+        removed from the database, for every machine."""
         self._require()
+        self._discard()
+
+    def detach(self) -> None:
+        """Forget a shared knowledge base on this machine; it stays in the database for the others."""
+        self._require()
+        if not self.location:
+            raise KnowledgeError(f"knowledge base {self.name!r} is kept on this machine, not shared: there is "
+                                 f"nothing to detach (to delete it: plugdeck kb remove {self.name})")
         self.close()
         shutil.rmtree(self.folder)
 
@@ -415,4 +510,5 @@ class KnowledgeBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({self.name!r}, folder={str(self.folder)!r})"
+        where = f", store={self.location.url!r}" if self.location else ""
+        return f"KnowledgeBase({self.name!r}, folder={str(self.folder)!r}{where})"
