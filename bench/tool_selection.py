@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _report import report  # noqa: E402
 from shared_fixtures import FIXTURES  # noqa: E402
 
-from plugdeck.agent.selection import ToolSelector, specs_for  # noqa: E402
+from plugdeck.agent.selection import ToolSelector  # noqa: E402
 from plugdeck.tools import Tool, Toolset, tool_from_schema  # noqa: E402
 
 BFCL = FIXTURES / "bfcl" / "v3_core"
@@ -85,7 +85,7 @@ def install(name: str) -> tuple[list[Tool], list[Question]]:
 def tokens(toolset: Toolset, tools: list[Tool]) -> int:
     """~4 characters per token over the compact JSON of the OpenAI tool specs: deterministic and
     close to what BPE tokenizers give for English-heavy JSON."""
-    specs = [spec.openai() for spec in specs_for(toolset, tools)]
+    specs = [spec.openai() for spec in toolset.offering(tools).specs]
     return math.ceil(len(json.dumps(specs, separators=(",", ":"), ensure_ascii=False)) / 4) if specs else 0
 
 

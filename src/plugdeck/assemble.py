@@ -96,7 +96,7 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
     from .ops.otel import telemetry_sink
 
     trace = telemetry_sink(config)  # None (and no OpenTelemetry import) unless an endpoint is configured
-    return Agent(
+    agent = Agent(
         config.model_for(setup.model, base_url=setup.base_url),
         plugins,
         max_steps=config.max_steps,
@@ -107,5 +107,12 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
         confirm=confirm,
         planner=config.planner,
         system_prompt=system_prompt,
+        select_tools=config.select_tools,
+        always_tools=config.always_tools,
         setup=setup,  # kept with a waiting run's checkpoint, so any process can rebuild the agent
     )
+    if config.select_tools:
+        from .agent.selection import ToolSelector
+
+        agent.tool_selector = ToolSelector(agent.tools, home=config.home)  # tool embeddings cached there
+    return agent

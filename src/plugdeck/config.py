@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 _PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream"}
-_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store"}
+_TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
+             "always_tools"}
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,9 @@ class Config:
     sources: list[str] = field(default_factory=list)  # the files that were read
     # Where runs are stored: a SQLite file or a postgresql:// URL shared by several servers.
     run_store: str = ""
+    # With many tools: offer the model only this many per question (0: all), plus these globs.
+    select_tools: int = 0
+    always_tools: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.run_store:
@@ -144,6 +148,8 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
             deadline=float(merged.get("deadline", 300.0)),
             planner=str(merged.get("planner", "auto")),
             run_store=str(merged.get("run_store") or ""),
+            select_tools=int(merged.get("select_tools", 0)),
+            always_tools=_string_list(merged.get("always_tools", []), "always_tools"),
             profiles={name: _profile(name, p) for name, p in profiles.items()},
             sources=sources,
         )
@@ -186,8 +192,14 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     return ModelProfile(name=name, **data)
 
 
+def _string_list(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of strings, such as [\"calculator.*\"], not {value!r}")
+    return value
+
+
 def _from_environment() -> dict[str, Any]:
     names = {"PLUGDECK_MODEL": "model", "PLUGDECK_BASE_URL": "base_url", "PLUGDECK_MAX_STEPS": "max_steps",
              "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home", "PLUGDECK_PLANNER": "planner",
-             "PLUGDECK_RUN_STORE": "run_store"}
+             "PLUGDECK_RUN_STORE": "run_store", "PLUGDECK_SELECT_TOOLS": "select_tools"}
     return {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}

@@ -33,6 +33,7 @@ class RunStarted(Event):
     planner: str = "loop"
     planner_reason: str = ""
     api_key_id: str | None = None  # who ran it: a label the server sets (never the key itself)
+    offered_tools: list[str] | None = None  # with tool selection: the tools the model was shown
 
 
 @dataclass(slots=True, kw_only=True)

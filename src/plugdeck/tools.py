@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import hashlib
 import inspect
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 from .schemas import json_schema_validator, normalize_schema, object_schema
 
@@ -301,6 +302,14 @@ class Toolset:
         self.specs = [
             ToolSpec(self.wire_name[id(t)], t.description, t.parameters, t.capabilities) for t in tools
         ]
+
+    def offering(self, tools: Iterable[Tool]) -> Toolset:
+        """The same toolset offering the model only `tools` (with the wire names the whole set gave
+        them), while a call still resolves to any of its tools, under the same policy."""
+        chosen = {id(t) for t in tools}
+        view = copy.copy(self)
+        view.specs = [spec for t, spec in zip(self.tools, self.specs) if id(t) in chosen]
+        return view
 
     def resolve(self, name: str) -> Tool | None:
         """Find a tool by wire name, or by its original name when a model echoes that instead."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plugdeck.agent.selection import ToolSelector, name_words, query_parts, specs_for
+from plugdeck.agent.selection import ToolSelector, name_words, query_parts
 from plugdeck.plugins.calculator import plugin as calculator
 from plugdeck.plugins.knowledge.embeddings import LocalEmbedder
 from plugdeck.tools import Tool, Toolset, tool_from_schema
@@ -126,8 +126,10 @@ def test_wire_names_stay_those_of_the_whole_toolset():
     toolset = Toolset([first, second, *everyday_tools()])
     chosen = ToolSelector(toolset.tools, embedder=EMBEDDER).select("search our internal documents", 1)
     assert chosen == [second]
-    (spec,) = specs_for(toolset, chosen)
-    assert spec.name == "docs_search" and toolset.resolve(spec.name) is second
+    offered = toolset.offering(chosen)
+    (spec,) = offered.specs
+    assert spec.name == "docs_search" and offered.resolve(spec.name) is second
+    assert offered.resolve("web_search") is first  # a tool not offered still resolves (under the policy)
 
 
 def test_embeddings_are_reused_in_process_and_only_changed_tools_are_embedded_again():

@@ -20,6 +20,7 @@ from .run import Run, RunMoved, Sink
 
 if TYPE_CHECKING:
     from ..ops.runstore import RunStore
+    from .selection import ToolSelector
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Use the tools when they help: call the calculator for any arithmetic "
@@ -56,6 +57,9 @@ class Agent:
         confirm: Confirmer | None = None,
         planner: str = "loop",
         max_replans: int = 1,
+        select_tools: int = 0,
+        always_tools: Iterable[str] = (),
+        tool_selector: ToolSelector | None = None,
         setup: Any = None,
     ):
         from ..models import resolve_model
@@ -81,6 +85,13 @@ class Agent:
         if "max_seconds" in self.policy.budgets:
             limit = self.policy.budgets["max_seconds"]
             self.deadline = min(self.deadline, limit) if self.deadline else limit
+        if select_tools < 0:
+            raise ValueError(f"select_tools must be 0 (offer every tool) or more, not {select_tools}")
+        # With many tools, offer the model only the `select_tools` most relevant to each question,
+        # plus the tools matched by the `always_tools` globs (qualified names, e.g. "calculator.*").
+        self.select_tools = select_tools
+        self.always_tools = list(always_tools)
+        self._selector = tool_selector
         self.plugins = [p for p in plugins if not isinstance(p, Tool)]
         # How this agent was built (AgentSetup fields): kept in checkpoints, to rebuild it elsewhere.
         self.setup = asdict(setup) if is_dataclass(setup) else setup
@@ -169,21 +180,49 @@ class Agent:
             return "plan", "the question asks for several things that can be looked up at once"
         return "loop", "a single line of inquiry: planning ahead would add a model call"
 
+    @property
+    def tool_selector(self) -> ToolSelector:
+        if self._selector is None:
+            from .selection import ToolSelector
+
+            self._selector = ToolSelector(self.tools)
+        return self._selector
+
+    @tool_selector.setter
+    def tool_selector(self, selector: ToolSelector) -> None:
+        self._selector = selector
+
+    async def _select(self, conversation: list[dict[str, Any]]) -> list[Tool] | None:
+        """With `select_tools`, the tools to show the model for this question: the always-on ones and
+        the best others for the question and the person's turn before it (so that a follow-up such as
+        "and in Lyon?" keeps its subject). None: show every tool."""
+        if not self.select_tools or len(self.tools) <= self.select_tools:
+            return None
+        asked = [m["content"] for m in conversation if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        return await self.tool_selector.aselect("\n".join(asked[-2:]), self.select_tools, self.always_tools)
+
+    def offered_again(self, started: RunStarted | None) -> Toolset:
+        """The toolset a run was shown, from its RunStarted event (to carry a parked run on)."""
+        if started is None or started.offered_tools is None:
+            return self.toolset
+        names = set(started.offered_tools)
+        return self.toolset.offering(t for t in self.tools if t.qualified_name in names)
+
     async def _answer(self, run: Run, planner: str, messages: list[dict[str, Any]],
-                      conversation: list[dict[str, Any]]) -> str:
+                      conversation: list[dict[str, Any]], toolset: Toolset) -> str:
         if planner == "plan":
             from .plan import PlanError, PlanRunner
 
             try:
                 model = _BusyWhileReading(self.model, run)
-                answer = await PlanRunner(run, model, self.toolset, conversation, self.max_replans).answer()
+                answer = await PlanRunner(run, model, toolset, conversation, self.max_replans).answer()
                 messages.append({"role": "assistant", "content": answer})
                 return answer
             except PlanError as exc:
                 run.planner = "loop"
                 run.emit(PlannerNote, planner="loop", message=f"the plan could not be used ({exc}); "
                                                               "falling back to the tool loop")
-        return await tool_loop(run, self.model, self.toolset, messages, self.max_steps)
+        return await tool_loop(run, self.model, toolset, messages, self.max_steps)
 
     async def _check(self, answer: str, run: Run) -> str:
         for check in self.checks:
@@ -210,9 +249,19 @@ class Agent:
         run.loop_messages = messages
         planner, why = self._choose_planner(run.question)
         run.planner = planner
+        failure = None
+        try:
+            chosen = await self._select(conversation)
+        except Exception as exc:  # selection saves tokens; without it the model still sees every tool
+            chosen, failure = None, f"tool selection failed ({type(exc).__name__}: {exc}); every tool is offered"
+        toolset = self.toolset if chosen is None else self.toolset.offering(chosen)
         run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner, planner_reason=why,
-                 tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id)
-        await self._carry(run, lambda: self._answer(run, planner, messages, conversation), self.deadline, queue)
+                 tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id,
+                 offered_tools=None if chosen is None else [t.qualified_name for t in chosen])
+        if failure:
+            run.emit(PlannerNote, planner=planner, message=failure)
+        await self._carry(run, lambda: self._answer(run, planner, messages, conversation, toolset), self.deadline,
+                          queue)
 
     async def _carry(self, run: Run, work: Callable[[], Awaitable[str]], deadline: float | None,
                     queue: asyncio.Queue | None) -> None:

@@ -24,7 +24,7 @@ import uuid
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..events import ToolFinished, event_from_dict
+from ..events import RunStarted, ToolFinished, event_from_dict
 from ..models.base import ToolCall
 from ..ops.rundb import RunStoreError
 from .checkpoint import COUNTERS
@@ -101,7 +101,9 @@ async def _carry_on(agent: Agent, run: Run, checkpoint: dict[str, Any], actions:
             for call in checkpoint["calls"]]
     messages = run.loop_messages
     messages.extend(await asyncio.gather(*jobs))
-    return await tool_loop(run, agent.model, agent.toolset, messages, agent.max_steps, first_step=step + 1)
+    started = next((e for e in run.events if isinstance(e, RunStarted)), None)
+    return await tool_loop(run, agent.model, agent.offered_again(started), messages, agent.max_steps,
+                           first_step=step + 1)
 
 
 async def _finish_call(agent: Agent, run: Run, call: dict[str, Any], step: int, result: str | None,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from ..plugins.knowledge.text import STOPWORDS, stem, words
-from ..tools import Tool, Toolset, ToolSpec
+from ..tools import Tool
 
 if TYPE_CHECKING:
     import numpy as np
@@ -320,10 +320,3 @@ class ToolSelector:
     async def aselect(self, query: str, k: int, always: Iterable[str] = (), mode: Mode = "hybrid") -> list[Tool]:
         """`select` in a thread, so the embedding never blocks the event loop."""
         return await asyncio.to_thread(self.select, query, k, list(always), mode)
-
-
-def specs_for(toolset: Toolset, tools: Iterable[Tool]) -> list[ToolSpec]:
-    """The specs of the chosen tools with the wire names the whole toolset gave them, so a call to
-    any of them resolves the same way whichever subset was sent."""
-    by_id = {id(t): spec for t, spec in zip(toolset.tools, toolset.specs)}
-    return [by_id[id(t)] for t in tools]

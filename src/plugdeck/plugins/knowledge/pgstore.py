@@ -61,6 +61,7 @@ MAX_NAME = 63 - len(SCHEMA_PREFIX)  # PostgreSQL cuts identifiers at 63 bytes
 RANK_WEIGHTS = "{0.66, 0.66, 0.66, 1.0}"
 RANK_NORMALIZATION = 1  # divide by 1 + log(length): long chunks do not win by size alone
 HNSW_EF_SEARCH = 100
+HNSW_EF_SEARCH_MAX = 1000  # pgvector refuses larger values
 
 _TABLES = """
 CREATE TABLE meta (key text PRIMARY KEY, value jsonb NOT NULL);
@@ -234,6 +235,9 @@ class PostgresStore:
         from psycopg import sql
 
         try:
+            # The search path names the base's schema, which does not exist yet: CREATE EXTENSION would find
+            # no schema to create in, so it gets the server's default path (normally public).
+            conn.execute("SET search_path TO DEFAULT")
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             pgvector = True
         except psycopg.Error:  # not installed on the server, or not allowed: vectors are scored in the client
@@ -418,13 +422,28 @@ class PostgresStore:
     def _pgvector_search(self, vector, k: int, filters: Filters) -> list[Hit]:
         where, parameters = _filter_sql(filters)
         literal = "[" + ",".join(map(repr, vector.tolist())) + "]"
+        ef_search = min(max(HNSW_EF_SEARCH, k), HNSW_EF_SEARCH_MAX)
         with self._transaction() as conn:
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(HNSW_EF_SEARCH, k))])
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             rows = conn.execute(
                 "SELECT c.chunk_id, 1 - (c.embedding <=> %s::vector) FROM chunks c JOIN documents d ON d.id = c.doc_id "
                 f"WHERE true {where} ORDER BY c.embedding <=> %s::vector LIMIT %s",
                 [literal, *parameters, literal, k]).fetchall()
+            if where and len(rows) < k:
+                rows = self._pgvector_exact(conn, literal, k, where, parameters)
         return [Hit(chunk_id, float(similarity)) for chunk_id, similarity in rows]
+
+    @staticmethod
+    def _pgvector_exact(conn, literal: str, k: int, where: str, parameters: list[Any]) -> list[tuple[str, float]]:
+        """The k nearest of the chunks a filter admits, scanning them all. The HNSW index finds the ef_search
+        nearest chunks of the whole base and the filter is applied after it, so a narrow filter leaves
+        fewer than k; then the chunks it admits are few, and ranking each of them is cheap. (The
+        materialized CTE keeps the planner from using the index for the ordering.)"""
+        return conn.execute(
+            "WITH admitted AS MATERIALIZED (SELECT c.chunk_id, c.embedding <=> %s::vector AS distance "
+            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE true {where}) "
+            "SELECT chunk_id, 1 - distance FROM admitted ORDER BY distance LIMIT %s",
+            [literal, *parameters, k]).fetchall()
 
     def _allowed_ids(self, filters: Filters) -> np.ndarray:
         import numpy as np
