@@ -298,6 +298,19 @@ async def test_an_approval_is_bound_to_the_exact_arguments(tmp_path, shop):
         assert '"kind": "changed"' in model.calls[0][-1]["content"]
 
 
+async def test_an_approval_given_after_the_time_limit_is_refused(tmp_path, shop):
+    target = str(tmp_path / "runs.db")
+    started = start_in_another_process(shop, target, [{"tool_calls": [ORDER]}])
+    with open_database(target, 5).session() as conn:  # the question was asked 11 minutes ago
+        conn.execute("UPDATE actions SET requested_at = requested_at - 660")
+    with RunStore(target) as store:
+        model = ScriptedModel(["Nothing was ordered."])
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
+                                                                               {started["waiting"][0]: True})
+        assert run.status == "ok" and not orders(shop)
+        assert '"kind": "expired"' in model.calls[0][-1]["content"]
+
+
 async def test_decisions_are_refused_for_other_keys_unknown_actions_and_finished_runs(tmp_path, shop):
     target = str(tmp_path / "runs.db")
     started = start_in_another_process(shop, target, [{"tool_calls": [ORDER]}])

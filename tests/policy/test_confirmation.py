@@ -1,6 +1,7 @@
 """Write actions wait for a person: exact arguments shown, approval bound to them, run once."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -103,3 +104,26 @@ async def test_read_tools_do_not_ask():
                       tools=[menu]).run("menu?")
     assert run.status == "ok" and not any(isinstance(e, ConfirmationRequested) for e in run.events)
     assert isinstance([e for e in run.events if isinstance(e, ToolFinished)][0], ToolFinished)
+
+
+async def test_an_approval_after_the_time_limit_is_refused_and_the_model_told(monkeypatch):
+    from plugdeck.events import PolicyDecided
+
+    model = ScriptedModel([*order_turns()[:1], "The approval came too late; nothing was ordered."])
+    run = await Agent(model, tools=[place_order]).run("Order two margherita for 7pm")
+    (action,) = run.waiting
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 601)  # the person answers 10 minutes and 1 s later
+    await run.confirm(action.id)
+    assert run.status == "ok" and not ORDERS
+    (finished,) = [e for e in run.events if isinstance(e, ToolFinished)]
+    assert finished.error["kind"] == "expired" and "valid for 600 s" in finished.error["message"]
+    assert any(isinstance(e, PolicyDecided) and e.rule == "confirmation_ttl" for e in run.events)
+
+
+async def test_an_approval_within_the_time_limit_goes_through(monkeypatch):
+    run = await Agent(ScriptedModel(order_turns()), tools=[place_order]).run("Order")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 590)
+    await run.confirm(run.waiting[0].id)
+    assert len(ORDERS) == 1

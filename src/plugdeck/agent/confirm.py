@@ -1,17 +1,23 @@
 """Pending actions: a tool call that waits for a person's OK before it runs.
 
 The approval is bound to the exact tool and arguments of one call (the action id hashes them), is
-used once, and its id travels to the tool as an idempotency key, so an approved action runs once.
+used once, must come within CONFIRMATION_TTL of the question, and its id travels to the tool as an
+idempotency key, so an approved action runs once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..events import ToolFinished
+
+# An approval older than this is refused (the person may have answered a stale question); the model
+# can ask again, which makes a new question with its own clock.
+CONFIRMATION_TTL = 600.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -24,9 +30,13 @@ class PendingAction:
     summary: str
     reason: str
     from_untrusted: list[str] = field(default_factory=list)
+    requested_at: float = field(default_factory=time.time)  # wall clock, so any process can judge expiry
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def expired(self, decided_at: float | None = None, ttl: float = CONFIRMATION_TTL) -> bool:
+        return (decided_at if decided_at is not None else time.time()) - self.requested_at > ttl
 
 
 # Answers True (approve) or False (reject); may be async. Without one, the run pauses instead.

@@ -16,10 +16,12 @@ from ..events import ConfirmationAnswered, PolicyDecided, ToolFinished, ToolStar
 from ..models.base import ToolCall
 from ..policy.engine import budget_exceeded, decide
 from ..tools import Tool, ToolError, Toolset
-from .confirm import PendingAction, action_id, summarize, untrusted_arguments
+from .confirm import CONFIRMATION_TTL, PendingAction, action_id, summarize, untrusted_arguments
 from .run import Run
 
 RESULT_BUDGET = 20_000  # characters of one tool result sent back to the model
+# A decision taken earlier (recorded in the run store): approved, by whom, note, when (wall clock).
+Decision = tuple[bool, str, str, float]
 
 
 async def run_tool_calls(run: Run, toolset: Toolset, calls: list[ToolCall], step: int) -> list[dict[str, Any]]:
@@ -43,7 +45,7 @@ def tool_message(finished: ToolFinished) -> dict[str, Any]:
 
 async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *,
                         waiting: PendingAction | None = None,
-                        decision: tuple[bool, str, str] | None = None) -> ToolFinished:
+                        decision: Decision | None = None) -> ToolFinished:
     """One call through validation, the policy and confirmation; never raises for the tool's faults.
 
     `waiting`: the call's action was asked about before (a run carried on from its checkpoint); it is
@@ -79,7 +81,7 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
 
 
 async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run, waiting: PendingAction | None,
-                  decision: tuple[bool, str, str] | None) -> Any:
+                  decision: Decision | None) -> Any:
     if tool is None:
         known = ", ".join(spec.name for spec in toolset.specs) or "none"
         raise ToolError(f"there is no tool named {call.name!r}; the tools are: {known}", "unknown_tool")
@@ -123,11 +125,12 @@ async def _admit(run: Run, tool: Tool, call: ToolCall) -> str | None:
     )
     if not await run.request_confirmation(action):
         raise ToolError("the person did not approve this action, so it was not done", "rejected")
+    _refuse_if_expired(run, action, time.time())
     return await _claim(run, action.id)
 
 
 async def _admit_waiting(run: Run, tool: Tool, call: ToolCall, action: PendingAction,
-                         decision: tuple[bool, str, str] | None) -> str:
+                         decision: Decision | None) -> str:
     """A call whose action was asked about before: admitted then, decided now (or waited for again)."""
     if action_id(run.id, call.id, tool.qualified_name, call.arguments) != action.id:
         raise ToolError("the tool or its arguments are not the ones the person was asked about, so it was not done",
@@ -139,12 +142,24 @@ async def _admit_waiting(run: Run, tool: Tool, call: ToolCall, action: PendingAc
         raise ToolError(f"not allowed by the policy ({now.rule}): {now.reason}", "denied")
     if decision is None:
         approved = await run.request_confirmation(action, announce=False)
+        decided_at = time.time()
     else:
-        approved, by, note = decision
+        approved, by, note, decided_at = decision
         run.emit(ConfirmationAnswered, action_id=action.id, approved=approved, by=by, note=note)
     if not approved:
         raise ToolError("the person did not approve this action, so it was not done", "rejected")
+    _refuse_if_expired(run, action, decided_at)
     return await _claim(run, action.id)
+
+
+def _refuse_if_expired(run: Run, action: PendingAction, decided_at: float) -> None:
+    if not action.expired(decided_at):
+        return
+    reason = (f"the approval came {decided_at - action.requested_at:.0f} s after the question; approvals are "
+              f"valid for {CONFIRMATION_TTL:.0f} s")
+    run.emit(PolicyDecided, decision="deny", rule="confirmation_ttl", reason=reason, tool=action.tool,
+             call_id=action.call_id)
+    raise ToolError(f"not done: {reason}. Ask the person again if it is still wanted.", "expired")
 
 
 async def _claim(run: Run, approved_id: str) -> str:

@@ -115,11 +115,12 @@ async def _finish_call(agent: Agent, run: Run, call: dict[str, Any], step: int, 
         return tool_message(await run_tool_call(run, agent.toolset, tool_call, step))
     waiting = PendingAction(id=action["id"], run_id=run.id, call_id=action["call_id"], tool=action["tool"],
                             arguments=action["arguments"], summary=action["summary"], reason=action["reason"],
-                            from_untrusted=action["from_untrusted"])
+                            from_untrusted=action["from_untrusted"], requested_at=action["requested_at"])
     if action["status"] == "pending":
         finished = await run_tool_call(run, agent.toolset, tool_call, step, waiting=waiting)
     elif action["status"] in ("approved", "rejected"):
-        decision = (action["status"] == "approved", action["decided_by"] or "", action["note"] or "")
+        decision = (action["status"] == "approved", action["decided_by"] or "", action["note"] or "",
+                    action["decided_at"] or time.time())
         finished = await run_tool_call(run, agent.toolset, tool_call, step, waiting=waiting, decision=decision)
     else:  # executed by a process that stopped before it reported, or expired
         message = INTERRUPTED if action["status"] == "executed" else f"this action is {action['status']}; not done"

@@ -402,7 +402,7 @@ class RunStore:
                 "INSERT INTO actions (id, run_id, call_id, tool, arguments, summary, reason, from_untrusted, status,"
                 " requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (id) DO NOTHING",
                 (a["id"], park.run_id, a["call_id"], a["tool"], _json(a["arguments"]), _text(a["summary"]),
-                 _text(a["reason"]), _json(a["from_untrusted"]), now),
+                 _text(a["reason"]), _json(a["from_untrusted"]), a.get("requested_at") or now),
             )
         waiting = {a["id"] for a in park.actions}
         decisions = {
