@@ -24,7 +24,10 @@ fusion, reading the passages back), and as the baseline an exact numpy scan of t
 (what any store must beat or match). Besides p50 and p95 wall-clock time, each row shows the best
 time and this process's median CPU time, which stay close to an idle machine's latency when other
 work shares the CPUs (the CPU time leaves out a database server's share and counts both threads of
-numpy's scan). Target (the issue): hybrid top-10 p50 under 10 ms at 100k.
+numpy's scan). The SQLite store ranks only the chunks that hold a query's rarer words when its
+words are common (see SQLiteStore.keyword_search); `sqlite_keyword_recall@k_vs_unpruned_bm25` is the
+share of its top-k that a plain FTS5 BM25 query, which scores every matching chunk, agrees with.
+Target (the issue): hybrid top-10 p50 under 10 ms at 100k.
 Run: python bench/knowledge_search.py [--smoke] [--corpus diluted|dense] [--chunks N] [--queries N]
                                       [--postgres URL]
 """
@@ -154,6 +157,23 @@ def match_share(store, questions, chunks: int) -> float:
     return percentile(counts, 0.5) / chunks
 
 
+def keyword_agreement(store, questions, k: int) -> float:
+    """The mean share of the SQLite store's keyword top-k that an unpruned FTS5 BM25 query (every
+    matching chunk scored) also puts in its top-k: what the store's pruning of common words costs."""
+    from plugdeck.plugins.knowledge.store import fts_query
+
+    unpruned = ("SELECT c.chunk_id FROM (SELECT rowid, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid")
+    shares = []
+    for question in questions:
+        if not fts_query(question):
+            continue
+        reference = {chunk_id for (chunk_id,) in store._db.execute(unpruned, [fts_query(question), k])}
+        found = {hit.chunk_id for hit in store.keyword_search(question, k)}
+        shares.append(len(reference & found) / max(1, len(reference)))
+    return sum(shares) / len(shares)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true",
@@ -192,6 +212,8 @@ def main() -> None:
                 extra.update(quality)
                 if backend == "sqlite":
                     extra["keyword_match_share_p50"] = match_share(store, questions, count)
+                    for k in (10, 40):
+                        extra[f"sqlite_keyword_recall@{k}_vs_unpruned_bm25"] = keyword_agreement(store, questions, k)
             finally:
                 kb.close()
                 if url:

@@ -2,7 +2,8 @@
 
 `Store` is the small interface the rest of the package uses; `SQLiteStore` implements it with one
 SQLite file per knowledge base: documents, chunks with their vectors (float32 blobs), and an FTS5
-table for keyword search (BM25). Vector search is exact (numpy) below `ann_threshold` chunks and
+table for keyword search (BM25; see `keyword_search` for how it stays fast when a query's words
+are common). Vector search is exact (numpy) below `ann_threshold` chunks and
 approximate (a usearch HNSW index in `vectors.usearch`, derived from the blobs and re-synced when
 stale) above it. A PostgreSQL backend (tsvector + pgvector) implements the same interface.
 """
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 DEFAULT_ANN_THRESHOLD = 50_000  # exact numpy search stays under ~5 ms per query below this
+# Matching chunks that BM25 ranks per query before its most common words stop widening the search
+# (about 0.8 µs each, bench/knowledge_search.py): see SQLiteStore.keyword_search.
+DEFAULT_KEYWORD_BUDGET = 6_000
 
 
 @dataclass
@@ -115,10 +119,12 @@ class SQLiteStore:
     FILE = "knowledge.sqlite"
     ANN_FILE = "vectors.usearch"
 
-    def __init__(self, folder: Path, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD):
+    def __init__(self, folder: Path, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+                 keyword_budget: int = DEFAULT_KEYWORD_BUDGET):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ann_threshold = ann_threshold
+        self.keyword_budget = keyword_budget
         self._lock = threading.RLock()
         # Tool calls run in worker threads; the lock serialises use of the one connection.
         self._db = sqlite3.connect(self.folder / self.FILE, check_same_thread=False, isolation_level=None, timeout=30)
@@ -128,6 +134,7 @@ class SQLiteStore:
         self._db.executescript(_SCHEMA)
         self._matrix_cache: tuple[int, Any, Any] | None = None  # (generation, rowids, vectors)
         self._count_cache: tuple[int, int] | None = None  # (generation, chunks)
+        self._frequency_cache: tuple[int, dict[str, int]] = (-1, {})  # (generation, {phrase: chunks with it})
         self._ann = None
         self._ann_generation = -1
         version = self.get_meta().get("schema")
@@ -264,24 +271,77 @@ class SQLiteStore:
     # ---- search ------------------------------------------------------------------------------------
 
     def keyword_search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
-        expression = fts_query(query)
-        if not expression:
+        """The k chunks with the best BM25 score for any of the query's words.
+
+        FTS5 scores every chunk that holds any of the words before it sorts them, about a millisecond
+        per 1,200 chunks: a question with a common word ("city", "year") would take tens of
+        milliseconds in a large knowledge base. BM25 is a sum over the words and a common word adds
+        little to it, so the words are split by how many chunks hold them. The rarest, as many as
+        together match at most `keyword_budget` chunks (and at least one word), choose the
+        candidates; the common rest only add to the scores of the candidates that hold them (a
+        second query, `rare AND common`, scored with every word). Each candidate keeps its exact
+        score; left out are chunks that hold none of the rarer words. Below the budget nothing changes.
+        """
+        phrases = query_phrases(query)
+        if not phrases:
             return []
         with self._lock:
-            if filters:
-                where, parameters = _filter_sql(filters)
-                rows = self._db.execute(
-                    "SELECT c.chunk_id, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
-                    "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.id = c.doc_id "
-                    f"WHERE chunks_fts MATCH ? {where} ORDER BY rank LIMIT ?", [expression, *parameters, k]).fetchall()
-            else:
-                # Rank inside the full-text index and join only the k best: joining every match first
-                # makes a query matching 25k of 100k chunks four times slower (bench/knowledge_search.py).
-                rows = self._db.execute(
-                    "SELECT c.chunk_id, f.rank FROM (SELECT rowid, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
-                    "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
-                    "ORDER BY f.rank", [expression, k]).fetchall()
-        return [Hit(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25 is lower-is-better
+            selective, common = self._split_by_frequency(phrases)
+            if not selective:  # no query word is in any chunk
+                return []
+            candidates = any_of(selective)
+            ranked = {row[0]: row for row in self._bm25_top_k(candidates, k, filters)}
+            if common:
+                for row in self._bm25_top_k(f"({candidates}) AND ({any_of(common)})", k, filters):
+                    ranked[row[0]] = min(row, ranked.get(row[0], row), key=lambda r: r[2])
+        # Ties in FTS5's own order (by rowid), so that results below the budget are exactly as before.
+        best = sorted(ranked.values(), key=lambda row: (row[2], row[0]))[:k]
+        return [Hit(chunk_id, -rank) for _, chunk_id, rank in best]  # FTS5's bm25 is lower-is-better
+
+    def _bm25_top_k(self, expression: str, k: int, filters: Filters) -> list[tuple[int, str, float]]:
+        """(rowid, chunk id, FTS5 bm25) of the k best chunks matching an FTS5 expression, best first."""
+        if filters:
+            where, parameters = _filter_sql(filters)
+            return self._db.execute(
+                "SELECT c.rowid, c.chunk_id, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
+                "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.id = c.doc_id "
+                f"WHERE chunks_fts MATCH ? {where} ORDER BY rank LIMIT ?", [expression, *parameters, k]).fetchall()
+        # Rank inside the full-text index and join only the k best: joining every match first
+        # makes a query matching 25k of 100k chunks four times slower (bench/knowledge_search.py).
+        return self._db.execute(
+            "SELECT c.rowid, c.chunk_id, f.rank FROM (SELECT rowid, bm25(chunks_fts, 1.0, 1.5) AS rank FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
+            "ORDER BY f.rank", [expression, k]).fetchall()
+
+    def _split_by_frequency(self, phrases: list[str]) -> tuple[list[str], list[str]]:
+        """(the rarest phrases, which choose the candidates; the common rest, which only add to their
+        scores). Phrases in no chunk are dropped, and so are common ones in more than half of all
+        chunks: FTS5's BM25 gives those no weight (their inverse document frequency is clamped)."""
+        frequency = self._document_frequencies(phrases)
+        rarest_first = sorted((p for p in phrases if frequency[p]), key=lambda p: frequency[p])
+        chosen, matched = set(), 0
+        for phrase in rarest_first:
+            if chosen and matched + frequency[phrase] > self.keyword_budget:
+                break
+            chosen.add(phrase)
+            matched += frequency[phrase]
+        half = self._chunk_count() / 2
+        # In the query's order: FTS5 adds the words' scores in this order, the last bits of a tie.
+        selective = [p for p in phrases if p in chosen]
+        common = [p for p in phrases if frequency[p] and p not in chosen and frequency[p] <= half]
+        return selective, common
+
+    def _document_frequencies(self, phrases: list[str]) -> dict[str, int]:
+        """How many chunks hold each phrase, remembered until the next write."""
+        generation = self._generation()
+        if self._frequency_cache[0] != generation or len(self._frequency_cache[1]) > 50_000:
+            self._frequency_cache = (generation, {})
+        known = self._frequency_cache[1]
+        for phrase in phrases:
+            if phrase not in known:
+                known[phrase] = self._db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                                 [phrase]).fetchone()[0]
+        return {phrase: known[phrase] for phrase in phrases}
 
     def vector_search(self, vector: np.ndarray, k: int, filters: Filters = Filters()) -> list[Hit]:
         import numpy as np
@@ -466,11 +526,21 @@ def _chunk_record(row) -> ChunkRecord:
                        text_hash, ordinal, path, source, kind)
 
 
-def fts_query(query: str) -> str:
-    """A natural-language question as an FTS5 expression: its meaningful words, any of them."""
+def query_phrases(query: str) -> list[str]:
+    """A natural-language question's meaningful words as FTS5 phrases ("doctor's" is one phrase of
+    two tokens); the stop words only when there is nothing else."""
     terms = [w for w in words(query) if w not in STOPWORDS] or words(query)
     unique = list(dict.fromkeys(terms))[:32]
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in unique)
+    return ['"' + term.replace('"', '""') + '"' for term in unique]
+
+
+def any_of(phrases: list[str]) -> str:
+    return " OR ".join(phrases)
+
+
+def fts_query(query: str) -> str:
+    """A natural-language question as one FTS5 expression: its meaningful words, any of them."""
+    return any_of(query_phrases(query))
 
 
 def _filter_sql(filters: Filters) -> tuple[str, list[Any]]:
