@@ -71,6 +71,51 @@ async def test_replan_when_the_join_asks_for_it():
     assert any(isinstance(e, PlannerNote) and "replanning" in e.message for e in run.events)
 
 
+class ReasonAfterReplan:
+    """A model whose REPLAN reply finishes only once the next plan has been asked for: a planner
+    that waited for the whole reply before replanning would never get there."""
+
+    name = "reason-after-replan"
+
+    def __init__(self, turns):
+        self.scripted = ScriptedModel(turns, chunk_size=7)
+        self.calls = 0
+        self.next_plan_asked = asyncio.Event()
+
+    async def stream(self, messages, tools):
+        self.calls += 1
+        if self.calls == 3:
+            self.next_plan_asked.set()
+        call, pieces = self.calls, 0
+        async for item in self.scripted.stream(messages, tools):
+            if call == 2 and pieces == 1:  # "REPLAN:" is out; the reason follows after the next plan call
+                await self.next_plan_asked.wait()
+            pieces += 1
+            yield item
+
+
+async def test_the_next_plan_is_asked_for_while_the_replan_reason_still_streams():
+    turns = ['1. stock_price(company="Apple")\n2. join()', "REPLAN: I also need Nvidia's price",
+             '1. stock_price(company="Nvidia")\n2. join()', "Apple 230.5, Nvidia 135"]
+    model = ReasonAfterReplan(turns)
+    agent = Agent(model, tools=[stock_price], planner="plan")
+    deltas = []
+    run = await asyncio.wait_for(agent.run("Apple and Nvidia prices?", sinks=[deltas.append]), 10)
+    assert run.status == "ok" and run.answer == "Apple 230.5, Nvidia 135" and run.model_calls == 4
+    calls = [e for e in run.events if isinstance(e, ModelCalled)]
+    assert "REPLAN: I also need Nvidia's price" in [c.text for c in calls] and all(c.error is None for c in calls)
+    note = next(e for e in run.events if isinstance(e, PlannerNote))
+    assert note.message == "replanning: I also need Nvidia's price"
+    answer_text = "".join(e.text for e in deltas if e.type == "text_delta" and e.channel != "plan")
+    assert answer_text == "Apple 230.5, Nvidia 135"  # the REPLAN reply never shows as answer text
+
+
+async def test_an_answer_that_starts_like_replan_is_an_answer():
+    turns = ['1. stock_price(company="Apple")\n2. join()', "Replanning is not needed: Apple is at 230.5."]
+    run = await agent(turns).run("Apple price?")
+    assert run.answer == "Replanning is not needed: Apple is at 230.5." and run.model_calls == 2
+
+
 @pytest.mark.parametrize("plan, reason", [
     ('1. stock_price(company="Apple")\n2. teleport(to="Mars")\n3. join()', "unknown tool 'teleport'"),
     ('1. calculate(expression="$2 * 2")\n2. join()', "result of step 2, which comes later"),
@@ -110,6 +155,10 @@ async def test_auto_picks_per_request_and_records_why():
     reasons = [next(e for e in r.events if isinstance(e, RunStarted)) for r in (several, one)]
     assert (reasons[0].planner, reasons[1].planner) == ("plan", "loop")
     assert "several things" in reasons[0].planner_reason and reasons[1].planner_reason
+    branching = await Agent(ScriptedModel(["y"]), tools=[stock_price], planner="auto").run(
+        "Is Apple above 200? If it is, compare it with Microsoft and Nvidia; if not, with Intel.")
+    started = next(e for e in branching.events if isinstance(e, RunStarted))
+    assert started.planner == "loop" and "depends on a result" in started.planner_reason
     rules = await Agent("rules", [calculator], planner="auto").run("What is 2 and 3 plus 4?")
     assert next(e for e in rules.events if isinstance(e, RunStarted)).planner == "loop"
 

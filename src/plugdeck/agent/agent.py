@@ -31,6 +31,9 @@ DEFAULT_SYSTEM_PROMPT = (
 _END = object()
 # Words that ask for several things at once ("compare A and B", "prices of A, B and C").
 _SEVERAL = re.compile(r"\b(and|both|each|every|all|compare|versus|vs)\b|[^\W\d], [^\W\d]", re.I)
+# Words that make the next step depend on a result ("if it is open, ...; if not, ..."): a plan made
+# ahead would have to be made again, which costs more model calls than the tool loop.
+_CONDITIONAL = re.compile(r"\b(if|whether|unless|otherwise|depending)\b", re.I)
 
 
 def _refuse_unasked(action) -> bool:
@@ -176,6 +179,8 @@ class Agent:
             return self.planner, "set by configuration"
         if self.model.name == "rules" or not self.tools:
             return "loop", "the rules model and tool-less agents use the tool loop"
+        if _CONDITIONAL.search(question):
+            return "loop", "what to do depends on a result (if/whether): a plan made ahead would be redone"
         if _SEVERAL.search(question):
             return "plan", "the question asks for several things that can be looked up at once"
         return "loop", "a single line of inquiry: planning ahead would add a model call"

@@ -1,6 +1,8 @@
 """The compiled-plan planner: one model call writes the whole graph of tool calls, independent
 calls run at the same time (each starts as soon as its line has streamed in and its inputs are
-ready), and one more call answers from the results, or asks for a new plan.
+ready), and one more call answers from the results, or asks for a new plan. The new plan is
+asked for as soon as the answer starts with REPLAN: the rest of the model's reason streams in
+meanwhile, and is recorded when it has.
 
 The plan is plain text, one call per line, arguments as JSON values; `$N` stands for the
 result of step N:
@@ -145,19 +147,25 @@ class PlanRunner:
         self.max_replans = max_replans
         self.observations: list[str] = []
         self.step = 0
+        self._replan_reasons: list[asyncio.Task] = []  # join replies still streaming in the background
 
     async def answer(self) -> str:
-        for attempt in range(self.max_replans + 1):
-            await self._plan_and_execute()
-            text = await self._join()
-            reason = REPLAN.match(text)
-            if not reason:
-                return text
-            note = text[reason.end():].strip() or "the results were not enough"
-            self.run.emit(PlannerNote, planner="plan", message=f"replanning: {note}")
-            if attempt == self.max_replans:
-                return f"I could not complete the plan: {note}"
-        raise AssertionError("unreachable")
+        try:
+            for attempt in range(self.max_replans + 1):
+                await self._plan_and_execute()
+                answer = await self._join()
+                if answer is not None:
+                    return answer
+                if attempt == self.max_replans:
+                    return f"I could not complete the plan: {await self._replan_reasons[-1]}"
+            raise AssertionError("unreachable")
+        except BaseException:
+            for task in self._replan_reasons:
+                task.cancel()
+            raise
+        finally:
+            # Every model call is recorded before the run ends (the reasons streaming in the background too).
+            await asyncio.gather(*self._replan_reasons, return_exceptions=True)
 
     async def _plan_and_execute(self) -> None:
         check_model_budget(self.run)
@@ -169,20 +177,18 @@ class PlanRunner:
                              + "\nWrite a new plan for what is still missing."})
         futures: dict[int, asyncio.Future] = {}
         tasks: list[asyncio.Task] = []
-        buffer, text, started, ttft = "", [], time.perf_counter(), None
-        response = None
+        call, buffer = _ModelCall(messages, self.step), ""
         try:
             async for item in self.model.stream(messages, []):
                 if isinstance(item, TextChunk):
-                    ttft = ttft if ttft is not None else time.perf_counter() - started
-                    self.run.emit(TextDelta, step=self.step, text=item.text, channel="plan")
-                    text.append(item.text)
+                    call.take(item.text)
+                    self.run.emit(TextDelta, step=call.step, text=item.text, channel="plan")
                     buffer += item.text
                     *lines, buffer = buffer.split("\n")
                     for line in lines:
                         self._dispatch(line, futures, tasks)  # start each call as soon as its line is in
                 else:
-                    response = item
+                    call.response = item
             self._dispatch(buffer, futures, tasks)
             if not futures:
                 raise PlanError("the plan has no steps")
@@ -192,7 +198,7 @@ class PlanRunner:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            self._record_call(messages, "".join(text), response, started, ttft)
+            self._record_call(call)
         await asyncio.gather(*tasks)
 
     def _dispatch(self, line: str, futures: dict[int, asyncio.Future], tasks: list[asyncio.Task]) -> None:
@@ -222,33 +228,77 @@ class PlanRunner:
             self.observations.append(f"{step.number}. {step.tool}({json.dumps(arguments, default=str)}) -> {shown}")
         futures[step.number].set_result(outcome)
 
-    async def _join(self) -> str:
+    async def _join(self) -> str | None:
+        """The answer, or None when the model asks for a new plan. The reply's start is held back
+        until it shows which: a replan is acted on at once, and its reason read in the background."""
         check_model_budget(self.run)
         self.step += 1
+        step = self.step
         question = self.conversation[-1]["content"]
         observations = "\n".join(sorted(self.observations, key=lambda line: int(line.split(".")[0])))
         messages = [{"role": "system", "content": JOIN_PROMPT}, *self.conversation[:-1],
                     {"role": "user", "content": f"{question}\n\nPlan results:\n{observations}"}]
-        started, ttft, text, response = time.perf_counter(), None, [], None
+        call = _ModelCall(messages, step)
+        stream = self.model.stream(messages, []).__aiter__()
+        answering = False
         try:
-            async for item in self.model.stream(messages, []):
-                if isinstance(item, TextChunk):
-                    ttft = ttft if ttft is not None else time.perf_counter() - started
-                    self.run.emit(TextDelta, step=self.step, text=item.text)
-                    text.append(item.text)
-                else:
-                    response = item
-        finally:
-            self._record_call(messages, "".join(text), response, started, ttft)
-        return response.text if response is not None else "".join(text)
+            async for item in stream:
+                if not isinstance(item, TextChunk):
+                    call.response = item
+                    continue
+                call.take(item.text)
+                if answering:
+                    self.run.emit(TextDelta, step=step, text=item.text)
+                    continue
+                held = "".join(call.text)
+                start = held.lstrip()
+                if len(start) > len("replan") and REPLAN.match(start):  # one character more: not "replanning"
+                    self.run.emit(TextDelta, step=step, text=held, channel="plan")
+                    self._replan_reasons.append(asyncio.create_task(self._read_reason(stream, call)))
+                    return None
+                if len(start) > len("replan") or not "replan".startswith(start.lower()):
+                    answering = True
+                    self.run.emit(TextDelta, step=step, text=held)
+        except BaseException:
+            self._record_call(call)
+            raise
+        held = "".join(call.text)
+        if not answering and held:  # a reply shorter than the word REPLAN
+            self.run.emit(TextDelta, step=step, text=held)
+        self._record_call(call)
+        text = call.response.text if call.response is not None else held
+        if REPLAN.match(text):  # held back to the end (a one-word reply)
+            self._replan_reasons.append(asyncio.create_task(self._reason_of(call)))
+            return None
+        return text
 
-    def _record_call(self, messages, text, response, started, ttft) -> None:
-        self.run.steps = self.step
-        self.run.emit(ModelCalled, step=self.step, model=self.model.name, messages=messages, text=text,
-                      finish_reason=getattr(response, "finish_reason", None),
+    async def _read_reason(self, stream, call: _ModelCall) -> str:
+        """The rest of a REPLAN reply, read while the new plan is being written."""
+        try:
+            async for item in stream:
+                if isinstance(item, TextChunk):
+                    call.take(item.text)
+                    self.run.emit(TextDelta, step=call.step, text=item.text, channel="plan")
+                else:
+                    call.response = item
+        finally:
+            self._record_call(call)
+        return await self._reason_of(call)
+
+    async def _reason_of(self, call: _ModelCall) -> str:
+        text = call.response.text if call.response is not None else "".join(call.text)
+        reason = text[REPLAN.match(text).end():].strip() or "the results were not enough"
+        self.run.emit(PlannerNote, planner="plan", message=f"replanning: {reason}")
+        return reason
+
+    def _record_call(self, call: _ModelCall) -> None:
+        self.run.steps = max(self.run.steps, call.step)
+        response = call.response
+        self.run.emit(ModelCalled, step=call.step, model=self.model.name, messages=call.messages,
+                      text="".join(call.text), finish_reason=getattr(response, "finish_reason", None),
                       prompt_tokens=getattr(response, "prompt_tokens", 0),
                       completion_tokens=getattr(response, "completion_tokens", 0),
-                      ttft=ttft, latency=time.perf_counter() - started,
+                      ttft=call.ttft, latency=time.perf_counter() - call.started,
                       error=None if response is not None else "the model call did not finish")
 
     def _describe_tools(self) -> str:
@@ -258,6 +308,23 @@ class PlanRunner:
                                spec.parameters.get("properties", {}).items())
             lines.append(f"- {spec.name}({params}): {spec.description}")
         return "\n".join(lines)
+
+
+@dataclass
+class _ModelCall:
+    """One model call of the planner as it streams in, for its ModelCalled event."""
+
+    messages: list[dict[str, Any]]
+    step: int
+    text: list[str] = field(default_factory=list)
+    response: Any = None
+    started: float = field(default_factory=time.perf_counter)
+    ttft: float | None = None
+
+    def take(self, piece: str) -> None:
+        if self.ttft is None:
+            self.ttft = time.perf_counter() - self.started
+        self.text.append(piece)
 
 
 class _Failed:
