@@ -21,6 +21,7 @@ import httpx
 
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, TextChunk, ToolCall
+from .clients import ClientShards
 from .toolcall_parsers import ArgumentsError, parse_arguments
 
 T = TypeVar("T")
@@ -65,7 +66,8 @@ class OpenAIModel:
         # Secrets are scrubbed from every error message, even when a server echoes them back.
         self._secrets = [api_key] if api_key else []
         self._secrets += [v for k, v in self._headers.items() if any(w in k.lower() for w in ("auth", "key", "token"))]
-        self._client = client
+        # A client of the caller's is used as it is; otherwise calls are spread over clients of our own.
+        self._clients = ClientShards(per_client=1 << 30, make=lambda: client) if client else ClientShards()
         self._owns_client = client is None
         self._send_stream_options = True  # cleared for servers that reject it
 
@@ -93,12 +95,11 @@ class OpenAIModel:
         except ModelError as exc:
             raise self._error(str(exc)) from exc.__cause__
         finally:
-            await response.aclose()
+            await self._clients.close(response)
 
     async def aclose(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._owns_client:
+            await self._clients.aclose()
 
     async def __aenter__(self) -> OpenAIModel:
         return self
@@ -157,20 +158,16 @@ class OpenAIModel:
 
     async def _post(self, body: dict[str, Any], deadline: float) -> httpx.Response:
         """One attempt. An error response is read whole, so its message can be shown."""
-        if self._client is None:
-            # One per instance: connections are pooled. No cap on connections: a server running hundreds
-            # of chats must not queue model calls behind httpx's default of 100.
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
-        # httpx's timeouts apply per operation; asyncio's bounds the attempt as a whole.
-        request = self._client.build_request("POST", self.url, json=body, headers=self._headers, timeout=remaining)
+        # httpx's timeouts apply per operation; asyncio's bounds the attempt as a whole. No cap on
+        # connections: a server running hundreds of chats must not queue model calls.
         async with asyncio.timeout_at(deadline):
-            response = await self._client.send(request, stream=True)
+            response = await self._clients.send("POST", self.url, json=body, headers=self._headers, timeout=remaining)
             if not response.is_success:
                 try:
                     await response.aread()
                 finally:
-                    await response.aclose()
+                    await self._clients.close(response)
         return response
 
     def _backoff(self, attempt: int) -> float:
