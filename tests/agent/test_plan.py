@@ -133,7 +133,7 @@ async def test_a_bad_plan_falls_back_to_the_tool_loop(plan, reason):
 async def test_policy_and_confirmation_apply_to_planned_calls():
     plan = '1. stock_price(company="Apple")\n2. buy(company="Apple", shares=10)\n3. join()'
     asked = []
-    run = await agent([plan, "I did not buy."], confirm=lambda a: asked.append(a) or False).run("buy 10 apple")
+    await agent([plan, "I did not buy."], confirm=lambda a: asked.append(a) or False).run("buy 10 apple")
     assert asked and asked[0].arguments == {"company": "Apple", "shares": 10}
     denied = await agent([plan, "no"], policy=policy_from({"deny": ["buy"]})).run("buy")
     assert any(isinstance(e, ToolFinished) and e.error and e.error["kind"] == "denied" for e in denied.events)

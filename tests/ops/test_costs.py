@@ -1,13 +1,11 @@
 """Costs: tokens x the model profile's prices, per model call, per run, per day, per API key, per model."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date, timedelta
 
 import pytest
 
+from ops_cli import plugdeck
 from plugdeck import Agent, RunStore, ScriptedModel, tool
 from plugdeck.config import load_config
 from plugdeck.events import ModelCalled, RunFinished
@@ -74,16 +72,6 @@ def test_the_run_store_is_configured_by_file_and_environment(tmp_path, monkeypat
     assert load_config(cwd=tmp_path).run_store == "postgresql://postgres@127.0.0.1/test"
     monkeypatch.setenv("PLUGDECK_RUN_STORE", str(tmp_path / "elsewhere.db"))
     assert load_config(cwd=tmp_path).run_store == str(tmp_path / "elsewhere.db")
-
-
-def plugdeck(tmp_path, store, *args):
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}, "HOME": str(home),
-           "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config"),
-           "PLUGDECK_RUN_STORE": store}
-    return subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *args], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_plugdeck_runs_shows_costs(store_target, tmp_path):

@@ -3,7 +3,6 @@ written as results.json and an HTML report, and compared between two evals."""
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 
@@ -26,14 +25,6 @@ CASES = [
     {"id": "hamlet <b>", "question": "Who wrote Hamlet?",
      "checks": [{"type": "contains", "value": "Shakespeare"}, {"type": "tool_used", "tool": "calculator.*"}]},
 ]
-
-
-@pytest.fixture
-def env(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGDECK_", "OTEL_"))}
-    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config")}
 
 
 def plugdeck(env, cwd, *args):

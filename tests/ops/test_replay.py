@@ -24,14 +24,6 @@ QUESTION = "What is 17.5% of 2,340, plus 12?"
 
 
 @pytest.fixture
-def env(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGDECK_", "OTEL_"))}
-    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config")}
-
-
-@pytest.fixture
 def config(env, tmp_path, monkeypatch):
     """The same configuration in this process: data under tmp_path, today's plugdeck.toml in tmp_path."""
     for name in ("HOME", "PLUGDECK_HOME", "XDG_CONFIG_HOME"):

@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from ops_cli import plugdeck
 from plugdeck import Agent, RunStore, ScriptedModel
 from plugdeck.agent.run import RunMoved
 from plugdeck.ops.rundb import open_database
@@ -148,16 +149,6 @@ async def test_a_run_waiting_in_a_process_that_ended_finishes_in_another(store_t
         assert stored["status"] == "ok" and stored["model_calls"] == 2 and stored["tool_calls"] == 1
         assert [a["status"] for a in stored["actions"]] == ["executed"] and not store.pending()
         assert stored["events"][-1]["t"] >= stored["events"][4]["t"]  # times go on from the run's start
-
-
-def plugdeck(tmp_path, store, *args):
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}, "HOME": str(home),
-           "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config"),
-           "PLUGDECK_RUN_STORE": store}
-    return subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *args], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
 
 
 async def test_a_crash_while_waiting_loses_neither_the_run_nor_its_confirmation(store_target, shop):

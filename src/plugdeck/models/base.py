@@ -9,6 +9,7 @@ every OpenAI-compatible server understands it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
@@ -91,3 +92,13 @@ def last_user_turn(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
                 content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
             return content, messages[i + 1 :]
     return "", list(messages)
+
+
+def decoded(content: Any) -> Any:
+    """A message's JSON (tool-call arguments, a tool result) as data; anything else as it is."""
+    if not isinstance(content, str):
+        return content
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError:
+        return content

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 from ..tools import ToolSpec
-from .base import ModelResponse, TextChunk, ToolCall, last_user_turn
+from .base import ModelResponse, TextChunk, ToolCall, decoded, last_user_turn
 
 CONNECT_HINT = (
     'To answer anything else, connect an LLM: plugdeck ask --base-url http://127.0.0.1:8000/v1 '
@@ -72,8 +72,8 @@ class RulesModel:
         parts = []
         for message in results:
             call = calls.get(message.get("tool_call_id"), {})
-            arguments = _loads(call.get("function", {}).get("arguments", "{}"))
-            result = _loads(message.get("content", ""))
+            arguments = decoded(call.get("function", {}).get("arguments", "{}"))
+            result = decoded(message.get("content", ""))
             if isinstance(result, dict) and "error" in result:
                 error = result["error"] or {}
                 parts.append(f"I could not get an answer: {error.get('message', error)}")
@@ -84,13 +84,6 @@ class RulesModel:
         return "\n".join(parts)
 
 
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from ..config import Config, ConfigError, config_files
 from ..events import Event, event_from_dict
+from ..models.base import decoded
 
 
 class GenAI:
@@ -398,13 +399,13 @@ def semconv_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue  # goes to gen_ai.system_instructions
         if role == "tool":
             parts = [{"type": "tool_call_response", "id": message.get("tool_call_id"),
-                      "response": _loads(message.get("content"))}]
+                      "response": decoded(message.get("content"))}]
         else:
             parts = _text_parts(message.get("content"))
             for call in message.get("tool_calls") or []:
                 function = call.get("function", {})
                 parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
-                              "arguments": _loads(function.get("arguments"))})
+                              "arguments": decoded(function.get("arguments"))})
         converted.append({"role": role, "parts": parts})
     return converted
 
@@ -475,10 +476,3 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text

@@ -5,7 +5,6 @@ import json
 import secrets
 import threading
 
-import numpy as np
 import psycopg
 import pytest
 from conftest import SETTINGS, plugdeck, write_corpus

@@ -357,8 +357,6 @@ class SQLiteStore:
             return self._hits(scored)
 
     def _exact_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
-        import numpy as np
-
         if allowed is not None:
             rowids, matrix = self._rows_vectors(sorted(allowed))
         else:
