@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream"}
+_PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream",
+                 "max_retries", "context_window", "fallbacks"}
 _TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
              "always_tools"}
 
@@ -43,6 +44,9 @@ class ModelProfile:
     output_price: float = 0.0  # per million completion tokens
     deadline: float = 120.0
     stream: bool = True
+    max_retries: int = 4
+    context_window: int | None = None  # tokens; a context-length error falls back only to larger ones
+    fallbacks: list[str] = field(default_factory=list)  # other profiles to try, in order (R29)
 
     def api_key(self) -> str | None:
         if self.api_key_env:
@@ -112,17 +116,31 @@ class Config:
             profile = ModelProfile(name=name, base_url=base_url, model=name)
         else:
             profile = self.profile(name)
-        from .models.openai import OpenAIModel
+        model = _openai_model(profile, api_key)
+        if not profile.fallbacks:
+            return model
+        from .models.fallback import FallbackModel
 
-        model = OpenAIModel(
-            profile.model,
-            profile.base_url,
-            api_key=api_key or profile.api_key(),
-            deadline=profile.deadline,
-            stream=profile.stream,
-        )
-        model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
-        return model
+        # One level: the fallbacks' own fallbacks are not followed, so a chain can never loop.
+        chain = [(model, profile.context_window)]
+        chain += [(_openai_model(self.profile(other), None), self.profile(other).context_window)
+                  for other in profile.fallbacks if other != name]
+        return FallbackModel(chain, name=name)
+
+
+def _openai_model(profile: ModelProfile, api_key: str | None):
+    from .models.openai import OpenAIModel
+
+    model = OpenAIModel(
+        profile.model,
+        profile.base_url,
+        api_key=api_key or profile.api_key(),
+        deadline=profile.deadline,
+        stream=profile.stream,
+        max_retries=profile.max_retries,
+    )
+    model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
+    return model
 
 
 def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) -> Config:
@@ -189,6 +207,8 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     missing = {"base_url", "model"} - set(data)
     if missing:
         raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
+    if "fallbacks" in data:
+        data = {**data, "fallbacks": _string_list(data["fallbacks"], f"models.{name}.fallbacks")}
     return ModelProfile(name=name, **data)
 
 

@@ -50,7 +50,9 @@ class TextDelta(Event):
     type: ClassVar[str] = "text_delta"
     step: int
     text: str
-    channel: str = "text"  # text (for the person) | plan (the planner's plan, not an answer)
+    # text: for the person, as it streams | plan: the planner's plan, not an answer | draft: answer text that
+    # answer checks may still change; never shown as the answer (AnswerGiven carries the checked text)
+    channel: str = "text"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,6 +72,7 @@ class ModelCalled(Event):
     latency: float = 0.0
     error: str | None = None
     cost: float = 0.0  # tokens x the model profile's prices, in the profile's currency
+    fallbacks: list[str] = field(default_factory=list)  # deployments of a fallback chain that failed first
 
 
 @dataclass(slots=True, kw_only=True)

@@ -63,10 +63,14 @@ async def call_model(
         run.emit(ModelCalled, step=step, model=model.name, messages=sent,
                  latency=time.perf_counter() - started, ttft=ttft, error=str(exc))
         raise
+    served = {"model": response.served_by or model.name, "fallbacks": response.fallbacks}
+    if response.prices is not None:  # a fallback chain answered from a deployment with its own prices
+        p_in, p_out = response.prices
+        served["cost"] = (response.prompt_tokens * p_in + response.completion_tokens * p_out) / 1_000_000
     run.emit(
         ModelCalled,
         step=step,
-        model=model.name,
+        **served,
         messages=sent,
         text=response.text,
         tool_calls=[c.to_dict() for c in response.tool_calls],

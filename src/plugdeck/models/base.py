@@ -19,6 +19,10 @@ from ..tools import ToolSpec
 class ModelError(Exception):
     """The model could not produce a turn (unreachable, refused, broken stream). Ends the run."""
 
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status the server refused with, if it answered at all
+
 
 @dataclass(slots=True)
 class ToolCall:
@@ -55,6 +59,10 @@ class ModelResponse:
     finish_reason: str | None = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Set by a fallback chain: the model that answered, its prices, and why the ones before it did not.
+    served_by: str | None = None
+    prices: tuple[float, float] | None = None
+    fallbacks: list[str] = field(default_factory=list)
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self.text or None}

@@ -133,7 +133,7 @@ class OpenAIModel:
                     " The server may be overloaded or the model slow: check the server, or allow a longer deadline."
                 ) from None
             except httpx.TransportError as exc:  # nothing was answered, so trying again is safe
-                failure, wait = describe_connection_error(self.base_url, exc), None
+                failure, wait, status = describe_connection_error(self.base_url, exc), None, None
                 hint = "Is the server running? Check --base-url."
             else:
                 if response.is_success:
@@ -144,10 +144,10 @@ class OpenAIModel:
                     continue
                 failure, hint = f"{self.url} answered HTTP {status}: {detail}", HINTS.get(status, "")
                 if not _should_retry(response):
-                    raise self._error(f"{failure}. {hint}".strip())
+                    raise self._error(f"{failure}. {hint}".strip(), status)
                 hint, wait = hint or "Check the server's logs.", retry_after(response.headers)
             if attempts > self.max_retries:
-                raise self._error(f"{failure} (gave up after {_attempts(attempts)}). {hint}")
+                raise self._error(f"{failure} (gave up after {_attempts(attempts)}). {hint}", status)
             wait = self._backoff(attempts) if wait is None else wait
             if asyncio.get_running_loop().time() + wait >= deadline:
                 raise self._error(
@@ -201,10 +201,10 @@ class OpenAIModel:
                 " Check the server's logs; a proxy in between may have closed the connection."
             ) from exc
 
-    def _error(self, message: str) -> ModelError:
+    def _error(self, message: str, status: int | None = None) -> ModelError:
         for secret in self._secrets:
             message = message.replace(secret, "***")
-        return ModelError(message)
+        return ModelError(message, status=status)
 
 
 class SSEDecoder:
