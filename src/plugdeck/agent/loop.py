@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ..events import ModelCalled, PolicyDecided, TextDelta
-from ..models.base import Model, ModelError, ModelResponse, TextChunk
+from ..models.base import Model, ModelError, ModelResponse, TextChunk, ToolCall
 from ..policy.engine import budget_exceeded
 from ..tools import Toolset
 from .executor import run_tool_calls
@@ -28,11 +28,23 @@ async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dic
         check_model_budget(run)
         run.steps = step
         response = await call_model(run, model, toolset, messages, step)
+        response.tool_calls = unique_ids(response.tool_calls)
         messages.append(response.to_message())
         if not response.tool_calls:
             return response.text
         messages.extend(await run_tool_calls(run, toolset, response.tool_calls, step))
     raise StepLimit(f"stopped after {max_steps} steps without a final answer (raise max_steps to allow more)")
+
+
+def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
+    """A repeated call id would make two results indistinguishable: renamed in the assistant's turn
+    itself, so each tool result still answers a call the conversation holds."""
+    seen: set[str] = set()
+    for call in calls:
+        if call.id in seen:
+            call.id = f"{call.id}_{len(seen)}"
+        seen.add(call.id)
+    return calls
 
 
 def check_model_budget(run: Run) -> None:
