@@ -19,8 +19,9 @@ def add(
     spec: str = typer.Argument(..., help="OpenAPI 3.x / Swagger 2.0 file or URL (YAML or JSON), or a ChatGPT ai-plugin.json."),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Plugin name (default: from the spec's title)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="The API's base URL (default: the spec's first server)."),
-    allow_private: bool = typer.Option(False, "--allow-private", help="Allow the base URL's host even if it is private or "
-                                       "loopback (e.g. http://127.0.0.1:8100). Other private hosts stay refused."),
+    allow_private: bool = typer.Option(False, "--allow-private", help="Allow the base URL's origin (scheme, host and "
+                                       "port) even if it is private or loopback (e.g. http://127.0.0.1:8100). Other "
+                                       "private origins, other ports of the same host included, stay refused."),
     auth: Optional[list[str]] = typer.Option(None, "--auth", help="SCHEME=ENVVAR: where a security scheme's secret is "
                                              "(basic: SCHEME=USER_VAR:PASSWORD_VAR; oauth2 client credentials: "
                                              "SCHEME=CLIENT_ID_VAR:CLIENT_SECRET_VAR). Repeatable."),
@@ -40,11 +41,11 @@ def add(
     home = load_config({}).home
     spec = _absolute(spec)
     try:
-        allowed: list[str] | bool = _hosts(spec) if allow_private else False
+        allowed: list[str] | bool = _origins(spec) if allow_private else False
         loaded, manifest = load_source(spec, guard_for({"allow_private": allowed}), openapi and _absolute(openapi))
         base = base_url or server_url(loaded)
-        if allow_private:  # exactly the hosts the user pointed at, nothing else
-            allowed = sorted({*allowed, *_hosts(base)})
+        if allow_private:  # exactly the origins the user pointed at, nothing else
+            allowed = sorted({*allowed, *_origins(base)})
         schemes = (loaded.document.get("components") or {}).get("securitySchemes") or {}
         options: dict[str, Any] = {"spec": spec, "allow_private": allowed, "auth": _auth_options(auth or [], schemes)}
         if base_url:
@@ -118,14 +119,14 @@ def _absolute(source: str) -> str:
     return str(Path(source).expanduser().resolve())
 
 
-def _hosts(url: str | None) -> list[str]:
-    """The host of an http(s) URL, as a list (empty for a file path or no URL)."""
-    from ..plugins.openapi.ssrf import BlockedURL, split_url
+def _origins(url: str | None) -> list[str]:
+    """The origin (scheme://host:port) of an http(s) URL, as a list (empty for a file path or no URL)."""
+    from ..plugins.openapi.ssrf import BlockedURL, origin_of, split_url
 
     if not url or not url.lower().startswith(("http://", "https://")):
         return []
     try:
-        return [split_url(url)[1]]
+        return [origin_of(*split_url(url))]
     except BlockedURL:
         return []
 

@@ -307,7 +307,7 @@ async def test_credentials_stay_on_the_pinned_origin_across_redirects(server, se
     other = f"http://localhost:{server.port}/elsewhere"
     server.route("PUT", "/anything/apiKey", (307, {"Location": other}, b""))
     spec, _ = load_source(str(SECURITY), guard_for({}))
-    plugin = openapi_plugin(spec.document, name="sec", base_url=server.url, allow_private=["127.0.0.1", "localhost"],
+    plugin = openapi_plugin(spec.document, name="sec", base_url=server.url, allow_private=["127.0.0.1", f"localhost:{server.port}"],
                             auth={"apiKey_header": {"env": "KEY_H"}, "apiKey_query": {"env": "KEY_Q"}})
     result = await plugin.tool("put_anything_apiKey").call({})
     first, second = server.requests[-2:]

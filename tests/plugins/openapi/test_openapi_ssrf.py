@@ -93,8 +93,10 @@ async def test_metadata_needs_to_be_named_even_when_private_is_allowed():
 
 
 async def test_an_allowlist_allows_only_what_it_names():
-    guard = Guard(allow_private=["127.0.0.1", "10.1.0.0/16"])
+    guard = Guard(allow_private=["http://127.0.0.1:8100", "10.1.0.0/16"])
     assert (await guard.check("http://127.0.0.1:8100/")).addresses == (LOOPBACK,)
+    with pytest.raises(BlockedURL, match="not http://127.0.0.1:8101"):
+        await guard.check("http://127.0.0.1:8101/")
     assert (await guard.check("http://10.1.2.3/")).host == "10.1.2.3"
     with pytest.raises(BlockedURL):
         await guard.check("http://10.2.0.1/")
@@ -133,7 +135,7 @@ async def test_the_connection_goes_to_the_checked_address_with_the_host_preserve
     """DNS rebinding: a second lookup would give 127.0.0.2 (nothing listens there); there is none."""
     calls: list[str] = []
     answers = {"pinned.test": lambda n: ["127.0.0.1"] if n == 1 else ["127.0.0.2"]}
-    guard = Guard(allow_private=["127.0.0.1/32"], resolver=resolver_from(answers, calls))
+    guard = Guard(allow_private=[f"pinned.test:{server.port}"], resolver=resolver_from(answers, calls))
     url = f"http://pinned.test:{server.port}/hello?x=1"
     response = await GuardedHTTP(url, guard).send(PreparedRequest("GET", url))
     assert response.status == 200 and calls == ["pinned.test"]
@@ -245,3 +247,68 @@ async def test_https_with_a_certificate_for_another_name_fails(tls_server, tmp_p
     with pytest.raises(ToolError, match="certificate|hostname"):
         await plugin.tool("ping").call({})
     assert seen == []
+
+
+# ---- item 8: the allowlist names origins (scheme, host, port), not addresses ---------------------------
+
+
+def _redirecting_spec(server, canary):
+    server.route("GET", "/go", (302, {"Location": f"http://127.0.0.1:{canary.port}/admin"}, b""))
+    return {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "servers": [{"url": server.url}],
+            "paths": {"/go": {"get": {"operationId": "go"}}}}
+
+
+@pytest.mark.parametrize("allowed", ["origin", "host"])
+async def test_a_redirect_to_another_port_of_the_allowed_host_is_refused(allowed, server, canary):
+    """The private API at 127.0.0.1:PORT is allowed; a redirect to 127.0.0.1:OTHER (a database, an
+    admin port) is another origin and is refused before any connection. A bare host in the list (as
+    older plugdeck versions stored it) allows the plugin's own pinned origin, not every port."""
+    spec = _redirecting_spec(server, canary)
+    plugin = openapi_plugin(spec, name="t", allow_private=[server.url if allowed == "origin" else "127.0.0.1"])
+    with pytest.raises(ToolError) as caught:
+        await plugin.tool("go").call({})
+    assert caught.value.kind == "blocked" and f"127.0.0.1:{canary.port}" in caught.value.message
+    assert [r.target for r in server.requests] == ["/go"]
+    assert canary.connections == 0
+
+
+def test_cli_allow_private_allows_the_base_url_origin_only(server, canary, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "api.json"
+    spec.write_text(json.dumps(_redirecting_spec(server, canary)))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")},
+           "PLUGDECK_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c")}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *args], env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=60)
+    added = run("plugins", "add", "openapi", str(spec), "--name", "api", "--allow-private")
+    assert added.returncode == 0, added.stderr
+    stored = json.loads((tmp_path / "data" / "plugins.json").read_text())["plugins"]["api"]["options"]
+    assert stored["allow_private"] == [server.url]
+    called = run("tools", "call", "api.go", "{}")
+    assert called.returncode == 1 and "refused to connect" in called.stderr, called.stderr
+    assert canary.connections == 0
+
+
+@pytest.mark.parametrize("entry, url, allowed", [
+    ("http://127.0.0.1:8100", "http://127.0.0.1:8100/x", True),
+    ("http://127.0.0.1:8100", "https://127.0.0.1:8100/x", False),  # another scheme is another origin
+    ("http://127.0.0.1:8100", "http://127.0.0.1:8101/x", False),
+    ("127.0.0.1:8100", "https://127.0.0.1:8100/x", True),
+    ("[::1]:8100", "http://[::1]:8100/", True),
+    ("[::1]:8100", "http://[::1]:22/", False),
+    ("10.1.0.0/16", "https://10.1.2.3/", True),  # no port named: the standard ports only
+    ("10.1.0.0/16", "http://10.1.2.3:6379/", False),
+    ("api.internal", "http://api.internal/", True),
+    ("api.internal", "http://api.internal:8080/", False),
+])
+async def test_allowlist_entries_are_origins(entry, url, allowed):
+    guard = Guard(allow_private=[entry], resolver=lambda host, port: ["10.9.9.9"])
+    if allowed:
+        await guard.check(url)
+    else:
+        with pytest.raises(BlockedURL, match="refused to connect"):
+            await guard.check(url)

@@ -8,7 +8,8 @@ Options of an added plugin (kept in PLUGDECK_HOME/plugins.json; never secrets):
     spec           the path or URL it was added from
     snapshot       the pinned copy under PLUGDECK_HOME (specs/NAME.json) that runs use, and its sha256
     base_url       the pinned base URL (default: the spec's first server)
-    allow_private  false, true (any private address except cloud metadata), or a list of hosts/networks
+    allow_private  false, true (any private address except cloud metadata), or a list of origins
+                   (http://127.0.0.1:8100), hosts and networks (standard ports only): see ssrf.py
     ports          the ports requests and redirects may go to (default: any)
     auth           {scheme: {"env": VAR} | ...} (see auth.py)
     operations     an allowlist of tool names or operationIds
@@ -82,8 +83,12 @@ class Prepared:
 def guard_for(options: dict[str, Any], resolver: DNSResolver | None = None) -> Guard:
     allow = options.get("allow_private", False)
     if not isinstance(allow, (bool, list)):
-        raise SpecError("allow_private must be true, false or a list of hosts and networks")
-    return Guard(allow, resolver=resolver, ports=options.get("ports"))
+        raise SpecError("allow_private must be true, false or a list of origins (http://host:port), hosts "
+                        "and networks")
+    try:
+        return Guard(allow, resolver=resolver, ports=options.get("ports"))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def load_source(source: str | dict[str, Any], guard: Guard, openapi: str | None = None) -> tuple[Spec, Manifest | None]:
@@ -93,6 +98,8 @@ def load_source(source: str | dict[str, Any], guard: Guard, openapi: str | None 
         document, label = source, "the given document"
     else:
         label = str(source)
+        if is_url(label):
+            guard.pin(label)  # the person named this URL: its origin is the plugin's own
         try:
             document = parse_text(read_text(label, fetch), label)
         except (BlockedURL, SpecError):
@@ -149,6 +156,7 @@ def prepare(name: str, options: dict[str, Any], home: Path | None = None, *, spe
         raise SpecError(f"{spec.source}: the server URL {base_url!r} is not absolute; give the full base URL "
                         "with --base-url (for example https://api.example.com/v1)")
     try:
+        guard.pin(base_url)  # the plugin's own origin; every other private origin must be listed
         guard.check_static(base_url)
     except BlockedURL as exc:
         raise SpecError(f"plugin {name!r}: base URL refused: {exc}") from None

@@ -8,8 +8,16 @@ to one of them and no second lookup can swap in another (DNS rebinding).
 
 Private, loopback, link-local, carrier-grade NAT, multicast, reserved and unspecified addresses
 are refused unless the plugin allows them: `allow_private=True` allows all of them except cloud
-metadata endpoints, which must be named explicitly; a list allows only the hosts (as written in
-the URL) or networks (`10.0.0.0/8`, `127.0.0.1`) it names.
+metadata endpoints, which must be named explicitly; a list allows ORIGINS, never a whole address,
+because one address serves many services (an API on 127.0.0.1:8100, a database on 127.0.0.1:6379):
+
+    http://127.0.0.1:8100     exactly that origin (scheme, host, port)
+    127.0.0.1:8100, [::1]:81  that host and port, over http or https
+    api.internal, 10.0.0.0/8  those hosts or networks on the standard ports only (80, 443)
+
+The origins the plugin itself is pinned to (its base URL, the URL its spec came from) are allowed
+too when the list names their host: a bare host therefore allows the plugin's own API, and a
+redirect from it to another port of the same host is still refused.
 """
 
 from __future__ import annotations
@@ -182,6 +190,53 @@ def safe_url(url: str) -> str:
         return url.split("?", 1)[0]
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """One allowlist entry: a host name or a network, at one port or the standard ones, for one
+    scheme or both."""
+
+    host: str | None = None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    port: int | None = None  # None: the scheme's standard port
+    scheme: str | None = None  # None: http or https
+
+    def covers(self, host: str, address: IPAddress) -> bool:
+        """Whether the entry names this host or address, whatever the port."""
+        if self.host is not None:
+            return host == self.host
+        return address in self.network or any(e in self.network for e in embedded_ipv4(address))
+
+    def admits(self, scheme: str, port: int) -> bool:
+        if self.scheme is not None and scheme != self.scheme:
+            return False
+        return port == (self.port if self.port is not None else DEFAULT_PORTS[scheme])
+
+
+def parse_allowance(entry: str) -> Allowance:
+    """`http://host:port`, `host:port`, `[v6]:port`, a host, an address or a network (see the top)."""
+    text = str(entry).strip().lower()
+    if "://" in text:
+        scheme, host, port = split_url(text)
+        return _allowance(host, port, scheme)
+    try:
+        return Allowance(network=ipaddress.ip_network(text.strip("[]"), strict=False))
+    except ValueError:
+        pass
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (host.startswith("[") or ":" not in host):
+        return _allowance(host.strip("[]"), int(port))
+    if ":" in text or not text or "/" in text:
+        raise ValueError(f"{entry!r} is neither an origin (http://host:port), a host[:port] nor a network")
+    return Allowance(host=text.rstrip("."))
+
+
+def _allowance(host: str, port: int | None, scheme: str | None = None) -> Allowance:
+    address = parse_ip(host)
+    if address is not None:
+        return Allowance(network=ipaddress.ip_network(address), port=port, scheme=scheme)
+    return Allowance(host=host.rstrip("."), port=port, scheme=scheme)
+
+
 class Guard:
     """Checks URLs before any connection; one per plugin."""
 
@@ -193,22 +248,25 @@ class Guard:
         ports: Iterable[int] | None = None,  # None: any port
     ):
         self.allow_all_private = allow_private is True
-        entries = [] if isinstance(allow_private, bool) else [str(e).strip().lower() for e in allow_private]
-        self.allowed_hosts = set()
-        self.allowed_networks = []
-        for entry in entries:
-            try:
-                self.allowed_networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                self.allowed_hosts.add(entry.rstrip("."))
+        entries = [] if isinstance(allow_private, bool) else list(allow_private)
+        try:
+            self.allowances = [parse_allowance(e) for e in entries]
+        except (ValueError, BlockedURL) as exc:
+            raise ValueError(f"allow_private: {exc}") from None
+        self.pinned: set[str] = set()  # origins of the plugin itself (see pin)
         self.resolver = resolver or _system_resolver
         self.ports = frozenset(ports) if ports is not None else None
 
-    def allows(self, host: str, address: IPAddress, reason: str) -> bool:
-        if host in self.allowed_hosts or any(
-            address in net or any(e in net for e in embedded_ipv4(address)) for net in self.allowed_networks
-        ):
-            return True
+    def pin(self, url: str) -> None:
+        """The plugin is pinned to this URL's origin (its base URL, its spec's URL): an entry that
+        names the host allows this one origin, not only the standard ports."""
+        self.pinned.add(origin_of(*split_url(url)))
+
+    def allows(self, scheme: str, host: str, port: int, address: IPAddress, reason: str) -> bool:
+        origin = origin_of(scheme, host, port)
+        for allowance in self.allowances:
+            if allowance.covers(host, address) and (allowance.admits(scheme, port) or origin in self.pinned):
+                return True
         return self.allow_all_private and reason != "a cloud metadata address"
 
     def check_static(self, url: str) -> tuple[str, str, int]:
@@ -220,10 +278,10 @@ class Guard:
         self._check_port(url, port)
         address = parse_ip(host)
         if address is not None:
-            self._check_address(url, host, address)
+            self._check_address(url, scheme, host, port, address)
         elif host == "localhost" or host.endswith(".localhost"):
-            self._check_address(url, host, ipaddress.ip_address("127.0.0.1"))
-        elif host in METADATA_NAMES and host not in self.allowed_hosts:
+            self._check_address(url, scheme, host, port, ipaddress.ip_address("127.0.0.1"))
+        elif host in METADATA_NAMES and not any(a.host == host for a in self.allowances):
             raise BlockedURL(f"{safe_url(url)}: {host} is a cloud metadata endpoint; plugdeck never connects to it")
         return scheme, host, port
 
@@ -242,7 +300,7 @@ class Guard:
             address = parse_ip(str(answer))
             if address is None:
                 raise BlockedURL(f"{host} resolved to {answer!r}, which is not an IP address")
-            self._check_address(url, host, address)
+            self._check_address(url, scheme, host, port, address)
             if address not in addresses:
                 addresses.append(address)
         if not addresses:
@@ -253,13 +311,18 @@ class Guard:
         if self.ports is not None and port not in self.ports:
             raise BlockedURL(f"{safe_url(url)}: port {port} is not allowed (allowed: {sorted(self.ports)})")
 
-    def _check_address(self, url: str, host: str, address: IPAddress) -> None:
+    def _check_address(self, url: str, scheme: str, host: str, port: int, address: IPAddress) -> None:
         reason = classify(address)
-        if reason is None or self.allows(host, address, reason):
+        if reason is None or self.allows(scheme, host, port, address, reason):
             return
         shown = host if str(address) == host else f"{host} ({address})"
+        origin = origin_of(scheme, host, port)
         if reason == "a cloud metadata address":
             hint = "plugdeck never connects there unless the plugin names that address in allow_private."
+        elif any(a.covers(host, address) for a in self.allowances):
+            hint = (f"The plugin allows other origins of {host}, not {origin}: private addresses are allowed "
+                    "per origin (scheme, host and port), so that an allowed API cannot lead elsewhere on the "
+                    "same machine.")
         else:
             hint = ("Private addresses are refused unless the plugin allows them "
                     "(plugdeck plugins add openapi ... --allow-private).")
