@@ -172,3 +172,128 @@ def test_parsing_and_substitution():
         parse_line("1. stock_price(company)", set(), toolset)
     assert substitute({"x": "$1", "y": "total: $1", "z": ["$2"]}, {1: {"result": "5", "exact": True}, 2: 7}) == \
         {"x": {"result": "5", "exact": True}, "y": "total: 5", "z": [7]}
+
+
+# ---- what the model is told: the application's system prompt and every tool's whole schema ----------
+
+FRENCH = "ALWAYS ANSWER IN FRENCH, and sign every answer 'Le Bureau'."
+BOOKING_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "day": {"type": "string", "format": "date", "description": "The day of the booking, written DD/MM/YYYY."},
+        "hall": {"type": "string", "enum": ["north-hall", "south-hall"], "description": "Which hall to book."},
+        "guests": {"type": "array", "description": "Who comes.", "minItems": 1, "items": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "description": "Full name as on the passport."},
+                "diet": {"type": "string", "enum": ["vegan", "halal", "none"], "default": "none"}}}},
+        "contact": {"type": "object", "description": "Who to call about the booking.", "required": ["phone"],
+                    "properties": {"phone": {"type": "string", "pattern": "^\\+[0-9]{6,15}$",
+                                             "description": "International format, digits only."}}},
+        "nights": {"type": "integer", "minimum": 1, "maximum": 14, "default": 1},
+    },
+    "required": ["day", "hall", "contact"],
+}
+SCHEMA_PARTS = ["book_hall", "Book a hall for an event.", "DD/MM/YYYY", '"north-hall"', '"south-hall"',
+                "Which hall to book.", "Who comes.", '"minItems": 1', "Full name as on the passport.", '"vegan"',
+                '"halal"', 'default "none"', "Who to call about the booking.", '"pattern": "^\\\\+[0-9]{6,15}$"',
+                "International format, digits only.", '"minimum": 1', '"maximum": 14', "default 1", "format date"]
+
+
+def _booking_tool():
+    from plugdeck import tool_from_schema
+
+    return tool_from_schema("book_hall", "Book a hall for an event.", BOOKING_SCHEMA, lambda **kw: "booked")
+
+
+def _line_of(text: str, field: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(f"{field} ("))
+
+
+async def test_plan_and_join_calls_carry_the_applications_system_prompt_and_every_schema_part():
+    plan = '1. book_hall(day="24/12/2026", hall="north-hall", contact={"phone": "+3312345678"})\n2. join()'
+    turns = [plan, "REPLAN: the guests are missing", plan, "Réservé. Le Bureau"]
+    model = ScriptedModel(turns)
+    run = await Agent(model, tools=[_booking_tool()], system_prompt=FRENCH, planner="plan").run("Book the north hall")
+    assert run.status == "ok" and run.model_calls == 4
+    plan_calls, join_calls = model.calls[0::2], model.calls[1::2]
+    for call in model.calls:  # every call, the replan included: the application's instructions are there
+        system = "\n".join(m["content"] for m in call if m["role"] == "system")
+        assert FRENCH in system
+    for call in plan_calls:
+        told = call[0]["content"]
+        assert told.index("Write one numbered line") < told.index(FRENCH)  # the planner's rules come first
+        missing = [part for part in SCHEMA_PARTS if part not in told]
+        assert not missing, f"the plan call does not say {missing}:\n{told}"
+        assert "required" in _line_of(told, "day") and "required" in _line_of(told, "phone")
+        assert "required" in _line_of(told, "name") and "optional" in _line_of(told, "diet")
+        assert "optional" in _line_of(told, "nights") and "optional" in _line_of(told, "guests")
+    for call in join_calls:
+        assert call[0]["content"].startswith("Answer the question using the results")
+
+
+async def test_without_a_system_prompt_the_planner_sends_only_its_own_instructions():
+    model = ScriptedModel([PLAN, "done"])
+    await Agent(model, [calculator], tools=[stock_price], system_prompt=None, planner="plan").run("compare")
+    assert [m["role"] for m in model.calls[0]] == ["system", "user"]
+    assert "application" not in model.calls[0][0]["content"] and "application" not in model.calls[1][0]["content"]
+
+
+async def test_the_system_prompt_goes_over_http_in_both_calls():
+    from mock_openai import MockOpenAI
+
+    from plugdeck import OpenAIModel
+
+    with MockOpenAI([PLAN, "Microsoft coûte plus. Le Bureau"]) as mock:
+        model = OpenAIModel("mock-model", mock.base_url, max_retries=0)
+        agent = Agent(model, [calculator], tools=[stock_price], system_prompt=FRENCH, planner="plan")
+        run = await agent.run("How much more does Microsoft cost than Apple?")
+        await agent.aclose()
+    assert run.status == "ok" and len(mock.requests) == 2
+    for body in mock.requests:
+        systems = [m["content"] for m in body["messages"] if m["role"] == "system"]
+        assert len(systems) == 1 and FRENCH in systems[0]  # one system message: every provider takes that
+    assert "The latest share price of a company." in mock.requests[0]["messages"][0]["content"]
+
+
+def test_the_tool_text_keeps_every_part_of_real_openapi_schemas():
+    """Every description, enum value, default, format, pattern and property name of the real
+    Spotify and Petstore schemas is in the text the planner shows the model."""
+    from shared_fixtures import FIXTURES
+
+    from plugdeck.agent.tool_text import describe_tools
+    from plugdeck.plugins.openapi import guard_for, load_source, prepare
+
+    for spec_path in ("spotify-sonallux/fixed-spotify-open-api.yml", "swagger-petstore3/openapi.yaml"):
+        guard = guard_for({})
+        spec, _ = load_source(str(FIXTURES / "openapi" / spec_path), guard)
+        plugin = prepare("fixture", {"base_url": "https://api.example.com/v1"}, spec=spec, guard=guard).plugin()
+        toolset = Toolset(plugin.tools)
+        text = " ".join(describe_tools(toolset.specs).split())
+        for spec in toolset.specs:
+            for part in _schema_parts(spec.parameters):
+                assert part in text, f"{spec_path} {spec.name}: {part!r} is not in the tool text"
+
+
+def _schema_parts(schema, name=None):
+    import json
+
+    if isinstance(schema, list):
+        for item in schema:
+            yield from _schema_parts(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if name:
+        yield name
+    for key, value in schema.items():
+        if key == "description" and isinstance(value, str):
+            yield " ".join(value.split())
+        elif key in ("enum", "default", "format", "pattern", "const"):
+            for one in value if key == "enum" else [value]:
+                yield " ".join(json.dumps(one, ensure_ascii=False).split()).strip('"') if key in ("format", "pattern") \
+                    else " ".join(json.dumps(one, ensure_ascii=False).split())
+        elif key == "properties" and isinstance(value, dict):
+            for prop, sub in value.items():
+                yield from _schema_parts(sub, prop)
+        elif isinstance(value, (dict, list)):
+            yield from _schema_parts(value)

@@ -220,7 +220,7 @@ class Agent:
 
             try:
                 model = _BusyWhileReading(self.model, run)
-                answer = await PlanRunner(run, model, toolset, conversation, self.max_replans).answer()
+                answer = await PlanRunner(run, model, toolset, conversation, self.max_replans, self.system_prompt).answer()
                 messages.append({"role": "assistant", "content": answer})
                 return answer
             except PlanError as exc:
