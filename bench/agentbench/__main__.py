@@ -5,6 +5,11 @@ same tools, same prompts, runs alternating. Run from the repository root:
     python -m bench.agentbench --profile local8b    # a fast local model: framework overhead shows more
     python -m bench.agentbench --smoke              # correctness only, zero latency, well under a minute
 
+Timed figures are measured under both decode assumptions for native tool calls (`envelope`: the
+model writes the call's JSON object; `bare`: only its name and arguments) and shown side by side;
+each target is judged on the one less favourable to plugdeck. The mock model knows each task's
+ideal graph but writes a call only from what the request told it (see oracle.py).
+
 Prints tables (latency and tokens per task group, framework CPU, throughput, memory, targets) and
 a JSON document as the last line; writes bench/results/<name>.json and <name>-runs.jsonl (every run).
 Exits 1 when any run was wrong (its answer or its tool calls), 0 otherwise.
@@ -52,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64,256", help="throughput levels ('' to skip)")
     parser.add_argument("--throughput-reps", type=int, default=3, help="repetitions of the throughput sweep")
     parser.add_argument("--throughput-mix", default="par8,chain3", help="groups the throughput tasks come from")
-    parser.add_argument("--tool-call-tokens", choices=TOOL_CALL_STYLES, default="envelope",
-                        help="what a native tool call costs: the JSON object a model writes (envelope) or "
-                             "only its name and arguments (bare)")
+    parser.add_argument("--tool-call-tokens", choices=["both", *TOOL_CALL_STYLES], default="both",
+                        help="what a native tool call costs: the JSON object a model writes (envelope), only "
+                             "its name and arguments (bare), or both, side by side (the default)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin clients and server to separate CPUs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -110,23 +115,28 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(agents=agents, groups=groups, profile=args.profile, instances=args.instances, reps=args.reps,
                     cpu_reps=args.cpu_reps, concurrency=[int(n) for n in args.concurrency.split(",") if n.strip()],
                     throughput_groups=mix, throughput_reps=args.throughput_reps, cpu_only_agents=cpu_agents,
-                    tool_call_tokens=args.tool_call_tokens, pin=not args.no_pin,
+                    tool_call_styles=list(TOOL_CALL_STYLES) if args.tool_call_tokens == "both"
+                    else [args.tool_call_tokens], pin=not args.no_pin,
                     progress=not args.quiet)
     load_before = os.getloadavg()
     results = Bench(config).run()
     load_after = os.getloadavg()
 
+    styles = config.tool_call_styles
     latency = summary.latency_rows(results, groups, agents)
-    summary.print_table(f"Latency and tokens per task group ({args.profile} profile; correct runs only)", latency,
-                        ["group", "agent", "ok", "wall_p50_s", "wall_p95_s", "speedup_vs_langgraph", "model_calls",
-                         "prompt_tokens", "completion_tokens", "prompt_vs_langgraph", "cost_usd", "cpu_ms_per_call"])
+    side = [f"{field}_{style}" for field in ("wall_p50_s", "speedup_vs_langgraph", "completion_tokens",
+                                             "prompt_tokens", "prompt_vs_langgraph") for style in styles]
+    summary.print_table(f"Latency and tokens per task group ({args.profile} profile; correct runs only; "
+                        f"native tool calls cost: {' | '.join(styles)})", latency,
+                        ["group", "agent", "ok", "model_calls", *side, "cpu_ms_per_call"])
     cpu = summary.cpu_rows(results, agents + cpu_agents)
     summary.print_table("Framework CPU at zero model latency (client process CPU minus tool CPU)", cpu,
                         ["agent", "runs", "model_calls", "cpu_ms_per_call", "cpu_ms_per_task_p50",
                          "wall_ms_per_task_p50"])
     throughput = summary.throughput_rows(results)
     summary.print_table(f"Throughput ({args.throughput_mix} mix, {args.profile} profile, client on one core)",
-                        throughput, ["concurrency", "agent", "ok", "tasks_per_s", "vs_langgraph", "wall_p50_s",
+                        throughput, ["concurrency", "agent", "tool_call_tokens", "ok", "tasks_per_s", "vs_langgraph",
+                                     "wall_p50_s",
                                      "wall_p95_s", "inflation_p50", "cpu_ms_per_task", "cpu_ms_per_call",
                                      "cpu_ceiling_tasks_per_s", "ceiling_vs_langgraph", "peak_inflight",
                                      "peak_rss_mb", "load_1m"])
@@ -134,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     summary.print_table("Memory and start-up per worker process", memory,
                         ["agent", "setup_s", "rss_start_mb", "rss_ready_mb", "peak_rss_sequential_mb", "peak_rss_mb"])
     failures = [r for r in results.runs if not r["ok"]] + [f for t in results.throughput for f in t["failures"]]
+    summary.print_table("Failed runs (the first 20; each counted as failed, never averaged in)",
+                        [{"task": f["task"], "agent": f.get("agent", "-"), "problem": f["problems"][0][:160]}
+                         for f in failures[:20]], ["task", "agent", "problem"])
     failed_runs = sum(not r["ok"] for r in results.runs) + sum(t["tasks"] - t["ok"] for t in results.throughput)
     digests = summary.tool_schema_digests(results)
     tool_agents = {a: d for a, d in digests.items() if d}
@@ -147,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTool schemas sent by the tool-calling agents: {'identical' if identical else 'DIFFERENT'} "
           f"({tool_agents}). Failed runs: {failed_runs}. Raw runs: bench/results/{name}-runs.jsonl")
     extra = {
-        "profile": PROFILES[args.profile].as_dict(), "tool_call_tokens": args.tool_call_tokens, "agents": agents, "skipped_agents": skipped,
+        "profile": PROFILES[args.profile].as_dict(), "tool_call_tokens": styles, "agents": agents,
+        "skipped_agents": skipped,
         "groups": groups, "reps": args.reps, "instances": args.instances, "cpu_reps": args.cpu_reps,
         "concurrency": config.concurrency, "throughput_mix": mix, "pinned": config.pin and can_pin(),
         "cpu_model": cpu_model(), "versions": versions(), "environment": environment(),
@@ -155,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "tool_schemas_identical": identical, "failed_runs": failed_runs, "failures": failures[:20],
         "server": results.server, "load_average_before": load_before, "load_average_after": load_after, "command": " ".join(["python -m bench.agentbench", *(argv or sys.argv[1:])]),
     }
-    report(name, summary.target_rows(results, agents), ["target", "agent", "measured", "goal", "met"], extra)
+    report(name, summary.target_rows(results, agents),
+           ["target", "agent", *(f"measured_{style}" for style in styles), "measured", "goal", "met"], extra)
     return 1 if failed_runs or not identical else 0
 
 

@@ -1,5 +1,9 @@
 """The benchmark's phases: warm-up, framework CPU (zero latency), latency (alternating agents), throughput.
 
+The latency and throughput phases run once per decode assumption (`Config.tool_call_styles`): what
+a native tool call costs the model to write, its JSON envelope or only its name and arguments.
+Each run record says which; the summary puts the two side by side.
+
 Every run is checked: it counts only if its answer holds every expected value, the tool calls made
 are exactly the expected ones (as a multiset), the mock saw nothing it could not follow and the
 agent finished normally. Failed runs are kept in the raw records and reported, never averaged in.
@@ -29,7 +33,7 @@ class Config:
     concurrency: list[int]
     throughput_groups: list[str]
     throughput_reps: int = 1
-    tool_call_tokens: str = "envelope"
+    tool_call_styles: list[str] = field(default_factory=lambda: ["envelope", "bare"])
     cpu_only_agents: list[str] = field(default_factory=list)  # reference points, in the CPU phase only
     pin: bool = True
     progress: bool = True
@@ -46,6 +50,10 @@ class Results:
 def check(task: Task, outcome: dict[str, Any], stats: dict[str, Any] | None) -> list[str]:
     """Why a run does not count (empty when it does)."""
     problems = []
+    if stats is None:
+        problems.append("the mock server saw no request for this run")
+    elif stats["errors"]:  # first: it says why the rest went wrong (the mock would not write a call)
+        problems.append(f"the mock could not follow: {stats['errors'][0]}")
     if outcome.get("status") != "ok":
         problems.append(f"status {outcome.get('status')}: {outcome.get('error') or outcome.get('answer', '')[:200]}")
     missing = [v for v in task.expected["values"] if v not in outcome.get("answer", "")]
@@ -56,10 +64,6 @@ def check(task: Task, outcome: dict[str, Any], stats: dict[str, Any] | None) -> 
         extra = sorted(set(calls) - set(task.expected["calls"]))
         absent = sorted(set(task.expected["calls"]) - set(calls))
         problems.append(f"tool calls differ (extra {extra}, missing {absent}, {len(calls)} made)")
-    if stats is None:
-        problems.append("the mock server saw no request for this run")
-    elif stats["errors"]:
-        problems.append(f"the mock could not follow: {stats['errors'][0]}")
     return problems
 
 
@@ -79,7 +83,7 @@ class Bench:
         return f"{next(self.tags):06d}"
 
     def run(self) -> Results:
-        server = MockServerProcess("zero", self.pin, self.config.tool_call_tokens)
+        server = MockServerProcess("zero", self.pin, self.config.tool_call_styles[0])
         workers: dict[str, WorkerProcess] = {}
         try:
             for agent in self.config.agents + self.config.cpu_only_agents:
@@ -87,11 +91,12 @@ class Bench:
                 workers[agent] = WorkerProcess(agent, server.base_url, self.pin)
                 self.results.workers[agent] = {"ready": workers[agent].ready}
             self._warm_up(server, workers)
-            if self.config.cpu_reps:
-                self._sequential(server, workers, "cpu", "zero", self.config.cpu_reps)
+            if self.config.cpu_reps:  # at zero latency what a tool call costs to write takes no time
+                self._sequential(server, workers, "cpu", "zero", self.config.cpu_reps, self.config.tool_call_styles[:1])
             for agent in self.config.cpu_only_agents:
                 workers.pop(agent).stop()
-            self._sequential(server, workers, "latency", self.config.profile, self.config.reps)
+            self._sequential(server, workers, "latency", self.config.profile, self.config.reps,
+                             self.config.tool_call_styles)
             for agent, worker in workers.items():
                 self.results.workers[agent]["after_latency"] = worker.ask({"cmd": "memory"})
             if self.config.concurrency:
@@ -118,34 +123,38 @@ class Bench:
             server.take(tags)
 
     def _sequential(self, server: MockServerProcess, workers: dict[str, WorkerProcess], phase: str,
-                    profile: str, reps: int) -> None:
-        """Each task `reps` times per agent, one run at a time, agents alternating run by run (the
-        agent that goes first rotates, so no agent always follows another)."""
+                    profile: str, reps: int, styles: list[str]) -> None:
+        """Each task `reps` times per agent and decode assumption, one run at a time, agents
+        alternating run by run (the agent that goes first rotates, so no agent always follows
+        another), the assumptions alternating repetition by repetition."""
         server.set_profile(profile)
         scale = 0.0 if profile == "zero" else 1.0
         for worker in workers.values():
             worker.ask({"cmd": "scale", "value": scale})
         agents = list(workers)
-        total = reps * len(self.tasks) * len(agents)
+        total = reps * len(styles) * len(self.tasks) * len(agents)
         done = 0
         for rep in range(reps):
-            for position, task in enumerate(self.tasks):
-                shift = (rep * len(self.tasks) + position) % len(agents)
-                for agent in agents[shift:] + agents[:shift]:
-                    tag = self.tag()
-                    outcome = workers[agent].ask({"cmd": "run", "tag": tag, "question": task.question})
-                    stats = server.take([tag]).get(tag)
-                    self._record(phase, agent, task, rep, outcome, stats)
-                    done += 1
-                if self.config.progress and position == len(self.tasks) - 1:
-                    self.log(f"{phase}: {done}/{total} runs")
+            for style in styles:
+                server.set_tool_call_tokens(style)
+                for position, task in enumerate(self.tasks):
+                    shift = (rep * len(self.tasks) + position) % len(agents)
+                    for agent in agents[shift:] + agents[:shift]:
+                        tag = self.tag()
+                        outcome = workers[agent].ask({"cmd": "run", "tag": tag, "question": task.question})
+                        stats = server.take([tag]).get(tag)
+                        self._record(phase, agent, task, rep, style, outcome, stats)
+                        done += 1
+                self.log(f"{phase} ({style}): {done}/{total} runs")
+        server.set_tool_call_tokens(styles[0])
 
-    def _record(self, phase: str, agent: str, task: Task, rep: int, outcome: dict[str, Any],
+    def _record(self, phase: str, agent: str, task: Task, rep: int, style: str, outcome: dict[str, Any],
                 stats: dict[str, Any] | None) -> None:
         problems = check(task, outcome, stats)
         stats = stats or {}
         self.results.runs.append({
             "phase": phase, "agent": agent, "task": task.id, "group": task.group, "family": task.family, "rep": rep,
+            "tool_call_tokens": style,
             "ok": not problems, "problems": problems, "wall": outcome["wall"], "cpu": outcome.get("cpu"),
             "tool_cpu": outcome.get("tool_cpu"), "model_calls": stats.get("calls", 0),
             "prompt_tokens": stats.get("prompt_tokens", 0), "completion_tokens": stats.get("completion_tokens", 0),
@@ -161,8 +170,10 @@ class Bench:
         batch, and the whole sweep repeats `throughput_reps` times."""
         mix = [build(group, i) for i in range(4) for group in self.config.throughput_groups]
         agents = list(workers)
-        levels = [(rep, n) for rep in range(self.config.throughput_reps) for n in self.config.concurrency]
-        for round_number, (rep, concurrency) in enumerate(levels):
+        levels = [(rep, style, n) for rep in range(self.config.throughput_reps)
+                  for style in self.config.tool_call_styles for n in self.config.concurrency]
+        for round_number, (rep, style, concurrency) in enumerate(levels):
+            server.set_tool_call_tokens(style)
             total = max(4, concurrency)
             batch = [mix[i % len(mix)] for i in range(total)]
             shift = round_number % len(agents)
@@ -181,11 +192,12 @@ class Bench:
                 for tag, task, outcome in zip(tags, batch, reply["runs"]):
                     problems = check(task, outcome, stats.get(tag))
                     if problems:
-                        failures.append({"task": task.id, "problems": problems})
+                        failures.append({"task": task.id, "agent": agent, "problems": problems})
                     else:
                         walls.append(outcome["wall"])
                 self.results.throughput.append({
-                    "agent": agent, "concurrency": concurrency, "rep": rep, "peak_inflight": status["peak_inflight"],
+                    "agent": agent, "concurrency": concurrency, "rep": rep, "tool_call_tokens": style,
+                    "peak_inflight": status["peak_inflight"],
                     "load_1m": (load + os.getloadavg()[0]) / 2, "tasks": total, "ok": total - len(failures),
                     "failures": failures[:5], "makespan": reply["makespan"], "walls": walls,
                     "cpu": reply["cpu"] - reply["tool_cpu"],
@@ -193,6 +205,6 @@ class Bench:
                     "server_cpu_share": server_cpu / elapsed if elapsed else 0.0,
                     "rss_kb": reply["rss_kb"], "peak_rss_kb": reply["peak_rss_kb"],
                 })
-                self.log(f"throughput N={concurrency} {agent}: {total / reply['makespan']:.2f} tasks/s, "
+                self.log(f"throughput N={concurrency} ({style}) {agent}: {total / reply['makespan']:.2f} tasks/s, "
                          f"{total - len(failures)}/{total} correct")
 

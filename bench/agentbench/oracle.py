@@ -1,4 +1,5 @@
-"""What the mock model says: a competent, deterministic model that knows each task's ideal graph.
+"""What the mock model says: a competent, deterministic model that knows each task's ideal graph,
+but writes a call only from what the request told it.
 
 A pure function of the request. It recognises the task from the question in the first user
 message (after the `[run NNNNNN]` tag), replays what has been done so far, and answers in the
@@ -14,6 +15,14 @@ protocol of whoever is asking:
 
 Observed calls are matched to graph nodes by (tool, arguments) after filling in known results,
 so a wrong or extra call is noticed (the answer then says so, and the run fails its check).
+
+What it was told bounds what it writes, as it would a real model's. Every request must carry the
+application's system prompt (`tasks.SYSTEM_PROMPT`). A call is written only to a tool the request
+describes (the native `tools` schemas, or the plan prompt's tool list), with arguments whose names
+that description gives, whose enum value it lists, and whose form it states (`ToolDef.must_read`:
+a date format said only in a parameter's description, say). A plan is written only when the plan
+prompt says how (line format, `$N`, `join()`), and a REPLAN only when the join prompt offers it.
+Anything missing makes the request an error: the run then fails its check, and the reason is shown.
 """
 
 from __future__ import annotations
@@ -25,13 +34,16 @@ from typing import Any
 
 from plugdeck.agent.plan import JOIN_PROMPT, PLAN_PROMPT
 
-from .tasks import Node, Task, fill
+from . import tools
+from .tasks import SYSTEM_PROMPT, Node, Task, fill
 from .tokenizer import content_text
 
 TAG = re.compile(r"^\[run (\d+)\]\s*")
 PLAN_MARK = PLAN_PROMPT.split("\n", 1)[0]
 JOIN_MARK = JOIN_PROMPT.split("\n", 1)[0]
 RESULTS_HEADINGS = ("\n\nPlan results:\n", "Results so far:\n")
+PLAN_FORMAT = ("`N. tool_name(arg=value, ...)`", "`$N`", "`N. join()`")  # what a plan prompt must explain
+TOOL_LINE = re.compile(r"^- ([A-Za-z_][\w.-]*)\(")
 
 
 @dataclass
@@ -81,8 +93,12 @@ def respond(body: dict[str, Any], tasks: dict[str, Task]) -> Reply:
     mode = "plan" if system.startswith(PLAN_MARK) else "join" if system.startswith(JOIN_MARK) else "tools"
     reply = Reply(mode, tag=tag.group(1) if tag else "")
     task = tasks.get(question)
+    instructions = "\n".join(content_text(m.get("content")) for m in messages if m.get("role") == "system")
     if task is None:
         reply.error = f"unknown question {question[:80]!r}"
+    elif SYSTEM_PROMPT not in instructions:
+        reply.task_id = task.id
+        reply.error = f"the application's system prompt was not sent in this {mode} request"
     else:
         reply.task_id = task.id
         try:
@@ -139,8 +155,10 @@ def _tool_turn(reply: Reply, task: Task, body: dict[str, Any], messages: list[di
         if body.get("parallel_tool_calls") is False:
             ready = ready[:1]
         turn = sum(1 for m in messages if m.get("role") == "assistant") + 1
+        told = native_tools(body)
         for i, node in enumerate(ready):
             arguments = {k: fill(v, progress.results) for k, v in node.args.items()}
+            check_told(node, arguments, told, "the tool schemas sent")
             reply.tool_calls.append((f"call_{turn}_{i}", node.tool, json.dumps(arguments)))
     elif progress.complete:
         reply.text = fill(progress.answer, progress.results)
@@ -170,6 +188,11 @@ def _transcript(messages: list[dict[str, Any]]) -> list[Observed]:
 # ---- plugdeck's plan and join ---------------------------------------------------------------------
 
 def _plan(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+    system = content_text(messages[0].get("content"))
+    unexplained = [part for part in PLAN_FORMAT if part not in system]
+    if unexplained:
+        raise ValueError(f"the plan prompt does not explain {', '.join(unexplained)}")
+    told = plan_tools(system)
     last = content_text(messages[-1].get("content"))
     observed = _observations(last) if len(messages) > 2 and last.startswith(RESULTS_HEADINGS[1]) else []
     progress = replay(task, observed)
@@ -183,6 +206,7 @@ def _plan(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[st
             continue  # waits on a branch that is not chosen yet
         steps[node.id] = len(steps) + 1
         values = {d: progress.results[d] if d in progress.results else f"${steps[d]}" for d in node.deps}
+        check_told(node, {k: fill(v, values) for k, v in node.args.items()}, told, "the plan prompt")
         arguments = ", ".join(f"{k}={json.dumps(fill(v, values))}" for k, v in node.args.items())
         lines.append(f"{steps[node.id]}. {node.tool}({arguments})")
     if not lines:
@@ -201,6 +225,8 @@ def _join(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[st
     if progress.complete:
         reply.text = fill(progress.answer, progress.results)
     elif progress.ready:
+        if "REPLAN" not in content_text(messages[0].get("content")):
+            raise ValueError("more calls are needed, but the join prompt gives no way to ask for them")
         after = task.branch.after if task.branch else ""
         reply.text = (f"REPLAN: the next step depends on the result of {progress.results.get(after, 'the first step')!r};"
                       " plan what it calls for.")
@@ -223,3 +249,47 @@ def _observations(text: str) -> list[Observed]:
         if line.startswith(") -> ", end):
             observed.append(Observed(match.group(1), arguments, line[end + len(") -> "):]))
     return observed
+
+
+# ---- what the request told about the tools ---------------------------------------------------------
+
+def native_tools(body: dict[str, Any]) -> dict[str, str]:
+    """Tool name -> everything the request's native tool schemas say about it."""
+    told = {}
+    for entry in body.get("tools") or []:
+        function = entry.get("function") or {}
+        told[function.get("name", "")] = json.dumps(function, ensure_ascii=False)
+    return told
+
+
+def plan_tools(system: str) -> dict[str, str]:
+    """Tool name -> its part of the plan prompt: a line `- name(...)...` and the indented lines under it."""
+    told: dict[str, str] = {}
+    name = None
+    for line in system.splitlines():
+        match = TOOL_LINE.match(line)
+        if match:
+            name = match.group(1)
+            told[name] = line
+        elif name and line[:1].isspace() and line.strip():
+            told[name] += "\n" + line
+        else:
+            name = None
+    return told
+
+
+def check_told(node: Node, arguments: dict[str, Any], told: dict[str, str], where: str) -> None:
+    """Refuse to write a call the model could not have written from what it was told."""
+    if node.tool not in told:
+        raise ValueError(f"nothing in {where} describes the tool {node.tool!r}")
+    text = told[node.tool]
+    schema = tools.BY_NAME[node.tool].parameters.get("properties", {})
+    for name, value in arguments.items():
+        if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+            raise ValueError(f"nothing in {where} says that {node.tool} takes {name!r}")
+        unread = [p for p in tools.BY_NAME[node.tool].must_read.get(name, ()) if p not in text]
+        if unread:
+            raise ValueError(f"nothing in {where} gives the form of {node.tool}.{name} ({unread[0]!r} is missing)")
+        allowed = schema.get(name, {}).get("enum")
+        if allowed and json.dumps(value) not in text:
+            raise ValueError(f"nothing in {where} lists {json.dumps(value)} among the values of {node.tool}.{name}")

@@ -67,6 +67,9 @@ class MockServerProcess:
     def set_profile(self, name: str) -> None:
         self._call("/agentbench/profile", {"name": name})
 
+    def set_tool_call_tokens(self, style: str) -> None:
+        self._call("/agentbench/tool-call-tokens", {"style": style})
+
     def status(self) -> dict[str, Any]:
         return self._call("/agentbench/status")
 

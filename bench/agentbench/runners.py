@@ -28,11 +28,12 @@ class Outcome:
 class PlugdeckRunner:
     """plugdeck's Agent with its OpenAI backend; `planner` is loop, plan or auto."""
 
-    def __init__(self, base_url: str, planner: str, stream: bool = True):
+    def __init__(self, base_url: str, planner: str, stream: bool = True, schemas: str = "whole"):
         from plugdeck import Agent, OpenAIModel, tool_from_schema
 
         model = OpenAIModel(MODEL, base_url, api_key=API_KEY, max_retries=0, deadline=TIMEOUT, stream=stream)
-        wrapped = [tool_from_schema(t.name, t.description, t.parameters, tools.make_callable(t)) for t in tools.TOOLS]
+        shown = (lambda t: t.parameters) if schemas == "whole" else names_and_types
+        wrapped = [tool_from_schema(t.name, t.description, shown(t), tools.make_callable(t)) for t in tools.TOOLS]
         self.agent = Agent(model, tools=wrapped, system_prompt=SYSTEM_PROMPT, planner=planner, max_steps=20,
                            deadline=TIMEOUT)
 
@@ -45,6 +46,13 @@ class PlugdeckRunner:
         return Outcome(run.answer or run.error or "", run.status,
                        {"planner": started.planner, "fallback": any("falling back" in n for n in notes),
                         "replans": sum("replanning" in n for n in notes)})
+
+
+def names_and_types(definition: tools.ToolDef) -> dict[str, Any]:
+    """A tool's schema cut down to its arguments' names and types: what plugdeck's plan prompt
+    showed before issue 11. The control agents built on it must fail the timetable family."""
+    properties = definition.parameters.get("properties", {})
+    return {"type": "object", "properties": {name: {"type": p.get("type", "string")} for name, p in properties.items()}}
 
 
 class LangGraphRunner:
@@ -129,6 +137,9 @@ AGENTS = {
     "plugdeck-plan": ("plugdeck", lambda url: PlugdeckRunner(url, "plan")),
     "plugdeck-auto": ("plugdeck", lambda url: PlugdeckRunner(url, "auto")),
     "plugdeck-loop-nostream": ("plugdeck", lambda url: PlugdeckRunner(url, "loop", stream=False)),
+    # Controls for the mock's honesty checks: tools shown with argument names and types only.
+    "plugdeck-plan-names-only": ("plugdeck", lambda url: PlugdeckRunner(url, "plan", schemas="names-only")),
+    "plugdeck-loop-names-only": ("plugdeck", lambda url: PlugdeckRunner(url, "loop", schemas="names-only")),
     "langgraph": ("langgraph", lambda url: LangGraphRunner(url)),
     "langgraph-nostream": ("langgraph", lambda url: LangGraphRunner(url, streaming=False)),
     "langgraph-sequential": ("langgraph", lambda url: LangGraphRunner(url, parallel=False)),

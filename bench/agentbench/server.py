@@ -12,6 +12,7 @@ to runs by the `[run NNNNNN]` tag at the start of the question.
 
 Control endpoints for the harness: POST /agentbench/take {"tags": [...]} returns and forgets the
 per-run statistics; POST /agentbench/profile {"name": ...} switches the latency profile;
+POST /agentbench/tool-call-tokens {"style": ...} switches what a native tool call costs;
 GET /agentbench/status gives the server's own CPU time and the most completions it answered at
 once since the last look.
 """
@@ -106,9 +107,17 @@ class MockServer:
         elif method == "POST" and path == "/agentbench/profile":
             self.profile = PROFILES[json.loads(body)["name"]]
             _send_json(writer, self.profile.as_dict())
+        elif method == "POST" and path == "/agentbench/tool-call-tokens":
+            style = json.loads(body)["style"]
+            if style not in tokenizer.TOOL_CALL_STYLES:
+                _send_json(writer, {"error": {"message": f"unknown style {style!r}"}}, status="400 Bad Request")
+            else:
+                self.tool_call_style = style
+                _send_json(writer, {"style": style})
         elif method == "GET" and path == "/agentbench/status":  # the peak starts again after each look
             _send_json(writer, {"cpu": time.process_time(), "requests": self.stats.requests,
-                                "peak_inflight": self.stats.peak_inflight, "profile": self.profile.name})
+                                "peak_inflight": self.stats.peak_inflight, "profile": self.profile.name,
+                                "tool_call_tokens": self.tool_call_style})
             self.stats.peak_inflight = self.stats.inflight
         else:
             _send_json(writer, {"error": {"message": f"no route {method} {path}"}}, status="404 Not Found")

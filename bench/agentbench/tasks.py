@@ -5,7 +5,9 @@ model would copy it from an observation. A branch-dependent task has a `branch`:
 next depends on what the `after` node returned, so a planner that plans ahead must replan.
 
 Families (group names in brackets): par [par2 par4 par8 par16], chain [chain2 chain3 chain5],
-diamond [diamond2 diamond3 diamond4], mixed (seeded random graphs), math, retrieval, dynamic.
+diamond [diamond2 diamond3 diamond4], mixed (seeded random graphs), math, retrieval, dynamic, and
+timetable, whose right arguments (a date format, an enum value) are written only in a parameter's
+schema, so an agent that does not show the model the whole schema fails it.
 Everything is deterministic: the same ids, questions and graphs in every process.
 """
 
@@ -33,6 +35,7 @@ FAMILIES = {
     "math": ["math"],
     "retrieval": ["retrieval"],
     "dynamic": ["dynamic"],
+    "timetable": ["timetable"],
 }
 
 
@@ -241,6 +244,26 @@ def dynamic(instance: int) -> Task:
                 branch=Branch("a", cases))
 
 
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+
+
+def timetable(instance: int) -> Task:
+    """Trains both ways from a town on a day, and their sum: the question says the day in words and
+    the directions as places; only the tool's schema says `YYYY-MM-DD` and what `up`/`down` mean."""
+    rng = random.Random(f"timetable-{instance}")
+    town = world.CITY_NAMES[(instance * 13 + 5) % world.COUNTRIES]
+    month, day = rng.randrange(1, 13), rng.randrange(1, 29)
+    date = f"2026-{month:02d}-{day:02d}"
+    nodes = [Node("coast", "trains", {"station": town, "date": date, "direction": "down"}),
+             Node("hills", "trains", {"station": town, "date": date, "direction": "up"}),
+             _calc("total", "{coast} + {hills}")]
+    question = (f"How many trains leave {town} on {day} {MONTHS[month - 1]} 2026 towards the coast, how many "
+                "towards the mountains, and how many in all?")
+    return Task(f"timetable-{instance}", "timetable", "timetable", question, nodes,
+                "Towards the coast {coast}, towards the mountains {hills}: {total} in all.")
+
+
 def mixed(instance: int) -> Task:
     """A seeded random graph: 2-4 layers, 1-4 nodes wide; lookups first, arithmetic after."""
     rng = random.Random(f"mixed-{instance}")
@@ -284,6 +307,7 @@ _BUILDERS = {
     "par16": lambda i: par(16, i), "chain2": lambda i: chain(2, i), "chain3": lambda i: chain(3, i),
     "chain5": lambda i: chain(5, i), "diamond2": lambda i: diamond(2, i), "diamond3": lambda i: diamond(3, i),
     "diamond4": lambda i: diamond(4, i), "mixed": mixed, "math": math, "retrieval": retrieval, "dynamic": dynamic,
+    "timetable": timetable,
 }
 MAX_INSTANCES = 6  # per group; the server knows all of them, a run picks the first N
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextvars
+import hashlib
 import operator
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -28,6 +30,9 @@ class ToolDef:
     parameters: dict[str, Any]
     latency: float  # seconds at scale 1
     compute: Callable[..., str]
+    # What a model must have been told about an argument to write it right (phrases of its schema);
+    # the mock refuses to write an argument whose phrases, or whose enum value, it was not shown.
+    must_read: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _string_parameter(name: str, description: str) -> dict[str, Any]:
@@ -76,6 +81,22 @@ def _evaluate(node: ast.AST) -> Fraction:
     raise ValueError("only numbers, + - * / and parentheses are allowed")
 
 
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DIRECTIONS = {"up": "towards the mountains", "down": "towards the coast"}
+
+
+def trains(station: str, date: str, direction: str) -> str:
+    """Departures from a station on one day in one direction; a date or direction in any other form is refused."""
+    if not DATE.match(date):
+        return f"Error: date must be written YYYY-MM-DD, not {date!r}."
+    if direction not in DIRECTIONS:
+        return f"Error: direction must be one of {sorted(DIRECTIONS)}, not {direction!r}."
+    if station.strip() not in world.CITY_NAMES:
+        return f"Error: no station named {station!r}."
+    digest = hashlib.sha256(f"{station.strip()}|{date}|{direction}".encode()).digest()
+    return str(12 + int.from_bytes(digest[:2], "big") % 140)
+
+
 def format_number(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
@@ -96,6 +117,16 @@ TOOLS: list[ToolDef] = [
     ToolDef("fetch_doc", "Read one passage of the operations handbook by its id.",
             _string_parameter("doc_id", "The passage id returned by retrieve, for example \"doc-0042\"."), 0.02,
             fetch_doc),
+    # The right date and direction are written only in the parameters' schemas: a model shown the
+    # tool's name, description and argument types alone cannot write them.
+    ToolDef("trains", "Count the trains leaving a station on one day in one direction.",
+            {"type": "object", "properties": {
+                "station": {"type": "string", "description": "The town the station is in."},
+                "date": {"type": "string", "format": "date", "description": "The day, written YYYY-MM-DD."},
+                "direction": {"type": "string", "enum": sorted(DIRECTIONS), "description": "; ".join(
+                    f"{name}: trains {meaning}" for name, meaning in sorted(DIRECTIONS.items())) + "."}},
+             "required": ["station", "date", "direction"], "additionalProperties": False},
+            0.15, trains, must_read={"date": ("YYYY-MM-DD",), "direction": tuple(DIRECTIONS.values())}),
 ]
 BY_NAME = {t.name: t for t in TOOLS}
 
