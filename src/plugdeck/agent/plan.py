@@ -12,6 +12,10 @@ result of step N:
     3. calculate(expression="$1 / $2")
     4. join()
 
+The plan call shows every tool with its whole schema (`tool_text.py`: a model writes right
+arguments only from what it is told), and both calls carry the application's system prompt after
+the planner's own instructions, set apart.
+
 Tool calls go through the same executor as the tool loop: validation, the policy, confirmation,
 budgets and events are the same. A plan that does not parse, refers to a missing step or names
 an unknown tool falls back to the tool loop, and the reason is recorded.
