@@ -31,13 +31,14 @@ def order_turns(text_after: str = "Your order is placed."):
 class ServerThread:
     """The real app under a real uvicorn, on a free port of 127.0.0.1, in a thread with its own loop."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int = 0):
         import uvicorn
 
         self.app = app
         self.state = app.state.plugdeck
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a given port may have just been let go
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,15 +60,15 @@ class ServerThread:
         self.sock.close()
 
 
-def start_server(setup=None, **state_options) -> ServerThread:
+def start_server(setup=None, port: int = 0, **state_options) -> ServerThread:
     """The app built from the current environment's configuration (see the `env` fixture), as
-    `plugdeck serve` builds it; use as a context manager."""
+    `plugdeck serve` builds it, on `port` (0: a free one); use as a context manager."""
     from plugdeck.assemble import AgentSetup
     from plugdeck.config import load_config
     from plugdeck.server.app import build_state, create_app
 
     state = build_state(load_config(), setup or AgentSetup(), host="127.0.0.1", **state_options)
-    return ServerThread(create_app(state))
+    return ServerThread(create_app(state), port)
 
 
 class ServeProcess:

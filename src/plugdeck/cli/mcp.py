@@ -60,11 +60,61 @@ def _live_tools(name: str, options: dict[str, Any]) -> tuple[dict[str, dict[str,
 
 
 def _show_tools(tools: dict[str, dict[str, Any]], name: str) -> None:
+    """Each tool in full, with invisible characters spelled out: what the person approves."""
+    from ..plugins.scan import spell_out
+
     for tool_name, definition in tools.items():
         read_only = (definition.get("annotations") or {}).get("readOnlyHint") is True
-        print(f"  {name}.{tool_name} ({'read' if read_only else 'write'})")
-        print(f"    {definition.get('description') or definition.get('title') or '(no description)'}")
-        print(f"    parameters: {json.dumps(definition.get('inputSchema') or {}, ensure_ascii=False)}")
+        print(f"  {name}.{spell_out(tool_name)} ({'read' if read_only else 'write'})")
+        print(f"    {spell_out(definition.get('description') or definition.get('title') or '(no description)')}")
+        schema = json.dumps(definition.get("inputSchema") or {}, ensure_ascii=False)
+        print(f"    parameters: {spell_out(schema)}")
+
+
+def _show_server(options: dict[str, Any]) -> None:
+    """How the server is reached, exactly: the whole command line as it will run, quoted, never cut."""
+    import shlex
+
+    if options.get("command"):
+        print(f"  command: {shlex.join(options['command'])}")
+    else:
+        print(f"  url: {options.get('url')}")
+    for variable, source in (options.get("env") or {}).items():
+        print(f"  environment: {variable} (from your {source}); nothing else of your environment is passed")
+    for header, source in (options.get("headers_env") or {}).items():
+        print(f"  header: {header} (from your {source})")
+
+
+def _consent(question: str, yes: bool, what: str) -> None:
+    from .confirm import ask_person
+
+    answer = ask_person(question, yes, what)
+    if isinstance(answer, str):
+        _fail(answer)
+    if not answer:
+        _fail("not approved; nothing was changed")
+
+
+def _scan(name: str, tools: dict[str, dict[str, Any]], home, allow_flagged: bool) -> None:
+    """R13: every finding is shown; a high one stops the approval unless the person overrides it."""
+    from ..plugins import registry
+    from ..plugins.scan import ToolText, blocking, report, scan_tools
+
+    owners = registry.tool_owners(home, skip=name)
+    findings = scan_tools([ToolText.from_mcp(d) for d in tools.values()], owners)
+    shared = sorted(set(tools) & set(owners))
+    for tool_name in shared:  # R12: same name, different plugins: the model sees both qualified
+        print(f"note: {tool_name!r} is also a tool of plugin {owners[tool_name]!r}; the model sees them as "
+              f"{name}_{tool_name} and {owners[tool_name]}_{tool_name}, and each call reaches its own plugin")
+    if not findings:
+        return
+    print("the metadata scanner found:")
+    print(report(findings))
+    high = blocking(findings)
+    if high and not allow_flagged:
+        _fail(f"{len(high)} high finding(s) in the tool definitions of {name!r} (above): they read like hidden "
+              "instructions to the model. Nothing was approved. If you have read every finding and still trust "
+              "this server, approve anyway with --allow-flagged.")
 
 
 def _entry(name: str) -> tuple[Any, dict[str, Any]]:
@@ -80,6 +130,11 @@ def _entry(name: str) -> tuple[Any, dict[str, Any]]:
 # ---- plugdeck plugins add mcp ---------------------------------------------------------------------
 
 
+YesOpt = typer.Option(False, "--yes", "-y", help="Start the server and approve its tools without asking (scripts).")
+FlaggedOpt = typer.Option(False, "--allow-flagged", help="Approve even tools the metadata scanner flags high "
+                                                         "(after reading every finding it shows).")
+
+
 def add(
     name: str = typer.Option(..., "--name", help="The plugin name; its tools are called NAME.TOOL."),
     command: Optional[list[str]] = typer.Argument(None, help="After --: the server's command and arguments (stdio)."),
@@ -87,13 +142,17 @@ def add(
     env: Optional[list[str]] = typer.Option(None, "--env", help="VAR=ENVVAR: pass the server VAR, read from your ENVVAR (repeatable)."),
     header_env: Optional[list[str]] = typer.Option(None, "--header-env", help="HEADER=ENVVAR: send HEADER with the value of your ENVVAR (HTTP, repeatable)."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds one tool call may take."),
+    yes: bool = YesOpt,
+    allow_flagged: bool = FlaggedOpt,
 ) -> None:
-    """Add an MCP server (a command after --, or --url) and approve the tools it offers now."""
+    """Add an MCP server (a command after --, or --url): see its exact command and tools, then approve."""
     import shutil
 
     from ..plugins import registry
     from ..plugins.mcp import build_plugin
+    from ..plugins.mcp.client import ServerSpec
     from ..plugins.mcp.pinning import approve
+    from ..tools import ToolError
 
     if bool(command) == bool(url):
         _fail("give the server's command after -- (plugdeck plugins add mcp --name time -- mcp-server-time) "
@@ -108,38 +167,55 @@ def add(
         command = [found, *command[1:]]  # the exact program that was approved, not whatever PATH finds later
     options: dict[str, Any] = {"command": command, "url": url, "env": _pairs(env, "--env"),
                                "headers_env": _pairs(header_env, "--header-env"), "timeout": timeout}
-    print(f"MCP server {name!r}: {' '.join(command) if command else url}")
+    print(f"MCP server {name!r}:")
+    _show_server(options)
+    try:
+        ServerSpec(name, command, options["env"], url, options["headers_env"]).secrets()  # before anything runs
+    except ToolError as exc:
+        _fail(exc.message)
+    if command:  # starting it runs that program on this machine: that is a consent of its own
+        _consent("Start it to list its tools?", yes, "starting an MCP server")
     tools, info = _live_tools(name, options)
+    print(f"it offers {len(tools)} tool(s):")
+    _show_tools(tools, name)
+    _scan(name, tools, home, allow_flagged)
+    _consent(f"Approve these {len(tools)} tool(s) of {name!r}?", yes, "approving an MCP server's tools")
     options = approve({**options, "server_info": info}, tools)
     try:
         build_plugin(name, options)  # the name and options must make a plugin before they are stored
         registry.add(home, name, "mcp", options)
     except ValueError as exc:
         _fail(str(exc))
-    print(f"approved {len(tools)} tool(s):")
-    _show_tools(tools, name)
-    print(f"If the server changes a tool later, plugdeck disables it until you approve the change "
-          f"(plugdeck plugins diff {name}).")
+    print(f"approved {len(tools)} tool(s) of {name!r}. If the server changes a tool later, plugdeck disables it "
+          f"until you approve the change (plugdeck plugins diff {name}).")
 
 
 # ---- plugdeck plugins diff / approve --------------------------------------------------------------
 
 
+def _changed_server(name: str, options: dict[str, Any]) -> bool:
+    """Whether how the server is reached changed since approval (then it must not start unasked)."""
+    from ..plugins.mcp.pinning import server_identity
+
+    if options.get("server") == server_identity(options):
+        return False
+    print(f"the command, URL or declared environment of MCP server {name!r} changed since it was approved; "
+          "it is now:")
+    _show_server(options)
+    return True
+
+
 def diff_command(name: str = typer.Argument(..., help="The MCP server's plugin name.")) -> None:
     """Show how an MCP server's tools differ from what was approved (exit code 1 if they do)."""
-    from ..plugins.mcp.pinning import diff, review
+    from ..plugins.mcp.pinning import review
 
     _, options = _entry(name)
+    if _changed_server(name, options):
+        print(f"plugdeck does not start it to compare tools; review it, then: plugdeck plugins approve {name}")
+        raise typer.Exit(1)
     live, _ = _live_tools(name, options)
     found = review(options.get("approved") or {}, live)
-    approved = options.get("tools") or {}
-    for tool_name in found.changed:
-        print(diff(tool_name, approved.get(tool_name), live[tool_name]), end="")
-    for tool_name in found.new:
-        print(f"new tool {tool_name!r} (not approved, not offered to the model):")
-        print(diff(tool_name, None, live[tool_name]), end="")
-    for tool_name in found.removed:
-        print(f"tool {tool_name!r} was approved but the server no longer offers it")
+    _print_changes(found, options.get("tools") or {}, live)
     if found.clean:
         print(f"no changes: the {len(found.unchanged)} tool(s) of {name!r} match what was approved")
         return
@@ -147,23 +223,50 @@ def diff_command(name: str = typer.Argument(..., help="The MCP server's plugin n
     raise typer.Exit(1)
 
 
+def _print_changes(found, approved: dict[str, Any], live: dict[str, Any], only: str | None = None) -> None:
+    from ..plugins.mcp.pinning import diff
+
+    for tool_name in found.changed:
+        if only in (None, tool_name):
+            print(diff(tool_name, approved.get(tool_name), live[tool_name]), end="")
+    for tool_name in found.new:
+        if only in (None, tool_name):
+            print(f"new tool {tool_name!r} (not approved, not offered to the model):")
+            print(diff(tool_name, None, live[tool_name]), end="")
+    for tool_name in found.removed:
+        if only is None:
+            print(f"tool {tool_name!r} was approved but the server no longer offers it")
+
+
 def approve_command(
     name: str = typer.Argument(..., help="The MCP server's plugin name."),
     tool: Optional[str] = typer.Argument(None, help="One tool to approve; default: the server's whole tool list as it is now."),
+    yes: bool = YesOpt,
+    allow_flagged: bool = FlaggedOpt,
 ) -> None:
-    """Approve an MCP server's current tool definitions (after reviewing plugdeck plugins diff NAME)."""
+    """Approve an MCP server's current tool definitions: shows the changes, scans them, asks."""
     from ..plugins import registry
     from ..plugins.mcp.pinning import approve, review
 
     home, options = _entry(name)
+    server_changed = _changed_server(name, options)
+    if server_changed:
+        _consent("Start it to list its tools?", yes, "starting a changed MCP server")
     live, info = _live_tools(name, options)
     if tool is not None and tool not in live:
         _fail(f"MCP server {name!r} offers no tool {tool!r} (it offers: {', '.join(live) or 'none'})")
     found = review(options.get("approved") or {}, live)
+    touched = [tool] if tool else [*found.changed, *found.new]
+    if not touched and not server_changed and (tool or not found.removed):
+        print(f"no changes to approve for {name!r}")
+        return
+    _print_changes(found, options.get("tools") or {}, live, tool)
+    _scan(name, {t: live[t] for t in touched}, home, allow_flagged)
+    what = ", ".join(touched) or "the server as it is now"
+    _consent(f"Approve {what} for {name!r}?", yes, "approving an MCP server's tools")
     updated = approve({**options, "server_info": info}, live, [tool] if tool else None)
     registry.update(home, name, options=updated)
-    touched = [tool] if tool else [*found.changed, *found.new]
-    print(f"approved {', '.join(touched) or 'no changes'} for {name!r}"
+    print(f"approved {what} for {name!r}"
           + (f"; dropped {', '.join(found.removed)}" if not tool and found.removed else ""))
 
 
@@ -187,6 +290,7 @@ def serve(
     from .. import __version__
     from ..assemble import AgentSetup, SetupError, build_agent
     from ..config import ConfigError, load_config
+    from ..loopback import is_loopback_host
     from ..ops.runstore import RunStore
     from ..plugins.mcp.server import build_server, serve_http, serve_stdio
 
@@ -199,7 +303,7 @@ def serve(
     except (ConfigError, SetupError, ValueError) as exc:
         _fail(str(exc))
     server = build_server(agent, version=__version__, assume_yes=yes)
-    if http is not None and host not in ("127.0.0.1", "localhost", "::1"):
+    if http is not None and not is_loopback_host(host):
         print(f"warning: serving on {host}: anyone who can reach it can call these tools (no authentication)",
               file=sys.stderr)
 

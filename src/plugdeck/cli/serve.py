@@ -48,15 +48,15 @@ def serve(
         return
     try:
         from ..server.app import build_state, create_app
-        from ..server.auth import is_loopback
         from ..server.keys import KeyStore
     except ImportError as exc:
         raise CliError(f"the server needs its extra ({exc.name} is missing): pip install 'plugdeck[server]'") from None
     from ..assemble import AgentSetup
     from ..config import load_config
+    from ..loopback import is_loopback_host
 
     config = load_config({"max_steps": max_steps, "deadline": deadline, "planner": planner})
-    if not is_loopback(host) and not KeyStore(config.home).any_active():
+    if not is_loopback_host(host) and not KeyStore(config.home).any_active():
         raise CliError(f"listening on {host} would let other machines in: create an API key first "
                        "(plugdeck keys create --plugins NAMES), or keep the default --host 127.0.0.1")
     setup = AgentSetup(model=model, base_url=base_url, plugins=plugin, kb=kb, grounded=grounded, policy_path=policy)

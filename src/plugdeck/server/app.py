@@ -25,9 +25,10 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..assemble import AgentSetup
 from ..config import Config
+from ..loopback import is_loopback_host
 from . import openai_api, rest
 from .agents import AgentCatalog, configured_agents
-from .auth import SESSION_COOKIE, Authenticator, Guard, is_loopback
+from .auth import SESSION_COOKIE, Authenticator, Guard
 from .errors import ApiError, error_body
 from .keys import KeyStore
 from .runs_live import LiveRegistry
@@ -46,7 +47,7 @@ def build_state(config: Config, default: AgentSetup, *, host: str = "127.0.0.1",
 
     store = RunStore(config.run_store) if record else None
     agents = AgentCatalog(config, configured_agents(default), sinks=[store.record] if store else [], warn=warn)
-    auth = Authenticator(KeyStore(config.home), secrets.token_urlsafe(32), loopback=is_loopback(host))
+    auth = Authenticator(KeyStore(config.home), secrets.token_urlsafe(32), loopback=is_loopback_host(host))
     return ServerState(config=config, agents=agents, live=LiveRegistry(pending_ttl=pending_ttl), auth=auth,
                        store=store)
 

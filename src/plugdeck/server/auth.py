@@ -17,20 +17,19 @@ Three checks, in this order:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..loopback import is_loopback_host, is_loopback_host_header
 from .errors import ApiError, error_body
 from .keys import ApiKey, KeyStore, parse_rate
 
 SESSION_COOKIE = "plugdeck_session"
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "plugdeck"
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -69,23 +68,6 @@ OPERATOR_PAGE = Principal("operator", "person (page)")
 OPERATOR_LOCAL = Principal("operator", "person (local)")
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() in LOOPBACK_NAMES or host.startswith("127."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _hostname(host_header: str) -> str:
-    if host_header.startswith("["):
-        return host_header[1:].split("]", 1)[0]
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
-
-
 # ---- 1. the guard around every request ------------------------------------------------------------
 
 
@@ -101,9 +83,9 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        problem = self._refused(headers)
-        if problem:
-            return await _send_error(send, 403, problem, "forbidden_origin")
+        refused = self._refused(headers)
+        if refused:
+            return await _send_error(send, 403, *refused)
         limit = self.max_upload if scope["path"].startswith(self.upload_prefix) else self.max_body
         try:
             declared = int(headers.get("content-length") or 0)
@@ -124,18 +106,23 @@ class Guard:
 
         await self.app(scope, receive, secured_send)
 
-    def _refused(self, headers: dict[str, str]) -> str | None:
+    def _refused(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        """(why, code) when the request must not reach the app."""
         host = headers.get("host", "")
-        if self.loopback and not is_loopback(_hostname(host)):
+        if self.loopback and not is_loopback_host_header(host):
+            # DNS rebinding: a page of another site, under a name that now resolves here. Only a loopback
+            # name or address (exactly) is this machine; no name that merely starts like one.
             return (f"this server only answers to its loopback address, not Host {host!r}; "
-                    "open it at http://127.0.0.1:PORT")
+                    "open it at http://127.0.0.1:PORT", "forbidden_host")
         origin = headers.get("origin")
         if origin is not None:
             parts = urlsplit(origin)
             if origin == "null" or parts.netloc.lower() != host.lower() or parts.scheme not in ("http", "https"):
-                return f"requests from the web page at {origin!r} are not allowed; only this server's own page may call it"
+                return (f"requests from the web page at {origin!r} are not allowed; only this server's own page "
+                        "may call it", "forbidden_origin")
         if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-            return "requests from other web sites are not allowed; only this server's own page may call it"
+            return ("requests from other web sites are not allowed; only this server's own page may call it",
+                    "forbidden_origin")
         return None
 
 
@@ -209,7 +196,7 @@ class Authenticator:
                 raise ApiError(403, f"page requests that change something need the header "
                                     f"X-Requested-With: {CSRF_VALUE}", code="csrf")
             return OPERATOR_PAGE
-        if not keyed and self.loopback and is_loopback(client_host):
+        if not keyed and self.loopback and is_loopback_host(client_host):
             return OPERATOR_LOCAL
         raise ApiError(401, "this server needs an API key: send Authorization: Bearer KEY (create one with: "
                             "plugdeck keys create --plugins NAMES), or open the page link that plugdeck serve printed",

@@ -4,7 +4,7 @@ Every tool of the given plugins is exposed under its qualified name (`calculator
 its JSON Schema, and `ask` runs plugdeck's agent on a question. Over HTTP the server binds to
 127.0.0.1 unless told otherwise and, as the MCP transport spec requires against DNS rebinding,
 refuses requests whose Origin is not a loopback origin (403) and whose Host is not one it serves
-(421); the SDK's transport security does the checking.
+(421); plugdeck.loopback decides what is loopback, in front of the SDK's own transport security.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any, Callable
 
+from ...loopback import is_loopback_host, is_loopback_host_header, is_loopback_origin
 from ...tools import Tool
 
 ASK = "ask"
@@ -169,7 +170,26 @@ def transport_security(host: str):
 
 
 def http_app(server: Any, host: str = "127.0.0.1"):
-    return server.streamable_http_app(transport_security=transport_security(host), host=host)
+    app = server.streamable_http_app(transport_security=transport_security(host), host=host)
+    return _loopback_only(app) if is_loopback_host(host) else app
+
+
+def _loopback_only(app: Any):
+    """In front of the SDK's own check (whose `127.0.0.1:*` is a prefix match): bound to loopback, the
+    Host must be a loopback name or address exactly (421 otherwise), and an Origin a loopback origin (403)."""
+    from starlette.responses import PlainTextResponse
+
+    async def guarded(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            origin = headers.get("origin")
+            if not is_loopback_host_header(headers.get("host")):
+                return await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+            if origin is not None and not is_loopback_origin(origin):
+                return await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
+        await app(scope, receive, send)
+
+    return guarded
 
 
 async def serve_http(server: Any, host: str = "127.0.0.1", port: int = 8765,
