@@ -50,3 +50,33 @@ def test_llm_answer_is_grounded_and_the_decision_recorded(handbook):
     assert "25 days" in data["answer"] and "company car" not in data["answer"]
     checked = next(e for e in data["events"] if e["type"] == "answer_checked")
     assert checked["check"] == "grounding" and not checked["passed"] and "company car" in checked["original"]
+
+
+# ---- item 14: the terminal shows the checked answer, never the draft the checks changed -------------------
+
+SEARCH_THEN_CAR = [{"tool_calls": [{"name": "search_knowledge", "arguments": {"query": "vacation days new employees"}}]},
+                   {"text": "New employees get 25 days of paid vacation per year [1]. They also get a company car [1]."}]
+
+
+@pytest.mark.parametrize("flags", [["--kb", "handbook"], ["--kb", "handbook", "--grounded"]], ids=["kb", "grounded"])
+def test_terminal_prints_the_grounded_answer_not_the_draft(handbook, flags):
+    root, env = handbook
+    with MockOpenAI(SEARCH_THEN_CAR) as mock:
+        result = subprocess.run([*CLI, "ask", *flags, "--base-url", mock.base_url, "--model", "m",
+                                 "How many vacation days do new employees get?"],
+                                env=env, cwd=root, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "25 days of paid vacation" in result.stdout
+    assert "company car" not in result.stdout + result.stderr  # the sentence the grounding check removed
+    assert "checking the answer" in result.stderr
+
+
+def test_chat_prints_the_grounded_answer_not_the_draft(handbook):
+    root, env = handbook
+    with MockOpenAI(SEARCH_THEN_CAR) as mock:
+        result = subprocess.run([*CLI, "chat", "--kb", "handbook", "--base-url", mock.base_url, "--model", "m"],
+                                input="How many vacation days do new employees get?\n/exit\n",
+                                env=env, cwd=root, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "25 days of paid vacation" in result.stdout
+    assert "company car" not in result.stdout + result.stderr

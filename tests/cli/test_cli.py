@@ -146,3 +146,19 @@ def test_ask_with_an_openai_compatible_server(env, tmp_path):
     assert down.returncode == 1 and "could not connect" in down.stderr and "Traceback" not in down.stderr
     runs = json.loads(plugdeck(env, "runs", "--json", "--status", "error").stdout)
     assert runs and runs[0]["question"] == "hi"
+
+
+def test_terminal_prints_the_refusal_of_the_number_check_not_the_draft(env, tmp_path):
+    """numbers = "refuse": the answer with an untraced number never reaches the screen (item 14)."""
+    from mock_openai import MockOpenAI
+
+    (tmp_path / "plugdeck.toml").write_text('[policy.answers]\nnumbers = "refuse"\n')
+    draft = "The total for your order is 455.22 euros."
+    with MockOpenAI([draft, draft]) as mock:
+        shown = plugdeck(env, "ask", "--base-url", mock.base_url, "--model", "m", "What is my total?", cwd=tmp_path)
+        as_json = json.loads(plugdeck(env, "ask", "--json", "--base-url", mock.base_url, "--model", "m",
+                                      "What is my total?", cwd=tmp_path).stdout)
+    assert "I can't give this answer" in as_json["answer"] and draft not in as_json["answer"]
+    assert "I can't give this answer" in shown.stdout
+    assert draft not in shown.stdout + shown.stderr
+    assert "455.22 euros" not in shown.stdout + shown.stderr

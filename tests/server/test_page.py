@@ -198,3 +198,36 @@ def test_api_docs_render_from_this_server_only(env, serve, browser):
     assert "/api/runs/{run_id}/actions/{action_id}" in paths and "/api/kb/{name}/documents" in paths
     page.screenshot(path=str(ARTIFACTS / "api-docs.png"), full_page=True)
     assert outside == [] and problems == [], (outside, problems)
+
+
+# Every text the page ever puts on screen, however briefly: a draft shown and then replaced counts.
+RECORD_TEXT = """
+window.__shown = [];
+for (const proto of [Node.prototype]) {
+  const property = Object.getOwnPropertyDescriptor(proto, "textContent");
+  Object.defineProperty(proto, "textContent", { ...property, set(value) { window.__shown.push(String(value));
+                                                                         property.set.call(this, value); } });
+}
+"""
+
+
+def test_chat_shows_only_the_checked_answer(env, serve, browser, tmp_path):
+    """numbers = "refuse": the draft with a made-up number never appears, not even while it streams (item 14)."""
+    (tmp_path / "plugdeck.toml").write_text('[policy.answers]\nnumbers = "refuse"\n')
+    draft = "The total for your order is 455.22 euros, tax included."
+    with MockOpenAI([draft]) as mock:
+        server = serve("--base-url", mock.base_url, "--model", "mock-model", "--plugin", "calculator")
+        page = browser.new_page()
+        problems = watch(page)
+        page.add_init_script(RECORD_TEXT)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#agent option[value=plugdeck]", state="attached")
+        ask(page, "What is my total?")
+        page.wait_for_selector(".msg.assistant .meta.status-ok")
+        assert page.text_content(".msg.assistant").startswith("I can't give this answer")
+        shown = page.evaluate("window.__shown")
+        assert any("I can't give this answer" in text for text in shown)
+        assert not [text for text in shown if "455.22 euros" in text]
+        assert "455.22 euros" not in page.text_content("#view-chat")
+        page.screenshot(path=str(ARTIFACTS / "checked-answer.png"), full_page=True)
+        assert problems == [], problems

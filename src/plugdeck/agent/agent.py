@@ -273,6 +273,7 @@ class Agent:
         """Run `work` (it returns the answer) under the deadline, check the answer, and always finish
         the run, whatever happens: unless it waits parked in the store, or another process took it over."""
         messages = run.loop_messages
+        run.answer_checked = bool(self.checks)  # the model's text is then a draft until the checks pass it
         try:
             async with asyncio.timeout(deadline) as scope:
                 run.deadline_scope = scope

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
 from ..events import (AnswerGiven, ConfirmationAnswered, ConfirmationRequested, Event, ModelCalled, RunFinished,
-                      RunStarted, ToolFinished)
+                      RunStarted, TextDelta, ToolFinished)
 from ..policy.load import Policy
 from ..tools import ToolError
 from .confirm import Confirmer, PendingAction
@@ -57,6 +57,9 @@ class Run:
         self.prices = (0.0, 0.0)  # per million prompt / completion tokens
         self.spent = 0.0  # the cost of the model calls so far
         self.api_key_id = api_key_id  # who runs it: a label the server sets, never a key
+        # Set by the Agent when answer checks may change the answer: the model's text then streams as a
+        # draft, which no surface shows; every surface shows AnswerGiven's checked text instead.
+        self.answer_checked = False
         # Set by the Agent; what a checkpoint needs to carry the run on elsewhere.
         self.store = None  # the RunStore it is recorded to, which keeps its checkpoints
         self.setup: dict[str, Any] | None = None  # how to rebuild the agent (AgentSetup fields)
@@ -92,6 +95,8 @@ class Run:
                 self._call_watch.pop(event.call_id).set()
         elif cls is AnswerGiven:
             self.answer = event.text
+        elif cls is TextDelta and self.answer_checked and event.channel == "text":
+            event.channel = "draft"
         self.events.append(event)
         for sink in self._sinks:
             sink(event)

@@ -46,17 +46,28 @@ class LiveSteps:
     def __init__(self, out: Console, err: Console):
         self.out, self.err = out, err
         self.text_open = False
+        self.drafting = False  # the answer is being written, to be shown once its checks are done
+        self.streamed: dict[int, str] = {}  # answer text shown as it streamed, by step
+        self.last_step: int | None = None
 
     def __call__(self, event: Any) -> None:
         kind = event.type
         if kind == "text_delta":
+            if event.channel == "draft" and not self.drafting:
+                self.drafting = True
+                self.err.print("[dim]checking the answer…[/]")
             if event.channel != "text":
-                return  # a plan is shown as its tool calls, not as answer text
+                return  # a plan is shown as its tool calls; a draft only once it has been checked
             self.out.print(event.text, end="", markup=False)
             self.text_open = True
+            self.streamed[event.step] = self.streamed.get(event.step, "") + event.text
+            self.last_step = event.step
             return
         self._end_text()
-        if kind == "tool_started":
+        if kind == "answer":
+            if self.streamed.get(self.last_step) != event.text:
+                self.out.print(event.text, markup=False)  # the checked answer (a draft was never shown)
+        elif kind == "tool_started":
             self.err.print(f"[cyan]→ {escape(event.tool)}[/] {escape(preview(event.arguments))}")
         elif kind == "tool_finished":
             if event.error:

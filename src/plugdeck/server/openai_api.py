@@ -20,7 +20,7 @@ from ..events import TextDelta
 from .auth import Principal
 from .errors import ApiError
 from .runs_live import LiveRun
-from .sse import dumps, encode, event_json, sse_response
+from .sse import dumps, encode, event_json, sse_response, streamed
 from .state import state_of, who
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
@@ -88,7 +88,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, princi
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = Chunks(live.id, body.model, include_usage)
-        return sse_response(stream(live, driver, bool(agent.checks), chunks, page), live.id)
+        return sse_response(stream(live, driver, chunks, page), live.id)
     await asyncio.wait([driver])
     return JSONResponse(completion(live, body.model, page), headers={"X-Plugdeck-Run-Id": live.id})
 
@@ -192,10 +192,10 @@ class Chunks:
         return encode(dumps({**self.base, "choices": [], "usage": usage}))
 
 
-async def stream(live: LiveRun, driver: asyncio.Task, hold_text: bool, chunks: Chunks,
-                 page: str) -> AsyncIterator[bytes]:
-    """Text as the model writes it (held back when an answer check may still change it), the steps
-    in the `plugdeck` field, then the finish reason, usage and [DONE]. Leaving early cancels the run."""
+async def stream(live: LiveRun, driver: asyncio.Task, chunks: Chunks, page: str) -> AsyncIterator[bytes]:
+    """Text as the model writes it (unless answer checks may still change it: then the checked answer
+    once they are done), the steps in the `plugdeck` field, then the finish reason, usage and [DONE].
+    Leaving early cancels the run."""
     try:
         out = [chunks.delta({"role": "assistant", "content": ""})]
         step_text: dict[int, str] = {}
@@ -203,14 +203,14 @@ async def stream(live: LiveRun, driver: asyncio.Task, hold_text: bool, chunks: C
         async for batch in live.follow(driver):
             for _, event in batch:
                 if isinstance(event, TextDelta):
-                    if event.channel != "text" or hold_text:
+                    if event.channel != "text":  # a plan, or a draft the answer checks may still change
                         continue
                     text = event.text if last_step in (None, event.step) else "\n\n" + event.text
                     last_step = event.step
                     step_text[event.step] = step_text.get(event.step, "") + event.text
                     out.append(chunks.delta({"content": text}))
-                else:
-                    out.append(chunks.delta({}, extra=event_json(event)))
+                elif (step := streamed(event_json(event))) is not None:
+                    out.append(chunks.delta({}, extra=step))
             yield "".join(out).encode()
             out = []
         status = live.status

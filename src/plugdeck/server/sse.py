@@ -7,6 +7,11 @@
 A stream ends with `event: settled`, the run's summary (status, answer, pending actions, usage).
 Model-call events leave out the messages sent (the whole conversation, again on every step); the
 stored run has them.
+
+A stream carries answer text only as the person may see it: checked. Drafts (answer text that answer
+checks may still change) are not sent, a model call that answered (asked for no tool) leaves out its
+text (it arrives as the `answer` event, after the checks), and an answer check leaves out the text it
+removed. The run's record (GET /api/runs/ID) keeps all of it, for review.
 """
 
 from __future__ import annotations
@@ -41,6 +46,22 @@ def event_json(event: Event) -> dict[str, Any]:
     return data
 
 
+_UNCHECKED_DETAILS = ("dropped", "sentences")  # the grounding check's copies of the unchecked sentences
+
+
+def streamed(data: dict[str, Any]) -> dict[str, Any] | None:
+    """An event (as JSON) the way streams send it, or None for one they do not send: see the module's doc."""
+    kind = data["type"]
+    if kind == "text_delta" and data.get("channel") == "draft":
+        return None
+    if kind == "model_called" and not data.get("tool_calls"):
+        data["text"] = ""
+    elif kind == "answer_checked":
+        data.pop("original", None)
+        data["details"] = {k: v for k, v in (data.get("details") or {}).items() if k not in _UNCHECKED_DETAILS}
+    return data
+
+
 def summary(live: LiveRun) -> dict[str, Any]:
     last = live.events[-1] if live.finished_at is not None else None
     return {
@@ -64,7 +85,8 @@ async def run_stream(live: LiveRun, driver: asyncio.Task | None, start: int = 0)
     """
     try:
         async for batch in live.follow(driver, start):
-            yield "".join(encode(dumps(event_json(e)), e.type, str(i)) for i, e in batch).encode()
+            sent = ((i, e.type, streamed(event_json(e))) for i, e in batch)
+            yield "".join(encode(dumps(data), kind, str(i)) for i, kind, data in sent if data is not None).encode()
         failure = driver_error(driver)
         if failure is not None:
             yield encode(dumps(failure.body()), "error").encode()
@@ -87,7 +109,8 @@ async def stored_stream(run: dict[str, Any], start: int = 0) -> AsyncIterator[by
     """A run read back from the run store, as if it were streamed."""
     for index, data in enumerate(run["events"][start:], start):
         data.pop("messages", None)
-        yield encode(dumps(data), data["type"], str(index)).encode()
+        if (data := streamed(data)) is not None:
+            yield encode(dumps(data), data["type"], str(index)).encode()
     yield encode(dumps({k: v for k, v in run.items() if k != "events"}), "settled").encode()
 
 

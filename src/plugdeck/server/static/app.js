@@ -188,8 +188,10 @@ class Turn {
   modelStep(e) {
     const tokens = `${e.prompt_tokens}→${e.completion_tokens} tokens`;
     const body = [];
-    if (e.text) body.push(label("text"), el("pre", {}, e.text));
-    if (e.tool_calls && e.tool_calls.length) body.push(label("asked for"), el("pre", {}, json(e.tool_calls)));
+    const asked = e.tool_calls && e.tool_calls.length;
+    // What the model said beside its tool calls; its answer is the bubble, once checked.
+    if (e.text && asked) body.push(label("text"), el("pre", {}, e.text));
+    if (asked) body.push(label("asked for"), el("pre", {}, json(e.tool_calls)));
     if (e.error) body.push(el("pre", { class: "error" }, e.error));
     this.group.append(el("details", { class: `step model${e.error ? " failed" : ""}` },
       el("summary", {}, `model call ${e.step}`, el("span", { class: "time" }, `${ms(e.latency)} · ${tokens}`)),
