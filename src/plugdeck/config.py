@@ -49,9 +49,12 @@ class ModelProfile:
     fallbacks: list[str] = field(default_factory=list)  # other profiles to try, in order (R29)
 
     def api_key(self) -> str | None:
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env)
-        return os.environ.get("PLUGDECK_API_KEY")
+        from .redaction import register_secret
+
+        variable = self.api_key_env or "PLUGDECK_API_KEY"
+        key = os.environ.get(variable)
+        register_secret(key, f"model profile {self.name} (${variable})")  # redacted wherever it turns up
+        return key
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000

@@ -15,6 +15,7 @@ from typing import Any
 from ..events import ConfirmationAnswered, PolicyDecided, ToolFinished, ToolStarted
 from ..models.base import ToolCall
 from ..policy.engine import budget_exceeded, decide
+from ..redaction import redact_value
 from ..tools import Tool, ToolError, Toolset
 from .confirm import CONFIRMATION_TTL, PendingAction, action_id, summarize, untrusted_arguments
 from .run import Run
@@ -66,6 +67,9 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
         except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
             error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
         latency = time.perf_counter() - started
+        # The platform's secrets leave a tool's answer here, in any encoding or piece, before the model,
+        # the events, the run store and the traces see it (R10, plugdeck.redaction).
+        result, error = redact_value(result), redact_value(error)
         return run.emit(
             ToolFinished,
             step=step,

@@ -563,7 +563,9 @@ def main() -> None:
         known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in (
             "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError",
             "SetupError")
-        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        from ..redaction import redact
+
+        message = redact(str(exc) if known else f"{type(exc).__name__}: {exc}")  # no secret on the screen or in logs
         print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
         sys.exit(1)
 

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import httpx
 
+from ..redaction import redact, register_secret
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, TextChunk, ToolCall
 from .clients import ClientShards
@@ -63,9 +64,11 @@ class OpenAIModel:
         self.temperature = temperature
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers.update(headers or {})
-        # Secrets are scrubbed from every error message, even when a server echoes them back.
-        self._secrets = [api_key] if api_key else []
-        self._secrets += [v for k, v in self._headers.items() if any(w in k.lower() for w in ("auth", "key", "token"))]
+        # Registered secrets are scrubbed from every error message, even when a server echoes them back.
+        register_secret(api_key, f"API key of model {self.name}")
+        for header, value in self._headers.items():
+            if any(word in header.lower() for word in ("auth", "key", "token")):
+                register_secret(value, f"{header} header of model {self.name}")
         # A client of the caller's is used as it is; otherwise calls are spread over clients of our own.
         self._clients = ClientShards(per_client=1 << 30, make=lambda: client) if client else ClientShards()
         self._owns_client = client is None
@@ -202,9 +205,7 @@ class OpenAIModel:
             ) from exc
 
     def _error(self, message: str, status: int | None = None) -> ModelError:
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return ModelError(message, status=status)
+        return ModelError(redact(message), status=status)
 
 
 class SSEDecoder:

@@ -10,7 +10,8 @@ into spans and ships them over OTLP/HTTP to Jaeger, Langfuse, Phoenix or any col
 
 Span times come from the events, not from when the sink sees them, so a stored run exported later
 (`export_run`) gives the same trace. Messages, tool arguments and results, answers and policy reasons
-may hold personal data: they leave only with `capture_content = true`. Configured API keys and
+may hold personal data: they leave only with `capture_content = true`. Every secret the platform
+holds (plugdeck.redaction: configured API keys, plugin credentials, in any encoding or piece) and
 common key patterns are scrubbed from every string that leaves, content or not.
 
 The opentelemetry packages are imported only when a sink is made (the `telemetry` extra).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from ..config import Config, ConfigError, config_files
 from ..events import Event, event_from_dict
 from ..models.base import decoded
+from ..redaction import redact, register_secret
 
 
 class GenAI:
@@ -161,7 +162,9 @@ class TraceSink:
         self.capture_content = capture_content
         self._tracer = tracer_provider.get_tracer("plugdeck", __version__)
         self._trace, self._kind, self._status, self._code = trace, SpanKind, Status, StatusCode
-        self._scrub = Scrubber(secrets)
+        for secret in secrets:
+            register_secret(secret, "telemetry configuration")
+        self._scrub = redact  # the platform's one redactor: every registered secret, key shapes
         self._servers = servers or {}
         self._runs: dict[str, _RunTrace] = {}
         self._lock = threading.Lock()
@@ -364,27 +367,6 @@ class _RunTrace:
     origin: float  # wall-clock seconds at the run's t = 0
     model: str
     tools: dict[str, Any] = field(default_factory=dict)  # call id -> open execute_tool span
-
-
-class Scrubber:
-    """Replace known secrets and things shaped like keys with [redacted]."""
-
-    PATTERNS = [
-        re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
-        re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
-        re.compile(r"(?i)\b((?:x-)?api[_-]?key|access[_-]?token|secret|password|authorization)(\"?\s*[:=]\s*\"?)"
-                   r"[^\s\"',;&]{6,}"),
-    ]
-
-    def __init__(self, secrets: Iterable[str] = ()):
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        text = self.PATTERNS[0].sub(lambda m: f"{m.group(1)} [redacted]", text)
-        text = self.PATTERNS[1].sub("[redacted]", text)
-        return self.PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
 
 
 # ---- message formats ------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ its lock, how a row is locked, placeholders, timeouts and which errors mean "unr
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import unquote, urlsplit
+
+from ..redaction import redact as redact_text
+from ..redaction import register_secret
 
 
 class RunStoreError(RuntimeError):
@@ -28,8 +31,14 @@ def is_postgres(target: str | Path) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """The URL without its password (registered as a secret, so no message or log shows it either)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        register_secret(unquote(password), "run store URL")
+    return redact_text(url)
 
 
 def open_database(target: str | Path, timeout: float) -> SQLiteDatabase | PostgresDatabase:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..events import Event, ModelCalled, RunFinished, RunStarted, TextDelta
+from ..redaction import redact_value
 from .migrations import migrate
 from .rundb import RunStoreError, RunStoreUnavailable, is_postgres, open_database
 
@@ -342,24 +343,26 @@ class RunStore:
 
     def _write_event(self, conn, item: _Event) -> None:
         event = item.event
+        # What is kept holds none of the platform's secrets, whatever a model or tool said (R10).
+        fields = redact_value(event.to_dict())
         if isinstance(event, RunStarted):
             conn.execute(
                 "INSERT INTO runs (id, question, model, status, started_at, pid, host, api_key_id) "
                 "VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (event.run_id, _text(event.question), _text(event.model), event.started_at, os.getpid(), self.host,
+                (event.run_id, _text(fields["question"]), _text(event.model), event.started_at, os.getpid(), self.host,
                  event.api_key_id),
             )
         if item.seq is None:
             item.seq = self._next_seq(conn, event)
-        data = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        data = json.dumps(fields, ensure_ascii=False, default=str)
         conn.execute("INSERT INTO events (run_id, seq, type, t, data) VALUES (?, ?, ?, ?, ?) "
                      "ON CONFLICT (run_id, seq) DO NOTHING", (event.run_id, item.seq, event.type, event.t, data))
         if isinstance(event, RunFinished):
             conn.execute(
                 "UPDATE runs SET status=?, answer=?, error=?, duration=?, steps=?, model_calls=?, tool_calls=?,"
                 " prompt_tokens=?, completion_tokens=?, cost=? WHERE id=?",
-                (event.status, _text(event.answer), _text(event.error), event.duration, event.steps, event.model_calls,
-                 event.tool_calls, event.prompt_tokens, event.completion_tokens, event.cost, event.run_id),
+                (event.status, _text(fields["answer"]), _text(fields["error"]), event.duration, event.steps,
+                 event.model_calls, event.tool_calls, event.prompt_tokens, event.completion_tokens, event.cost, event.run_id),
             )
             conn.execute("UPDATE actions SET status='expired' WHERE run_id = ? AND status IN ('pending', 'approved')",
                          (event.run_id,))

@@ -26,6 +26,7 @@ from .. import __version__
 from ..assemble import AgentSetup
 from ..config import Config
 from ..loopback import is_loopback_host
+from ..redaction import register_secret
 from . import openai_api, rest
 from .agents import AgentCatalog, configured_agents
 from .auth import SESSION_COOKIE, Authenticator, Guard
@@ -47,7 +48,9 @@ def build_state(config: Config, default: AgentSetup, *, host: str = "127.0.0.1",
 
     store = RunStore(config.run_store) if record else None
     agents = AgentCatalog(config, configured_agents(default), sinks=[store.record] if store else [], warn=warn)
-    auth = Authenticator(KeyStore(config.home), secrets.token_urlsafe(32), loopback=is_loopback_host(host))
+    session = secrets.token_urlsafe(32)
+    register_secret(session, "server session token")  # never in a trace, a stored run or an error
+    auth = Authenticator(KeyStore(config.home), session, loopback=is_loopback_host(host))
     return ServerState(config=config, agents=agents, live=LiveRegistry(pending_ttl=pending_ttl), auth=auth,
                        store=store)
 

@@ -155,7 +155,7 @@ async def test_a_server_sees_only_declared_variables_and_its_secrets_never_come_
     try:
         variable = plugin.tool("variable")
         assert await variable.call({"name": "UNRELATED_SECRET"}) == {"result": "<absent>"}  # a cleared env
-        assert await variable.call({"name": "API_TOKEN"}) == {"result": "[secret]"}  # given, never echoed back
+        assert await variable.call({"name": "API_TOKEN"}) == {"result": "[redacted]"}  # given, never echoed back
         assert plugin.needs["secrets"] == ["PLUGDECK_TEST_CANARY"]
     finally:
         await plugin.close()

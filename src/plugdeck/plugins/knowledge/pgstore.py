@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ...redaction import register_secret
 from .base import KnowledgeError
 from .store import ChunkRecord, DocumentRecord, Filters, Hit, exact_top_k
 from .text import STOPWORDS, words
@@ -150,6 +151,7 @@ class PostgresLocation:
             password = os.environ.get(self.password_env)
             if password is None:
                 raise KnowledgeError(f"the password for {self.url} is read from ${self.password_env}, which is not set")
+            register_secret(password, f"knowledge store {self.url} (${self.password_env})")
         try:
             return psycopg.connect(self.url, password=password, autocommit=True, connect_timeout=10,
                                    application_name="plugdeck-knowledge")

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ...redaction import redact, redact_value, register_secret
 from ...tools import ToolError
 
 # plugdeck reports server faults itself. Without a handler, Python's last-resort handler would
@@ -59,7 +60,10 @@ class ServerSpec:
             raise ToolError(
                 f"MCP server {self.name!r} needs the environment variable(s) {', '.join(sorted(set(missing)))}, "
                 "which are not set. Set them and try again.", "mcp_unavailable")
-        return {var: os.environ[var] for var in (*self.env.values(), *self.headers_env.values())}
+        values = {var: os.environ[var] for var in (*self.env.values(), *self.headers_env.values())}
+        for var, value in values.items():
+            register_secret(value, f"MCP server {self.name} (${var})")
+        return values
 
 
 class _Watched:
@@ -407,24 +411,16 @@ class MCPConnection:
         return self._redact(" | ".join(lines[-3:]))[-limit:]
 
     def redact(self, value: Any) -> Any:
-        """`value` (text or JSON) with this server's secrets blanked out.
+        """`value` (text or JSON) with the platform's secrets blanked out, this server's among them.
 
-        A server may echo what it was given; the values of its secrets never travel on from here
+        A server may echo what it was given, in any encoding; its secrets never travel on from here
         (into results, errors, the model's context or the run log).
         """
-        if isinstance(value, str):
-            return self._redact(value)
-        if isinstance(value, dict):
-            return {key: self.redact(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.redact(item) for item in value]
-        return value
+        return redact_value(value)
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets.values():
-            if len(secret) >= 4:
-                text = text.replace(secret, "[secret]")
-        return text
+    @staticmethod
+    def _redact(text: str) -> str:
+        return redact(text)
 
 
 @asynccontextmanager

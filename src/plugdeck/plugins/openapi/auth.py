@@ -9,7 +9,8 @@ The plugin's options name environment variables, never values:
 
 Values are read when a request is made. They go only to the plugin's pinned origin (and, for the
 OAuth2 client secret, to the token URL the spec names); they never appear in tool schemas,
-results or error messages (every message and response is scrubbed of them).
+results or error messages: each value is registered with plugdeck.redaction as it is read, which
+scrubs every message and response of it in any encoding or piece.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote, quote_plus, urljoin
+from urllib.parse import quote, urljoin
 
+from ...redaction import register_secret
 from ...tools import ToolError
 
 PostForm = Callable[[str, dict[str, str], dict[str, str]], Awaitable[tuple[int, Any]]]
@@ -36,7 +38,6 @@ class Credentials:
     headers: dict[str, str] = field(default_factory=dict)
     query: list[tuple[str, str]] = field(default_factory=list)
     cookies: dict[str, str] = field(default_factory=dict)
-    secrets: set[str] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)  # schemes the operation accepts but nobody configured
 
 
@@ -115,7 +116,6 @@ class Authenticator:
         kind = scheme_kind(scheme)
         if kind == "apiKey":
             value = _secret(name, option.get("env") or option.get("token_env"))
-            creds.secrets.add(value)
             where, key = scheme.get("in"), str(scheme.get("name"))
             if where == "header":
                 creds.headers[key] = value
@@ -125,30 +125,26 @@ class Authenticator:
                 creds.cookies[key] = value
         elif kind == "http basic":
             if option.get("username_env"):
-                user, password = _secret(name, option["username_env"]), _secret(name, option["password_env"])
+                user, password = _secret(name, option["username_env"], secret=False), _secret(name, option["password_env"])
                 pair = f"{user}:{password}"
-                creds.secrets.add(password)
             else:
                 pair = _secret(name, option["env"])
-                creds.secrets.update({pair, pair.partition(":")[2]})
+                register_secret(pair.partition(":")[2], f"OpenAPI {name} password")  # the user name is no secret
             encoded = base64.b64encode(pair.encode()).decode()
-            creds.secrets.add(encoded)
             creds.headers["Authorization"] = f"Basic {encoded}"
         else:  # bearer, oauth2, openIdConnect
             if option.get("client_id_env"):
                 token = await self._client_credentials_token(name, scopes, option, post_form, creds)
             else:
                 token = _secret(name, option.get("token_env") or option.get("env"))
-            creds.secrets.add(token)
             creds.headers["Authorization"] = f"Bearer {token}"
 
     async def _client_credentials_token(self, name: str, scopes: list[str], option: dict[str, Any],
                                         post_form: PostForm, creds: Credentials) -> str:
         flow = self.schemes[name]["flows"]["clientCredentials"]
         token_url = urljoin(self.base_url, str(flow.get("tokenUrl") or ""))
-        client_id = _secret(name, option["client_id_env"])
+        client_id = _secret(name, option["client_id_env"], secret=False)
         client_secret = _secret(name, option["client_secret_env"])
-        creds.secrets.add(client_secret)
         wanted = sorted(set(option.get("scopes") or scopes))
         key = (token_url, client_id, " ".join(wanted))
         cached = self._tokens.get(key)
@@ -159,7 +155,6 @@ class Authenticator:
             form["scope"] = " ".join(wanted)
         # RFC 6749 2.3.1: client id and secret form-encoded, then sent with HTTP Basic.
         basic = base64.b64encode(f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()).decode()
-        creds.secrets.add(basic)
         status, data = await post_form(token_url, form, {"Authorization": f"Basic {basic}"})
         token = data.get("access_token") if isinstance(data, dict) else None
         if status >= 400 or not isinstance(token, str) or not token:
@@ -167,6 +162,7 @@ class Authenticator:
             if isinstance(data, dict) and isinstance(data.get("error"), str):
                 problem += f" ({data['error'][:100]})"
             raise ToolError(f"could not get an OAuth2 token for {name!r} from {token_url}: {problem}", "auth")
+        register_secret(token, f"OpenAPI {name} OAuth2 token")
         lifetime = data.get("expires_in")
         lifetime = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else 3600.0
         self._tokens[key] = (token, time.monotonic() + max(lifetime - TOKEN_EARLY_REFRESH, 1.0))
@@ -179,17 +175,13 @@ class Authenticator:
                 "add the plugin again with --auth SCHEME=ENVVAR.")
 
 
-def _secret(scheme: str, env: str | None) -> str:
+def _secret(scheme: str, env: str | None, *, secret: bool = True) -> str:
+    """The value of `env`; a secret (all but user names and client ids) is registered for redaction."""
     value = os.environ.get(env or "")
     if not value:
         raise ToolError(f"the credential for security scheme {scheme!r} is not set: put it in the "
                         f"environment variable {env}", "auth")
+    if secret:
+        register_secret(value, f"OpenAPI security scheme {scheme} (${env})")
     return value
 
-
-def redact(text: str, secrets: set[str]) -> str:
-    """Replace every secret in text, also URL-encoded (longest first, so no pieces are left)."""
-    variants = {v for s in secrets if s and len(s) >= 4 for v in (s, quote(s, safe=""), quote_plus(s))}
-    for secret in sorted(variants, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text

@@ -18,8 +18,9 @@ from secrets import token_hex
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+from ...redaction import redact
 from ...tools import ToolError, idempotency_key
-from .auth import Authenticator, Credentials, redact
+from .auth import Authenticator, Credentials
 from .operations import Operation, Param, is_form_media, is_json_media
 from .ssrf import BlockedURL, Guard, Target, origin_of, safe_url, split_url
 
@@ -252,7 +253,7 @@ class GuardedHTTP:
             if cookies:
                 hop_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
             hop_url = _with_query(url, creds.query) if own else url
-            response = await self._exchange(target, method, hop_url, hop_headers, content, creds.secrets)
+            response = await self._exchange(target, method, hop_url, hop_headers, content)
             location = response.headers.get("location")
             if response.status not in REDIRECT_CODES or not location:
                 return response
@@ -264,7 +265,7 @@ class GuardedHTTP:
         raise ToolError(f"{self.origin} redirected more than {MAX_REDIRECTS} times", "http_error")
 
     async def _exchange(self, target: Target, method: str, url: str, headers: dict[str, str],
-                        content: bytes | None, secrets: set[str]) -> Response:
+                        content: bytes | None) -> Response:
         import httpx
 
         parts = urlsplit(url)
@@ -293,9 +294,9 @@ class GuardedHTTP:
             except httpx.TimeoutException:
                 raise ToolError(f"{target.origin} did not answer within {self.timeout:g} s", "timeout") from None
             except httpx.HTTPError as exc:
-                raise ToolError(redact(f"request to {target.origin} failed: {type(exc).__name__}: {exc}", secrets),
+                raise ToolError(redact(f"request to {target.origin} failed: {type(exc).__name__}: {exc}"),
                                 "network") from None
-        detail = redact(str(failure), secrets) if failure else "no address"
+        detail = redact(str(failure)) if failure else "no address"
         raise ToolError(f"could not connect to {target.origin}: {detail}", "network")
 
     async def _read(self, answer) -> tuple[bytes, bool]:
@@ -344,9 +345,9 @@ def _decode(response: Response) -> str:
         return response.content.decode("utf-8", "replace")
 
 
-def shape_result(response: Response, method: str, budget: int, secrets: set[str], hint: str = "") -> dict[str, Any]:
+def shape_result(response: Response, method: str, budget: int, hint: str = "") -> dict[str, Any]:
     """The tool result: status and body (JSON parsed when it is JSON), cut to `budget` characters."""
-    text = redact(_decode(response), secrets)
+    text = redact(_decode(response))
     if response.status >= 400:
         excerpt = text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "…"
         raise ToolError(f"HTTP {response.status} {response.reason} from {method} {safe_url(response.url)}"
@@ -400,9 +401,9 @@ class OperationCaller:
         try:
             response = await self.http.send(request, creds)
         except BlockedURL as exc:
-            raise ToolError(redact(str(exc), creds.secrets), "blocked") from None
+            raise ToolError(redact(str(exc)), "blocked") from None
         hint = self.auth.hint(creds.missing) if response.status in (401, 403) else ""
-        return shape_result(response, request.method, self.budget, creds.secrets, hint)
+        return shape_result(response, request.method, self.budget, hint)
 
 
 def _add_idempotency_key(op: Operation, request: PreparedRequest) -> None:
