@@ -518,11 +518,19 @@ class RunStore:
         with self._session() as conn:
             return [_run_row(row) for row in conn.execute(sql, params).fetchall()]
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        """A run with its events and actions; a unique prefix of the id is enough."""
+    def get_run(self, run_id: str, *, api_key_id: str | None = None) -> dict[str, Any]:
+        """A run with its events and actions; a unique prefix of the id is enough.
+
+        With `api_key_id`, only that key's runs count, for the id and for what the prefix matches: another
+        key's run answers exactly like a run that does not exist (and an ambiguous prefix never says that
+        others' runs share it). Without, every run (the operator)."""
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE substr(id, 1, ?) = ?"
+        params: list[Any] = [len(run_id), run_id]
+        if api_key_id is not None:
+            sql += " AND api_key_id = ?"
+            params.append(api_key_id)
         with self._session() as conn:
-            rows = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE substr(id, 1, ?) = ? LIMIT 2",
-                                (len(run_id), run_id)).fetchall() if run_id else []
+            rows = conn.execute(sql + " LIMIT 2", params).fetchall() if run_id else []
             if not rows:
                 raise KeyError(f"no run with id {run_id!r}")
             if len(rows) > 1:

@@ -145,7 +145,8 @@ async def _find(state: ServerState, run_id: str, principal: Principal) -> tuple[
     if state.store is None:
         raise _no_run(run_id)
     try:
-        stored = await asyncio.to_thread(state.store.get_run, run_id)
+        # Among the caller's own runs only: a prefix never tells a key that others' runs exist.
+        stored = await asyncio.to_thread(state.store.get_run, run_id, api_key_id=principal.api_key_id)
     except KeyError as exc:
         raise ApiError(404, exc.args[0], code="no_such_run") from None
     if not principal.may_see(stored.get("api_key_id")):
