@@ -297,3 +297,20 @@ def _schema_parts(schema, name=None):
                 yield from _schema_parts(sub, prop)
         elif isinstance(value, (dict, list)):
             yield from _schema_parts(value)
+
+
+def test_the_tool_text_keeps_what_it_does_not_write_out_as_json():
+    from plugdeck import tool_from_schema
+    from plugdeck.agent.tool_text import describe_tools
+
+    schema = {"type": "object", "required": ["mode"], "properties": {
+        "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}], "description": "When."},
+        "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "number", "minimum": 0}}},
+        "mode": {"const": "fast", "title": "Speed setting"},
+        "tags": {"type": "array", "items": {"type": "string", "description": "One tag.", "pattern": "^#"}}}}
+    text = describe_tools(Toolset([tool_from_schema("t", "A tool.", schema, lambda **kw: 1)]).specs)
+    assert text.splitlines()[0] == "- t(when, matrix, mode, tags): A tool."
+    assert 'when (any, optional): When. {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}' in text
+    assert "matrix (array of array of number, optional)\n    each item's items: {\"minimum\": 0}" in text
+    assert 'mode (always "fast", required): {"title": "Speed setting"}' in text
+    assert "tags (array of string, optional)" in text and 'each item: One tag. {"pattern": "^#"}' in text

@@ -49,7 +49,7 @@ def describe_tool(spec: ToolSpec) -> str:
     return "\n".join(lines)
 
 
-def _fields(schema: dict[str, Any], depth: int) -> list[str]:
+def _fields(schema: dict[str, Any], depth: int, items_label: str = "each item") -> list[str]:
     """The lines for an object's properties, or for what an array's items hold."""
     lines: list[str] = []
     properties = schema.get("properties")
@@ -61,10 +61,12 @@ def _fields(schema: dict[str, Any], depth: int) -> list[str]:
     if isinstance(items, dict) and items:
         notes = _notes(items, None)
         if notes:
-            lines.append(f"{'  ' * depth}each item: {notes}")
-        lines += _fields(items, depth + (1 if notes else 0))
+            lines.append(f"{'  ' * depth}{items_label}: {notes}")
+            lines += _fields(items, depth + 1)
+        else:  # an array of arrays: say whose items the notes further down are about
+            lines += _fields(items, depth, f"{items_label}'s items")
     elif isinstance(items, (list, bool)):
-        lines.append(f"{'  ' * depth}items: {_json(items)}")
+        lines.append(f"{'  ' * depth}{items_label}: {_json(items)}")
     return lines
 
 
