@@ -4,8 +4,9 @@
     plugdeck keys list
     plugdeck keys revoke NAME_OR_ID
 
-Once a key exists, every API request needs `Authorization: Bearer KEY`. Standard library and typer
-only: the server stack is not imported here.
+Once a key exists, every API request needs `Authorization: Bearer KEY`, even after the last key is
+revoked; deleting PLUGDECK_HOME/keys.json lets this machine in without a key again. Standard library
+and typer only: the server stack is not imported here.
 """
 
 from __future__ import annotations
@@ -102,16 +103,16 @@ def list_keys(as_json: bool = JsonOpt, all_keys: bool = typer.Option(False, "--a
     """List keys (never the keys themselves)."""
     from ..server.keys import KeyProblem
 
+    store = _store()
     try:
-        keys = [k for k in _store().keys() if all_keys or k.active]
+        keys = [k for k in store.keys() if all_keys or k.active]
     except KeyProblem as exc:
         _fail(str(exc))
     if as_json:
         print(json.dumps([k.public() for k in keys], indent=2))
         return
     if not keys:
-        print("no keys: the server is open to this machine only. Create one with: "
-              "plugdeck keys create --plugins calculator", file=sys.stderr)
+        print(_without_active_keys(store), file=sys.stderr)
         return
     from datetime import datetime
 
@@ -134,8 +135,21 @@ def revoke(key: str = typer.Argument(..., help="The key's name or id (see plugde
     """Revoke a key: a running server refuses it from its next request on."""
     from ..server.keys import KeyProblem
 
+    store = _store()
     try:
-        revoked = _store().revoke(key)
+        revoked = store.revoke(key)
     except KeyProblem as exc:
         _fail(str(exc))
     print(f"revoked key {revoked.name} ({revoked.id})", file=sys.stderr)
+    if not store.any_active():
+        print(_without_active_keys(store), file=sys.stderr)
+
+
+def _without_active_keys(store) -> str:
+    """What plugdeck serve does with no active key: the same rule as the server's (KeyStore.required)."""
+    if store.required():
+        return ("no active key: plugdeck serve refuses every API request (401) until you create a key (plugdeck keys create "
+                "--plugins NAMES); its page still signs in with the ?token= link it prints. To let this machine "
+                f"in without a key again, delete {store.path}")
+    return ("no keys: plugdeck serve answers this machine only, without a key. Create one with: "
+            "plugdeck keys create --plugins calculator")

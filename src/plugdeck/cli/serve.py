@@ -97,6 +97,9 @@ async def _serve(state, app, sock: socket.socket, open_page: bool) -> None:
     if not keyed:
         print("           no API keys yet: open to this machine only (plugdeck keys create --plugins ... to require"
               f" keys; then sign the page in with {page})", flush=True)
+    elif not state.auth.keys.any_active():
+        print("           every API key is revoked: API requests answer 401 until you create one (plugdeck keys "
+              f"create --plugins ...); to need no key on this machine again, delete {state.auth.keys.path}", flush=True)
     print(f"  OpenAI:  base_url=\"{base}/v1\", model=\"plugdeck\"", flush=True)
     print(f"  REST:    {base}/api   docs: {base}/docs", flush=True)
     if open_page:

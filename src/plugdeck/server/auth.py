@@ -9,8 +9,10 @@ Three checks, in this order:
 2. `authenticate` (API routes): `Authorization: Bearer KEY` with a key from `plugdeck keys create`, or
    the page's session cookie (from the link `plugdeck serve` prints), which also needs the
    `X-Requested-With: plugdeck` header on anything that changes state. Until a key is made, requests
-   from loopback need neither: that is the out-of-the-box local mode (revoking every key does not
-   bring it back; removing PLUGDECK_HOME/keys.json does).
+   from loopback need neither: that is the out-of-the-box local mode. Revoking every key does not
+   bring it back (API requests then answer 401 until a key is made; the page's link still signs in);
+   removing PLUGDECK_HOME/keys.json does. `plugdeck keys` and `plugdeck serve` say the same
+   (KeyStore.required is the rule).
 3. Per-key token buckets (429 with Retry-After).
 """
 
@@ -176,8 +178,7 @@ class Authenticator:
 
     @property
     def keyed(self) -> bool:
-        """Keys are required once any was made: revoking them all does not open the server again."""
-        return bool(self.keys.keys())
+        return self.keys.required()
 
     def principal(self, method: str, headers: Any, cookies: dict[str, str], client_host: str | None) -> Principal:
         keyed = self.keyed

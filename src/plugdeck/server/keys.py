@@ -97,6 +97,11 @@ class KeyStore:
     def any_active(self) -> bool:
         return any(k.active for k in self.keys())
 
+    def required(self) -> bool:
+        """Whether the server needs a key for every API request: once any key was made, even after the
+        last is revoked (revoking must never open the server). Without keys.json, this machine needs none."""
+        return bool(self.keys())
+
     def verify(self, token: str) -> ApiKey | None:
         """The active key this token proves, or None."""
         match = _TOKEN.match(token or "")
