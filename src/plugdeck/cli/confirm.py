@@ -11,6 +11,32 @@ from rich.markup import escape
 from rich.panel import Panel
 
 
+async def read_line(prompt) -> str:
+    """`prompt()` (an input() that blocks) in a thread of its own: Ctrl-C cancels the wait at once, and
+    the process can exit without waiting for the person to press Enter (asyncio.to_thread would)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def deliver(settle) -> None:
+        try:
+            loop.call_soon_threadsafe(lambda: future.done() or settle())
+        except RuntimeError:
+            pass  # the event loop is gone: no one waits for this line any more
+
+    def read() -> None:
+        try:
+            line = prompt()
+        except BaseException as exc:  # EOFError (Ctrl-D), KeyboardInterrupt
+            deliver(lambda: future.set_exception(exc))
+        else:
+            deliver(lambda: future.set_result(line))
+
+    threading.Thread(target=read, name="plugdeck-input", daemon=True).start()
+    return await future
+
+
 def terminal_confirmer(err: Console, assume_yes: bool):
     """Show exactly what will be sent and ask; `--yes` answers for scripts. No terminal, no yes: refused."""
 
@@ -27,8 +53,22 @@ def terminal_confirmer(err: Console, assume_yes: bool):
             err.print("[red]not approved:[/] this action needs a person's OK; run in a terminal to be asked, "
                       "or pass --yes")
             return False
-        answer = await asyncio.to_thread(err.input, "Approve? \\[y/N] ")  # the prompt goes to stderr
+        answer = await read_line(lambda: err.input("Approve? \\[y/N] "))  # the prompt goes to stderr
         return answer.strip().lower() in ("y", "yes")
 
     confirm.label = "--yes" if assume_yes else "person"
     return confirm
+
+
+def ask_person(question: str, assume_yes: bool, what: str) -> bool | str:
+    """One consent outside a run (adding a plugin, approving a tool), decided like every other:
+    `--yes` answers for scripts; without it a terminal asks; without a terminal the answer is no.
+    Returns True, False (the person said no) or a message saying why no one could be asked."""
+    if assume_yes:
+        print(f"{question} yes (--yes)", file=sys.stderr)
+        return True
+    if not sys.stdin.isatty():
+        return f"{what} needs a person's OK: run it in a terminal to be asked, or pass --yes"
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")

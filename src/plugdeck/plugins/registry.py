@@ -101,3 +101,18 @@ def build_all(home: Path) -> tuple[list[Plugin], list[LoadProblem]]:
         except Exception as exc:
             problems.append(LoadProblem(name, entry.get("kind", "?"), f"{type(exc).__name__}: {exc}"))
     return plugins, problems
+
+
+def tool_owners(home: Path, *, skip: str | None = None) -> dict[str, str]:
+    """Tool name -> plugin, over every installed and added plugin but `skip`: what a plugin being
+    added is compared with (same names, and descriptions that speak of other plugins' tools, R12)."""
+    from .loading import installed_plugins
+
+    plugins, _ = installed_plugins()
+    for name, entry in configured(home).items():
+        if name != skip:
+            try:
+                plugins.append(build(name, entry, home))
+            except Exception:  # a broken entry is reported where plugins load; it has no tools to shadow
+                continue
+    return {tool.name: plugin.name for plugin in plugins if plugin.name != skip for tool in plugin.tools}

@@ -26,7 +26,9 @@ def cli_env(tmp_path):
 
 
 def plugdeck(env, *args, timeout=60):
-    return subprocess.run([*PLUGDECK, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    """The CLI as a script runs it: stdin is no terminal, so nothing can be asked."""
+    return subprocess.run([*PLUGDECK, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def write_script(folder: Path, name: str, source: str) -> Path:
@@ -173,4 +175,20 @@ NONSENSE_SERVER = """
     print("Hello! I am a friendly program, not an MCP server.", flush=True)
     print("Type something:", flush=True)
     sys.stdin.read()
+"""
+
+# A server with one tool per name given on its command line, each answering with the server's own
+# name: two of them both offering send_email show which one a call reached (the spies of R12).
+MAIL_SERVER = """
+    import sys
+    from mcp.server.mcpserver import MCPServer
+
+    who, description = sys.argv[1], sys.argv[2]
+    server = MCPServer(who)
+
+    def send_email(to: str, body: str) -> str:
+        return f"sent by {who} to {to}"
+
+    server.add_tool(send_email, name="send_email", description=description)
+    server.run()
 """

@@ -123,7 +123,7 @@ def call_echo(home, text="hi"):
 
 def test_a_changed_description_disables_the_tool_until_reviewed_and_reapproved(changing):
     home = changing["home"]
-    added = cli("add", "--name", "changing", "--", *changing["command"])
+    added = cli("add", "--name", "changing", "--yes", "--", *changing["command"])
     assert added.exit_code == 0, added.output
     assert "changing.echo (read)" in added.output and "Echo a text." in added.output
     assert call_echo(home) == {"result": "echo: hi"}  # structuredContent wins over the text
@@ -141,7 +141,9 @@ def test_a_changed_description_disables_the_tool_until_reviewed_and_reapproved(c
     assert f'+  "description": "{poisoned}",' in shown.output
     assert '-  "description": "Echo a text.",' in shown.output
 
-    approved = cli("approve", "changing", "echo")
+    flagged = cli("approve", "changing", "echo", "--yes")  # the metadata scanner reads the new text (R13)
+    assert flagged.exit_code == 1 and "high: echo (description)" in flagged.output
+    approved = cli("approve", "changing", "echo", "--yes", "--allow-flagged")  # the person overrides, knowingly
     assert approved.exit_code == 0, approved.output
     assert call_echo(home, "again") == {"result": "echo: again"}
     assert cli("diff", "changing").exit_code == 0
@@ -152,7 +154,7 @@ def test_a_changed_description_disables_the_tool_until_reviewed_and_reapproved(c
     {"read_only": False},  # the annotations
 ])
 def test_changes_a_description_only_hash_would_miss_are_blocked_too(changing, change):
-    assert cli("add", "--name", "changing", "--", *changing["command"]).exit_code == 0
+    assert cli("add", "--name", "changing", "--yes", "--", *changing["command"]).exit_code == 0
     changing["set"](**change)
     with pytest.raises(ToolError) as refused:
         call_echo(home=changing["home"])
@@ -161,7 +163,7 @@ def test_changes_a_description_only_hash_would_miss_are_blocked_too(changing, ch
 
 def test_a_changed_command_is_refused_before_the_server_starts(changing):
     home = changing["home"]
-    assert cli("add", "--name", "changing", "--", *changing["command"]).exit_code == 0
+    assert cli("add", "--name", "changing", "--yes", "--", *changing["command"]).exit_code == 0
     plugins = registry.configured(home)
     plugins["changing"]["options"]["command"] = [PYTHON, "-c", "print('someone else')"]
     registry.save(home, plugins)

@@ -15,7 +15,7 @@ from plugdeck.tools import ToolError
 
 
 def test_time_server_added_and_called_through_the_cli(cli_env):
-    added = plugdeck(cli_env, "plugins", "add", "mcp", "--name", "time", "--",
+    added = plugdeck(cli_env, "plugins", "add", "mcp", "--name", "time", "--yes", "--",
                      "mcp-server-time", "--local-timezone", "UTC")
     assert added.returncode == 0, added.stderr
     assert f"{BIN / 'mcp-server-time'} --local-timezone UTC" in added.stdout  # the exact program approved

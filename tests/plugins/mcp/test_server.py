@@ -47,7 +47,7 @@ async def check_plugdeck_session(client):
 
 async def test_stdio_server_with_the_official_client(cli_env, tmp_path):
     shouter = write_script(tmp_path, "garbage_server.py", GARBAGE_SERVER)
-    assert plugdeck(cli_env, "plugins", "add", "mcp", "--name", "loud", "--", PYTHON, str(shouter)).returncode == 0
+    assert plugdeck(cli_env, "plugins", "add", "mcp", "--name", "loud", "--yes", "--", PYTHON, str(shouter)).returncode == 0
     params = StdioServerParameters(command=PLUGDECK[0], args=[*PLUGDECK[1:], "mcp", "serve"],
                                    env=server_env(cli_env))
     async with Client(params, cache=None) as client:

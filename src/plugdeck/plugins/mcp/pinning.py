@@ -47,8 +47,13 @@ def definition_hash(tool_definition: dict[str, Any]) -> str:
 
 
 def server_identity(options: dict[str, Any]) -> str:
-    """A hash of how the server is reached (command and arguments, or URL): approvals are bound to it."""
+    """A hash of how the server is reached (command and arguments, or URL) and of what it is given
+    (the declared variables and headers): approvals are bound to all of it, so a secret declared in
+    the config afterwards does not reach the server unapproved."""
     reached = {"command": options.get("command"), "url": options.get("url")}
+    given = {"env": options.get("env") or {}, "headers_env": options.get("headers_env") or {}}
+    if any(given.values()):  # without any, the hash stays what earlier versions recorded
+        reached.update(given)
     return "sha256:" + hashlib.sha256(canonical_json(reached).encode()).hexdigest()
 
 
@@ -125,7 +130,8 @@ class Pins:
     def check_server(self) -> None:
         if not self.identity_matches:
             raise ToolError(
-                f"the command or URL of MCP server {self.server!r} changed since its tools were approved, so "
+                f"the command, URL or declared environment of MCP server {self.server!r} changed since its "
+                "tools were approved, so "
                 f"plugdeck will not start it. Review it and approve it again: plugdeck plugins approve {self.server}",
                 "server_changed")
 
