@@ -82,6 +82,9 @@ class ToolStarted(Event):
     call_id: str
     tool: str  # qualified name: plugin.tool
     arguments: Any
+    # What the policy knows of the tool (effect, origin, untrusted, private, egress), so that a dry run of
+    # another policy (`plugdeck policy check`) can judge the call without the plugin installed.
+    traits: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -96,6 +99,21 @@ class ToolFinished(Event):
     latency: float = 0.0
     source: str = ""  # where the data came from (provenance): the plugin that produced it
     untrusted: bool = False  # outside data (documents, web, APIs): may carry injected instructions
+    private: bool = False  # the user's private data (documents, database rows)
+    place: str | None = None  # where the content came from (the tool's egress); None: this machine
+    neutralised: dict[str, int] | None = None  # what isolation took out of the output: {"invisible": n, "tokens": m}
+
+
+@dataclass(slots=True, kw_only=True)
+class ProvenanceNoted(Event):
+    """What the run's history brought into its context, noted before the first step: the policy judges
+    every call by it as if the history's content had entered in this run (see plugdeck.policy.provenance)."""
+
+    type: ClassVar[str] = "provenance"
+    history: str  # agent (labelled by plugdeck) | trusted (the caller vouched for it) | untrusted (client-sent)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # {"name", "place", "untrusted", "private"}
+    person: list[str] = field(default_factory=list)  # the person's own earlier messages (trusted input)
+    reason: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -108,6 +126,7 @@ class PolicyDecided(Event):
     reason: str = ""
     tool: str | None = None
     call_id: str | None = None
+    details: dict[str, Any] | None = None  # e.g. the data-flow rule's untraced arguments and sources
 
 
 @dataclass(slots=True, kw_only=True)
@@ -166,7 +185,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolStarted, ToolFinished, PolicyDecided,
+    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
                 ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 

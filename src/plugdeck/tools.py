@@ -57,6 +57,10 @@ class Tool:
     # Output that comes from outside (documents, web pages, HTTP/MCP/SQL results) is data that may
     # carry injected instructions; the run records that it entered the conversation (provenance).
     untrusted: bool = False
+    # Where a call's arguments go (see plugdeck.policy.flows): an OpenAPI server's origin, a database, an MCP
+    # server; None: nowhere outside plugdeck's process and this machine (the calculator, a local search).
+    egress: str | None = None
+    private: bool = False  # its output is the user's private data (documents, database rows)
     origin: str = "local"  # local (made in code) | builtin | added (plugins add) | third-party
     summary: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False)  # for confirmations
     check: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda args: args, repr=False)
@@ -104,8 +108,13 @@ def tool(
     timeout: float = 30.0,
     capabilities: tuple[str, ...] = (),
     untrusted: bool = False,
+    private: bool = False,
+    egress: str | None = None,
 ):
-    """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`."""
+    """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`.
+
+    `untrusted`: its output comes from outside and may carry instructions; `private`: its output is the
+    user's private data; `egress`: where its arguments are sent (None: nowhere outside this machine)."""
 
     def build(fn: Callable[..., Any]) -> Tool:
         summary, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
@@ -119,6 +128,8 @@ def tool(
             timeout=timeout,
             capabilities=tuple(capabilities),
             untrusted=untrusted,
+            private=private,
+            egress=egress,
             check=_pydantic_check(model),
         )
 

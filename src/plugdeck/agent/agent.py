@@ -9,10 +9,11 @@ import time
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable
 
-from ..events import AnswerChecked, AnswerGiven, Event, PlannerNote, RunStarted
+from ..events import AnswerChecked, AnswerGiven, Event, PlannerNote, ProvenanceNoted, RunStarted
 from ..models.base import Model, ModelError
 from ..tools import Tool, Toolset
 from ..policy.load import Policy
+from ..policy.provenance import HISTORY_TRUST, Conversation, context_of, history_label
 from .checks import AnswerCheck
 from .confirm import Confirmer
 from .loop import BudgetSpent, StepLimit, tool_loop
@@ -105,16 +106,20 @@ class Agent:
 
     async def stream(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
-        api_key_id: str | None = None,
+        api_key_id: str | None = None, history_trust: str = "auto",
     ) -> AsyncIterator[Event]:
         """Yield the run's events as they happen. Leaving the loop early cancels the run.
 
         Actions that need a person's OK go to the `confirm` callback; without one they are refused.
+        `history_trust` says who made the history (see plugdeck.policy.provenance): "auto" keeps the label
+        of a previous run's `run.messages` and counts any other history as untrusted; "untrusted" (what
+        a server must pass for a client's history); "trusted" (the caller vouches for it).
         """
+        _check_trust(history_trust)
         queue: asyncio.Queue = asyncio.Queue()
         run = self._new_run(question, [*sinks, queue.put_nowait], api_key_id)
         run.confirmer = self.confirm or _refuse_unasked
-        task = asyncio.create_task(self._drive(run, history, queue))
+        task = asyncio.create_task(self._drive(run, history, queue, history_trust))
         try:
             while (event := await queue.get()) is not _END:
                 yield event
@@ -125,29 +130,32 @@ class Agent:
 
     async def run(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
-        api_key_id: str | None = None,
+        api_key_id: str | None = None, history_trust: str = "auto",
     ) -> Run:
         """Run until the answer, or until an action waits for a person: then `run.waiting` lists
         the pending actions, and `await run.confirm(id)` / `await run.reject(id)` resume it.
 
         Recorded to a RunStore (its `record` among the sinks), a waiting run is also parked there:
         any process can then carry it on with `resume`, after a restart or on another replica.
-        `api_key_id` labels who ran it (for costs per key); it is never a key itself."""
+        `api_key_id` labels who ran it (for costs per key); it is never a key itself. `history_trust`:
+        see `stream`."""
+        _check_trust(history_trust)
         run = self._new_run(question, sinks, api_key_id)
         run.confirmer = self.confirm
-        run.start(self._drive(run, history, None))
+        run.start(self._drive(run, history, None, history_trust))
         return await run.settled()
 
     def run_sync(
         self, question: str, *, history: list[dict[str, Any]] | None = None, sinks: Iterable[Sink] = (),
-        api_key_id: str | None = None,
+        api_key_id: str | None = None, history_trust: str = "auto",
     ) -> Run:
         """Blocking `run`. Without a `confirm` callback, actions that need a person's OK are refused."""
+        _check_trust(history_trust)
 
         async def go() -> Run:
             run = self._new_run(question, sinks, api_key_id)
             run.confirmer = self.confirm or _refuse_unasked
-            await self._drive(run, history, None)
+            await self._drive(run, history, None, history_trust)
             return run
 
         return asyncio.run(go())
@@ -213,13 +221,26 @@ class Agent:
         names = set(started.offered_tools)
         return self.toolset.offering(t for t in self.tools if t.qualified_name in names)
 
+    def model_for(self, run: Run) -> Model:
+        """The model as this run's requests reach it: spotlit when the policy says so (R04)."""
+        if run.policy.spotlight == "off":
+            return self.model
+        from ..events import ToolFinished
+        from ..policy.spotlight import SpotlitModel
+
+        def trusted_call(call_id: str) -> bool:
+            return any(isinstance(e, ToolFinished) and e.call_id == call_id and not e.untrusted for e in run.events)
+
+        return SpotlitModel(self.model, run.policy.spotlight, trusted_call)
+
     async def _answer(self, run: Run, planner: str, messages: list[dict[str, Any]],
                       conversation: list[dict[str, Any]], toolset: Toolset) -> str:
+        model = self.model_for(run)
         if planner == "plan":
             from .plan import PlanError, PlanRunner
 
             try:
-                model = _BusyWhileReading(self.model, run)
+                model = _BusyWhileReading(model, run)
                 answer = await PlanRunner(run, model, toolset, conversation, self.max_replans, self.system_prompt).answer()
                 messages.append({"role": "assistant", "content": answer})
                 return answer
@@ -227,7 +248,7 @@ class Agent:
                 run.planner = "loop"
                 run.emit(PlannerNote, planner="loop", message=f"the plan could not be used ({exc}); "
                                                               "falling back to the tool loop")
-        return await tool_loop(run, self.model, toolset, messages, self.max_steps)
+        return await tool_loop(run, model, toolset, messages, self.max_steps)
 
     async def _check(self, answer: str, run: Run) -> str:
         for check in self.checks:
@@ -245,7 +266,8 @@ class Agent:
         if hasattr(self.model, "aclose"):
             await self.model.aclose()
 
-    async def _drive(self, run: Run, history: list[dict[str, Any]] | None, queue: asyncio.Queue | None) -> None:
+    async def _drive(self, run: Run, history: list[dict[str, Any]] | None, queue: asyncio.Queue | None,
+                     history_trust: str = "auto") -> None:
         """Start the run and carry it to its end."""
         conversation = [m for m in (history or []) if m.get("role") != "system"]
         conversation.append({"role": "user", "content": run.question})
@@ -263,6 +285,9 @@ class Agent:
         run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner, planner_reason=why,
                  tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id,
                  offered_tools=None if chosen is None else [t.qualified_name for t in chosen])
+        label = history_label(history, history_trust, self.toolset.resolve)
+        if label:  # what the history brought in counts as if it had entered in this run
+            run.emit(ProvenanceNoted, **label)
         if failure:
             run.emit(PlannerNote, planner=planner, message=failure)
         await self._carry(run, lambda: self._answer(run, planner, messages, conversation, toolset), self.deadline,
@@ -301,9 +326,16 @@ class Agent:
             run.finish("error", f"internal error: {type(exc).__name__}: {exc}")
             raise
         finally:
-            run.messages = messages[1:] if messages and messages[0].get("role") == "system" else messages
+            # Labelled with what the context held, so that a chat passing it back as history keeps it.
+            run.messages = Conversation(messages[1:] if messages and messages[0].get("role") == "system" else messages,
+                                        context_of(run.events))
             if queue is not None:
                 queue.put_nowait(_END)
+
+
+def _check_trust(history_trust: str) -> None:
+    if history_trust not in HISTORY_TRUST:
+        raise ValueError(f"history_trust must be one of {', '.join(HISTORY_TRUST)}, not {history_trust!r}")
 
 
 class _BusyWhileReading:

@@ -2,7 +2,8 @@
 
 Whatever goes wrong inside a call (unknown tool, bad arguments, an exception, a timeout) becomes
 a structured error in the tool's result message, so the model can correct itself and the run
-goes on.
+goes on. What the model reads of a result is isolated first (plugdeck.policy.isolation: no
+chat-template tokens, no invisible characters) and cut to RESULT_BUDGET characters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ..events import ConfirmationAnswered, PolicyDecided, ToolFinished, ToolStarted
 from ..models.base import ToolCall
 from ..policy.engine import budget_exceeded, decide
+from ..policy.isolation import neutralise_value
 from ..redaction import redact_value
 from ..tools import Tool, ToolError, Toolset
 from .confirm import CONFIRMATION_TTL, PendingAction, action_id, summarize, untrusted_arguments
@@ -56,7 +58,8 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
     arguments = call.arguments if call.arguments is not None else call.raw_arguments
     async with run.calling():
         if waiting is None:
-            run.emit(ToolStarted, step=step, call_id=call.id, tool=name, arguments=arguments)
+            run.emit(ToolStarted, step=step, call_id=call.id, tool=name, arguments=arguments,
+                     traits=traits_of(tool) if tool else None)
         started = time.perf_counter()
         result: Any = None
         error: dict[str, str] | None = None
@@ -70,6 +73,7 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
         # The platform's secrets leave a tool's answer here, in any encoding or piece, before the model,
         # the events, the run store and the traces see it (R10, plugdeck.redaction).
         result, error = redact_value(result), redact_value(error)
+        _, removed = neutralise_value(error if error else result)
         return run.emit(
             ToolFinished,
             step=step,
@@ -81,7 +85,16 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
             latency=latency,
             source=(tool.plugin or "local") if tool else "",
             untrusted=bool(tool and tool.untrusted),  # an outside service's error text is outside data too
+            private=bool(tool and tool.private),
+            place=tool.egress if tool else None,
+            neutralised={k: n for k, n in removed.items() if n} or None,
         )
+
+
+def traits_of(tool: Tool) -> dict[str, Any]:
+    """What the policy knows of a tool, recorded with each call (see ToolStarted.traits)."""
+    return {"effect": tool.effect, "origin": tool.origin, "untrusted": tool.untrusted, "private": tool.private,
+            "egress": tool.egress}
 
 
 async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run, waiting: PendingAction | None,
@@ -111,7 +124,7 @@ async def _admit(run: Run, tool: Tool, call: ToolCall) -> str | None:
         raise ToolError(f"not run: {budget[1]}", "budget")
     decision = decide(run.policy, tool, call.arguments, run.events)
     run.emit(PolicyDecided, decision=decision.action, rule=decision.rule, reason=decision.reason,
-             tool=tool.qualified_name, call_id=call.id)
+             tool=tool.qualified_name, call_id=call.id, details=decision.details)
     if decision.action == "deny":
         raise ToolError(f"not allowed by the policy ({decision.rule}): {decision.reason}", "denied")
     run.calls_admitted += 1
@@ -175,7 +188,8 @@ async def _claim(run: Run, approved_id: str) -> str:
 
 
 def to_content(value: Any, budget: int = RESULT_BUDGET) -> str:
-    """Tool output as the text the model reads, cut to a budget with a note saying so."""
+    """Tool output as the text the model reads: isolated, then cut to a budget with a note saying so."""
+    value, _ = neutralise_value(value)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if len(text) > budget:
         text = text[:budget] + f"\n[truncated: {len(text) - budget} more characters not shown]"

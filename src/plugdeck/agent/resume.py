@@ -102,7 +102,7 @@ async def _carry_on(agent: Agent, run: Run, checkpoint: dict[str, Any], actions:
     messages = run.loop_messages
     messages.extend(await asyncio.gather(*jobs))
     started = next((e for e in run.events if isinstance(e, RunStarted)), None)
-    return await tool_loop(run, agent.model, agent.offered_again(started), messages, agent.max_steps,
+    return await tool_loop(run, agent.model_for(run), agent.offered_again(started), messages, agent.max_steps,
                            first_step=step + 1)
 
 

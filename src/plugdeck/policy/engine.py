@@ -1,10 +1,12 @@
 """Decisions: what the policy says about one tool call, and whether a budget has run out.
 
 Checked in code, outside the model, before every tool call. The order: deny lists, access
-(allow lists and where the plugin came from), argument rules, confirmation lists, then effects:
-a `write` tool needs a person's OK by default, and always once untrusted content (documents, web
-pages, API or database results) has entered the conversation, because from then on the model's
-intentions may be an attacker's.
+(allow lists and where the plugin came from), argument rules, confirmation lists, the data-flow
+rule (content the model read may not leave through another tool's egress unasked: see
+plugdeck.policy.flows), then effects: a `write` tool needs a person's OK by default, and always once
+untrusted content (documents, web pages, API or database results, or a client-sent history) is in
+the context, because from then on the model's intentions may be an attacker's. The context is the
+whole conversation, history included (see plugdeck.policy.provenance).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..events import ToolFinished
 from ..tools import Tool
+from .flows import check_flow
 from .load import ArgumentRule, Policy
+from .provenance import Context, context_of
 
 # Where a plugin comes from decides whether it may run before the policy names it: plugdeck's own,
 # those a person added with `plugins add`, and tools made in the program itself may; third-party
@@ -29,9 +32,12 @@ class Decision:
     action: str  # allow | deny | confirm
     rule: str
     reason: str = ""
+    details: dict[str, Any] | None = None
 
 
-def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list) -> Decision:
+def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list,
+           context: Context | None = None) -> Decision:
+    """The decision on one call, given the run's events so far (its context is derived from them)."""
     name = tool.qualified_name
     for i, pattern in enumerate(policy.deny):
         if fnmatchcase(name, pattern):
@@ -50,13 +56,20 @@ def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list) 
         if fnmatchcase(name, pattern):
             return Decision("confirm", f"confirm {pattern!r} ({policy.where(f'confirm[{i}]')})",
                             f"{name} always needs a person's OK")
+    context = context if context is not None else context_of(events)
+    flow = check_flow(policy.flows, tool, arguments, context, policy.where)
+    if flow is not None and flow.action != "allow":
+        return Decision(flow.action, flow.rule, flow.reason, flow.details())
     if tool.effect == "write":
         if policy.confirm_writes:
             return Decision("confirm", "write tools need confirmation", f"{name} changes something outside plugdeck")
-        if any(isinstance(e, ToolFinished) and e.untrusted for e in events):
+        if context.untrusted:
             return Decision("confirm", "untrusted content entered the conversation",
-                            "the conversation contains outside data that may carry instructions, so actions need "
-                            "a person's OK")
+                            f"the conversation contains outside data that may carry instructions (from "
+                            f"{context.describe(context.untrusted)}), so actions need a person's OK",
+                            {"sources": [s.to_dict() for s in context.untrusted]})
+    if flow is not None:  # relaxed by the policy: say so
+        return Decision("allow", flow.rule, flow.reason, flow.details())
     return Decision("allow", f"allow {policy.allow[allowed_by]!r}" if allowed_by is not None else "default allow")
 
 

@@ -5,6 +5,8 @@
     deny = ["shop.run_query"]
     confirm = ["pizzeria.place_order"]      # always ask a person
     confirm_writes = true                   # tools with effect "write" need a person's OK
+    flows = {"weather.*" = "allow"}         # the data-flow rule per tool: allow | confirm | deny
+    spotlight = "off"                       # mark untrusted tool output: off | delimit | datamark | base64
 
     [policy.budgets]
     max_steps = 10
@@ -24,12 +26,18 @@
     action = "confirm"                      # deny (default) or confirm
     reason = "large orders need a person's OK"
 
-Mistakes (unknown keys, wrong types, bad patterns, globs that match no tool) are refused when
-the policy is loaded, with the line they are on.
+Mistakes (unknown keys, wrong types, bad patterns) are refused when the policy is loaded, with the
+line they are on. Globs are checked against the tools of the agent: one that names a plugin which is
+not selected is inactive (one plugdeck.toml serves `ask -p calculator` and the full set alike), but
+one that names a selected plugin and matches none of its tools is a typo and is refused.
+
+The data-flow rule (`flows`) is explained in plugdeck.policy.flows, spotlighting in
+plugdeck.policy.spotlight.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -37,8 +45,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from .flows import FLOW_ACTIONS
+
 TOP_KEYS = {"allow": list, "deny": list, "confirm": list, "confirm_writes": bool, "budgets": dict, "answers": dict,
-            "arguments": list}
+            "arguments": list, "flows": dict, "spotlight": str}
+SPOTLIGHT_MODES = ("off", "delimit", "datamark", "base64")
 BUDGET_KEYS = {"max_steps": int, "max_tool_calls": int, "max_tokens": int, "max_cost": (int, float),
                "max_seconds": (int, float)}
 ANSWER_KEYS = {"grounded": bool, "numbers": str}
@@ -79,6 +90,8 @@ class Policy:
     grounded: bool = False
     numbers: str = "off"
     arguments: list[ArgumentRule] = field(default_factory=list)
+    flows: dict[str, str] = field(default_factory=dict)  # tool glob -> allow | confirm | deny
+    spotlight: str = "off"
     source: str = "defaults"
     lines: dict[str, int] = field(default_factory=dict, repr=False)  # "allow[0]" -> line number
 
@@ -86,19 +99,39 @@ class Policy:
         line = self.lines.get(key)
         return f"{self.source}, line {line}" if line else self.source
 
-    def validate_tools(self, names: list[str]) -> None:
-        """Every glob must match a tool that exists: a typo must not silently allow or deny nothing."""
-        problems = []
+    def validate_tools(self, names: list[str]) -> list[str]:
+        """Check the globs against the tools that exist; return notes on the inactive ones.
+
+        A glob whose plugin part (before the first dot) matches no plugin present is inactive: the
+        plugin is simply not selected. One that names a present plugin (or a tool without a plugin) but
+        matches none of its tools is a typo, refused: it must not silently allow or deny nothing. So is
+        a plugin name that is a near miss of a present one (`calculater.*` beside `calculator`)."""
+        problems, inactive = [], []
+        plugins = {name.split(".", 1)[0] for name in names}
+
+        def judge(pattern: str, where: str, what: str) -> None:
+            if any(fnmatchcase(name, pattern) for name in names):
+                return
+            plugin = pattern.split(".", 1)[0]
+            near = difflib.get_close_matches(plugin, sorted(plugins), n=1, cutoff=0.75)
+            if any(fnmatchcase(p, plugin) for p in plugins):
+                problems.append(f"{where}: {what} {pattern!r} matches no tool")
+            elif near and not any(c in plugin for c in "*?["):
+                problems.append(f"{where}: {what} {pattern!r} matches no tool (did you mean plugin {near[0]!r}?)")
+            else:
+                inactive.append(f"{where}: {what} {pattern!r} is inactive: no plugin {plugin!r} is selected")
+
         for key in ("allow", "deny", "confirm"):
             for i, pattern in enumerate(getattr(self, key)):
-                if not any(fnmatchcase(name, pattern) for name in names):
-                    problems.append(f"{self.where(f'{key}[{i}]')}: {key} pattern {pattern!r} matches no tool")
+                judge(pattern, self.where(f"{key}[{i}]"), f"{key} pattern")
+        for pattern in self.flows:
+            judge(pattern, self.where(f"flows[{pattern}]"), "flows pattern")
         for rule in self.arguments:
-            if not any(fnmatchcase(name, rule.tool) for name in names):
-                problems.append(f"{self.source}, line {rule.line}: arguments rule names unknown tool {rule.tool!r}")
+            judge(rule.tool, f"{self.source}, line {rule.line}", "arguments rule for tool")
         if problems:
             known = ", ".join(sorted(names)) or "none"
             raise PolicyError("; ".join(problems) + f" (tools: {known})")
+        return inactive
 
 
 def load_policy(path: str | Path | None = None, *, project_file: Path | None = None) -> Policy:
@@ -153,6 +186,23 @@ def policy_from(table: dict[str, Any], text: str = "", source: str = "policy", p
             setattr(policy, key, [p for p in value if isinstance(p, str)])
     if isinstance(table.get("confirm_writes"), bool):
         policy.confirm_writes = table["confirm_writes"]
+    flows = table.get("flows", {})
+    if isinstance(flows, dict):
+        for pattern, action in flows.items():
+            line = locate("flows", f'"{pattern}"') or locate("", "flows")
+            policy.lines[f"flows[{pattern}]"] = line
+            if action not in FLOW_ACTIONS:
+                problems.append(f"{source}, line {line}: flows {pattern!r} must be one of {', '.join(FLOW_ACTIONS)}, "
+                                f"not {action!r}")
+            else:
+                policy.flows[pattern] = action
+    spotlight = table.get("spotlight", "off")
+    if isinstance(spotlight, str):
+        if spotlight not in SPOTLIGHT_MODES:
+            problems.append(f"{source}, line {locate('', 'spotlight')}: spotlight must be one of "
+                            f"{', '.join(SPOTLIGHT_MODES)}, not {spotlight!r}")
+        else:
+            policy.spotlight = spotlight
     budgets = table.get("budgets", {})
     if isinstance(budgets, dict):
         check("budgets", budgets, BUDGET_KEYS)

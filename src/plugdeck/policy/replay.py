@@ -1,4 +1,9 @@
-"""A dry run for a new policy: replay the tool calls of stored runs and report what would change."""
+"""A dry run for a new policy: replay the tool calls of stored runs and report what would change.
+
+A run knows every tool it used: each call records the tool's traits (effect, origin, untrusted,
+private, egress), so tools that are not loaded now (a knowledge base named with `--kb`, a plugin
+removed since) are judged from what the run recorded. The installed tool is used when there is one.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ def replay(policy: Policy, runs: list[dict[str, Any]], tools: dict[str, Tool]) -
                 continue
             checked += 1
             before = recorded.get(event.call_id, "none recorded")
-            tool = tools.get(event.tool)
+            tool = tools.get(event.tool) or recorded_tool(event.tool, event.traits)
             if tool is None:
                 changes.append(Change(run["id"], event.call_id, event.tool, event.arguments, before, "unknown tool",
                                       "-", "the tool is not installed any more"))
@@ -49,3 +54,14 @@ def replay(policy: Policy, runs: list[dict[str, Any]], tools: dict[str, Tool]) -
                 changes.append(Change(run["id"], event.call_id, event.tool, event.arguments, before, after.action,
                                       after.rule, after.reason))
     return changes, checked
+
+
+def recorded_tool(name: str, traits: dict[str, Any] | None) -> Tool | None:
+    """A stand-in for a tool that is not loaded, from the traits a run recorded (None: none recorded)."""
+    if not traits:
+        return None
+    plugin, _, bare = name.partition(".") if "." in name else ("", "", name)
+    return Tool(name=bare, description="", parameters={}, func=lambda **_: None, plugin=plugin or None,
+                effect=traits.get("effect", "read"), origin=traits.get("origin", "local"),
+                untrusted=bool(traits.get("untrusted")), private=bool(traits.get("private")),
+                egress=traits.get("egress"))

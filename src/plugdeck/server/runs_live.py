@@ -165,8 +165,9 @@ class LiveRegistry:
                     agent_name: str) -> tuple[LiveRun, asyncio.Task]:
         """Start a run; return once it has its id, with the driver that runs it until it settles."""
         live = LiveRun(owner, agent_name, question)
+        # Every history a client sends is client-controlled: untrusted content for the policy (R02).
         return live, await self.adopt(live, agent.run(question, history=history, sinks=[live.record],
-                                                       api_key_id=owner))
+                                                       api_key_id=owner, history_trust="untrusted"))
 
     async def adopt(self, live: LiveRun, settles) -> asyncio.Task:
         """Drive a run with `settles` (a coroutine that returns the Run once it settles), and keep it

@@ -109,4 +109,5 @@ def _tool(connection: MCPConnection, pins: Pins, definition: dict[str, Any], tim
         effect="read" if read_only else "write",
         timeout=timeout + 2,  # our own timeout fires first, with a message naming the server
         untrusted=True,
+        egress=f"mcp:{connection.name}",  # the server decides where arguments go from there
     )

@@ -66,6 +66,7 @@ class Prepared:
         tools = [operation_tool(op, caller.bind(op), timeout=timeout + 5) for op in self.operations]
         for op, tool in zip(self.operations, tools):
             tool.summary = partial(receipt, op, base_url=self.base_url)  # shown when a person confirms
+            tool.egress = origin_of(*split_url(self.base_url))  # where its arguments go (plugdeck.policy.flows)
         info = self.spec.document.get("info") or {}
         title = str(info.get("title") or self.name)
         about = " ".join(str(info.get("description") or "").split())

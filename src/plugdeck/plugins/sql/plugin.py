@@ -90,9 +90,11 @@ def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
 def _tools(db: Database, max_rows: int, budget: int) -> list:
     margin = CONNECT_TIMEOUT + 5  # the database stops a query at its deadline; this only catches a hang
 
-    @tool(untrusted=True, timeout=db.timeout + margin)
+    @tool(untrusted=True, private=True, egress=egress, timeout=db.timeout + margin)
     async def list_tables() -> str:
         """List the tables and views of the database."""
+    # Rows are the user's private data; a query goes to the database server (a SQLite file stays on this machine).
+    egress = None if db.label.startswith("sqlite") else db.label
         tables = await _blocking(schema.list_tables, db)
         if not tables:
             return "The database has no tables."
@@ -103,7 +105,7 @@ def _tools(db: Database, max_rows: int, budget: int) -> list:
                 lines.append(f"{len(names)} {kind}{'' if len(names) == 1 else 's'}: {', '.join(names)}")
         return "\n".join(lines)
 
-    @tool(untrusted=True, timeout=4 * db.timeout + margin)
+    @tool(untrusted=True, private=True, egress=egress, timeout=4 * db.timeout + margin)
     async def describe_table(table: str) -> str:
         """Describe one table before querying it: its columns with types, primary and foreign keys, and a few
         sample values.
@@ -124,6 +126,8 @@ def _tools(db: Database, max_rows: int, budget: int) -> list:
         description=(
             f"Run one read-only SQL query ({db.product} dialect) and get the rows back as a table with exact "
             f"values and the row count (at most {max_rows} rows; {db.timeout:g} s limit). Use only tables and "
+        private=True,
+        egress=egress,
             "columns that describe_table showed; aggregate in SQL rather than fetching many rows. One SELECT "
             "(WITH and UNION allowed); writes, DDL, PRAGMA/SET and several statements are refused."
         ),

@@ -1,0 +1,140 @@
+"""The data-flow rule: what the model read must not leave through another tool without a person's OK.
+
+A hijacked model does not need a `write` tool to do harm: once private data (a knowledge passage,
+database rows) and untrusted content (which may carry an attacker's instructions) are in its context,
+any call that sends arguments somewhere (a GET with a query string, an MCP call) can carry the data
+out. So, checked in code before every call, reads and writes alike:
+
+    Once untrusted or private content from a place S is in the context, a call to a tool whose egress
+    is a place other than S needs a person's OK, unless every argument value is traceable to trusted
+    input.
+
+- A tool's `egress` is where its arguments go: an OpenAPI plugin's server origin
+  (`https://api.example.com:443`), an MCP server (`mcp:NAME`), a database server (`postgresql://host:port/db`).
+  None means the call sends nothing outside plugdeck's process or this machine (the calculator, the
+  knowledge base search, a SQLite file): such calls are never held by this rule.
+- The place content came from is the egress of the tool that returned it (None: this machine); a client-sent
+  history is the place `history` (see plugdeck.policy.provenance). Sending data back where it came from
+  tells that place nothing new, so a tool whose egress is the only place the content came from is free.
+- An argument value is traceable to trusted input when it is a boolean or null, a value the tool's schema
+  itself offers (an `enum`, `const` or `default`), or a string or number every word of which appears in the
+  person's own messages of this conversation (case-insensitive, word by word, so "weather Paris" traces to
+  "What's the weather in Paris?"). Values the model made up or copied from tool output are not; nor is a
+  value computed by another tool (a calculator result), since its input may have come from the content.
+
+The policy can relax it per tool, visibly, with globs over `plugin.tool`:
+
+    [policy]
+    flows = {"weather.*" = "allow", "mail.*" = "deny"}   # allow | confirm (the default) | deny
+
+`allow`: data may leave through those tools without asking (use it for a service you trust with
+everything the model reads); `deny`: such calls are refused outright. The decision names the rule,
+the arguments that are not traceable and where the content came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ..tools import Tool
+from .provenance import Context, Source
+
+FLOW_ACTIONS = ("allow", "confirm", "deny")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A call that would carry content from `sources` to `destination`."""
+
+    action: str  # allow | confirm | deny
+    rule: str
+    reason: str
+    untraced: list[str]
+    sources: list[Source]
+    destination: str
+
+    def details(self) -> dict[str, Any]:
+        return {"untraced": self.untraced, "sources": [s.to_dict() for s in self.sources],
+                "destination": self.destination}
+
+
+def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], context: Context,
+               where=lambda key: "policy") -> Flow | None:
+    """The data-flow rule's say on one call, or None when no content could leave through it."""
+    destination = tool.egress
+    if destination is None:
+        return None
+    foreign = [s for s in context.sources if (s.untrusted or s.private) and s.place != destination]
+    if not foreign:
+        return None
+    untraced = untraced_arguments(arguments, tool.parameters, context.person)
+    if not untraced:
+        return None
+    name = tool.qualified_name
+    pattern = next((p for p in flows if fnmatchcase(name, p)), None)
+    action = flows[pattern] if pattern is not None else "confirm"
+    rule = (f"flows {pattern!r} = {action!r} ({where(f'flows[{pattern}]')})" if pattern is not None
+            else "data flow: read content may not leave through another tool unasked")
+    came_from = Context(foreign).describe()
+    reason = (f"{', '.join(untraced)} of this call to {destination} {'is' if len(untraced) == 1 else 'are'} not "
+              f"from your messages, and the conversation holds content from {came_from}: the call could carry that "
+              "content out")
+    return Flow(action, rule, reason, untraced, foreign, destination)
+
+
+def untraced_arguments(arguments: Any, schema: dict[str, Any], person: list[str]) -> list[str]:
+    """Argument paths whose values are not traceable to the person's words or the tool's schema."""
+    words = set(_WORD.findall(" ".join(person).casefold()))
+    offered = _schema_values(schema)
+    return [path for path, value in _leaves(arguments, "") if not _traceable(value, words, offered)]
+
+
+def _traceable(value: Any, words: set[str], offered: set[str]) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if _canonical(value) in offered:
+        return True
+    return set(_WORD.findall(str(value).casefold())) <= words
+
+
+def _schema_values(schema: Any) -> set[str]:
+    """Every enum, const and default value anywhere in a JSON Schema (canonical JSON)."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "enum" and isinstance(value, list):
+                    found.update(_canonical(v) for v in value)
+                elif key in ("const", "default"):
+                    found.add(_canonical(value))
+                elif key not in ("description", "title", "examples"):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _leaves(value: Any, path: str):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path or "arguments", value
