@@ -19,8 +19,10 @@ is refused with 409.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -225,7 +227,12 @@ def main() -> None:
                         help="seconds until an order is ready (default 900)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     args = parser.parse_args()
-    server = make_server(args.host, args.port, ready_after=args.ready_after, quiet=args.quiet)
+    try:
+        server = make_server(args.host, args.port, ready_after=args.ready_after, quiet=args.quiet)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror or exc})"
+        sys.exit(f"error: {args.host}:{args.port} {why}: stop what listens there, or pick another port "
+                 "with --port (0 picks a free one)")
     host, port = server.server_address[:2]
     print(f"pizzeria listening on http://{host}:{port} (Ctrl-C stops it)", flush=True)
     try:

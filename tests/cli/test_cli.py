@@ -2,13 +2,18 @@
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -49,14 +54,14 @@ def test_ask_json_and_runs_commands(env, tmp_path):
 
 def test_rules_model_says_what_it_cannot_do(env, tmp_path):
     result = plugdeck(env, "ask", "Who wrote Hamlet?", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 3  # no answer
     assert "can't answer that offline" in result.stdout and "--base-url" in result.stdout
     assert "→" not in result.stderr  # no tool was called
 
 
 def test_calculator_errors_reach_the_answer_not_a_traceback(env, tmp_path):
     result = plugdeck(env, "ask", "what is 1/0 + 2", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 3  # no answer
     assert "could not get an answer" in result.stdout and "zero" in result.stdout
     assert "Traceback" not in result.stderr
 
@@ -159,6 +164,96 @@ def test_terminal_prints_the_refusal_of_the_number_check_not_the_draft(env, tmp_
         as_json = json.loads(plugdeck(env, "ask", "--json", "--base-url", mock.base_url, "--model", "m",
                                       "What is my total?", cwd=tmp_path).stdout)
     assert "I can't give this answer" in as_json["answer"] and draft not in as_json["answer"]
-    assert "I can't give this answer" in shown.stdout
+    assert "I can't give this answer" in shown.stdout and shown.returncode == 3
     assert draft not in shown.stdout + shown.stderr
     assert "455.22 euros" not in shown.stdout + shown.stderr
+
+
+# ---- item 18: exit codes, one error line, Ctrl-C, factorial, --help, the pizzeria's port ---------------------
+
+
+@pytest.mark.parametrize("question, status, shown", [
+    ("what is 2^10 - 24", 0, "1000"),
+    ("10!", 0, "3628800"),
+    ("9**9**9", 3, "too large"),
+    ("Who wrote Hamlet?", 3, "can't answer that offline"),
+])
+def test_exit_status_says_whether_there_is_an_answer(env, tmp_path, question, status, shown):
+    result = plugdeck(env, "ask", question, cwd=tmp_path)
+    assert result.returncode == status, result.stderr
+    assert shown in result.stdout
+    as_json = plugdeck(env, "ask", "--json", question, cwd=tmp_path)
+    assert as_json.returncode == status
+
+
+def test_a_tool_the_policy_denies_exits_4(env, tmp_path):
+    (tmp_path / "plugdeck.toml").write_text('[policy]\ndeny = ["calculator.*"]\n')
+    result = plugdeck(env, "ask", "what is 2+2", cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+
+
+def test_help_documents_exit_codes_and_shows_no_python_types(env):
+    import typer
+    from typer.testing import CliRunner
+
+    from plugdeck.cli.main import app
+
+    assert "Exit status: 0 answered" in plugdeck(env, "--help").stdout
+    assert "130 cancelled" in plugdeck(env, "ask", "--help").stdout
+    paths = []
+
+    def walk(command, path):
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    assert len(paths) > 20
+    pages = {}
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        pages[" ".join(path)] = result.output
+        usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+        assert not re.search(r"<(bool|str|int|float|list\[)", result.output) and "{" not in usage, (path, result.output)
+    flags = pages["ask"]
+    assert re.search(r"--json\s+Print JSON", flags) and re.search(r"--plugin\s+-p\s+TEXT", flags)
+    assert re.search(r"--max-steps\s+INTEGER", flags) and "QUESTION" in flags
+
+
+def test_a_connection_error_is_printed_once(env, tmp_path):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there
+    result = plugdeck(env, "ask", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "hi", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("could not connect") == 1, result.stderr
+
+
+def test_ctrl_c_stops_the_run_says_so_and_records_it(env, tmp_path):
+    from mock_openai import MockOpenAI
+
+    with MockOpenAI([{"fault": "hang"}]) as mock:
+        process = subprocess.Popen([*PLUGDECK, "ask", "--base-url", mock.base_url, "--model", "m", "hi"], env=env,
+                                   cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not mock.requests:  # the model has been asked: the run is under way
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    run_id = re.search(r"cancelled: run (\w+) was stopped and recorded as cancelled", err).group(1)
+    assert "Traceback" not in err and "Exception" not in err
+    assert json.loads(plugdeck(env, "runs", "show", run_id, "--json", cwd=tmp_path).stdout)["status"] == "cancelled"
+
+
+def test_the_pizzeria_says_its_port_is_taken(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(ROOT / "examples/pizzeria/server.py"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (f"error: 127.0.0.1:{port} is already in use: stop what listens there, or pick "
+                                     "another port with --port (0 picks a free one)")

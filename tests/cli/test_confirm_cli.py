@@ -60,6 +60,7 @@ def test_scripts_need_yes(setup):
                                  text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert "confirm notes.save_note" in refused.stderr and "title: milk" in refused.stderr
         assert "not approved" in refused.stderr and "--yes" in refused.stderr and saved(tmp_path) == []
+        assert refused.returncode == 4
         approved = subprocess.run(ask(env, tmp_path, mock.base_url, "--yes"), env=env, cwd=tmp_path,
                                   capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert approved.returncode == 0 and "approved (--yes)" in approved.stderr
@@ -86,5 +87,5 @@ def test_a_terminal_is_asked(setup, answer, expected):
         os.write(main, answer)
         out, err = proc.communicate(timeout=60)
         os.close(main)
-    assert proc.returncode == 0, err
+    assert proc.returncode == (0 if expected else 4), err  # 4: an action did not get the person's OK
     assert len(saved(tmp_path)) == expected

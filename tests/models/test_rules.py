@@ -55,3 +55,24 @@ def test_without_the_calculator_it_says_so():
 def test_unknown_requests_get_the_connect_hint():
     run = Agent(RulesModel(), [calculator]).run_sync("Write me a poem")
     assert run.tool_calls == 0 and "can't answer that offline" in run.answer and "--base-url" in run.answer
+
+
+@pytest.mark.parametrize("question, expression, result", [
+    ("10!", "10!", "3628800"),
+    ("What is 10!?", "10!", "3628800"),
+    ("what is 10 factorial", "10!", "3628800"),
+    ("the factorial of 5 plus 1", "5! + 1", "121"),
+])
+def test_factorial_as_the_readme_lists_it(question, expression, result):
+    run = Agent(RulesModel(), [calculator]).run_sync(question)
+    assert run.tool_results[0].arguments == {"expression": expression}
+    assert run.answer == result
+
+
+def test_a_turn_without_an_answer_ends_as_a_refusal():
+    for question in ("Write me a poem", "what is 10 divided by 0"):
+        run = Agent(RulesModel(), [calculator]).run_sync(question)
+        last = [e for e in run.events if e.type == "model_called"][-1]
+        assert last.finish_reason == "refusal", question
+    answered = Agent(RulesModel(), [calculator]).run_sync("what is 2+2")
+    assert [e for e in answered.events if e.type == "model_called"][-1].finish_reason == "stop"

@@ -8,8 +8,43 @@ from typing import Any, Optional
 
 import typer
 
+def _click_style_help() -> None:
+    """Recent typer writes each parameter's Python type in --help (`--json <bool>`, `--plugin <list[str]>`,
+    `{question}`). Show help as click does: a flag bare, a value as a NAME in capitals (TEXT, INTEGER, a
+    choice's values, or the option's metavar), an argument as QUESTION. Older typer versions already do."""
+    from typer import core
+
+    names = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT"}
+
+    def option_type(self, ctx):
+        if self.metavar is not None:
+            return self.metavar
+        if self.is_flag:
+            return None
+        label = self.display_type(ctx).strip("<>").removeprefix("list[").removesuffix("]")  # "<list[str]>": str
+        return f"[{label}]" if "|" in label else names.get(label, label.upper())
+
+    def argument_name(self) -> str:
+        return (self.metavar or self.name.upper()) + ("..." if self.nargs != 1 else "")
+
+    if hasattr(core, "TyperOption") and hasattr(core.TyperOption, "display_type_rich"):
+        core.TyperOption.display_type_rich = option_type
+    if hasattr(core, "TyperArgument") and hasattr(core.TyperArgument, "_usage_display_name"):
+        core.TyperArgument.display_type_rich = lambda self, ctx: None
+        core.TyperArgument._rich_display_name = argument_name
+        core.TyperArgument._usage_display_name = lambda self: argument_name(self) if self.required else \
+            f"[{argument_name(self)}]"
+
+
+_click_style_help()
+
+# What `ask` (and every command) exits with; shown at the end of --help.
+EXIT_CODES = ("Exit status: 0 answered; 1 failed (model or connection error, deadline, step limit, budget, bad setup); "
+              "2 bad usage; 3 no answer (refused by a tool, the model or an answer check); 4 an action needed a "
+              "person's OK and did not get it; 130 cancelled (Ctrl-C).")
 app = typer.Typer(
     help="plugdeck: answer questions by letting a model call plugins (offline by default).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -51,6 +86,21 @@ def _register_extensions() -> None:
 
 class CliError(Exception):
     """An error the user can fix; printed as one line."""
+
+
+class Cancelled(Exception):
+    """Ctrl-C stopped a run: it was recorded as cancelled (run_id None: before it started)."""
+
+    def __init__(self, run_id: str | None, recorded: bool):
+        super().__init__(run_id)
+        self.run_id, self.recorded = run_id, recorded
+
+    def message(self) -> str:
+        if self.run_id is None:
+            return "cancelled"
+        if not self.recorded:
+            return f"cancelled: run {self.run_id} was stopped"
+        return f"cancelled: run {self.run_id} was stopped and recorded as cancelled (plugdeck runs show {self.run_id})"
 
 
 # ---- shared options -------------------------------------------------------------------------
@@ -138,7 +188,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
 # ---- ask / chat -----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def ask(
     question: str = typer.Argument(..., help="The question."),
     model: Optional[str] = ModelOpt,
@@ -160,7 +210,7 @@ def ask(
 
     async def answer():
         try:
-            return await _show_run(agent, question, None, as_json)
+            return await _show_run(agent, question, None, as_json, recorded=store is not None)
         finally:
             await agent.aclose()
 
@@ -169,8 +219,9 @@ def ask(
     finally:
         if store:
             store.close()
-    if run.status != "ok":
-        raise typer.Exit(1)
+    from .render import exit_status
+
+    raise typer.Exit(exit_status(run))
 
 
 @app.command()
@@ -197,18 +248,20 @@ def chat(
         # One event loop for the whole chat, so plugin connections (MCP servers) stay open between turns.
         import asyncio
 
+        from .confirm import read_line
+
         history: list[dict[str, Any]] = []
         try:
             while True:
                 try:
-                    line = (await asyncio.to_thread(input, "you> ")).strip()
-                except (EOFError, KeyboardInterrupt):
+                    line = (await read_line(lambda: input("you> "))).strip()
+                except (EOFError, KeyboardInterrupt, asyncio.CancelledError):
                     err.print()
-                    return
+                    return  # Ctrl-C or Ctrl-D at the prompt ends the chat
                 if line in ("/exit", "/quit"):
                     return
                 if line:
-                    history = (await _show_run(agent, line, history, False)).messages
+                    history = (await _show_run(agent, line, history, False, recorded=store is not None)).messages
         finally:
             await agent.aclose()
 
@@ -219,24 +272,48 @@ def chat(
             store.close()
 
 
-async def _show_run(agent, question: str, history, as_json: bool):
-    """Run one question, printing steps live (or JSON at the end); return the Run."""
+async def _show_run(agent, question: str, history, as_json: bool, recorded: bool = True):
+    """Run one question, printing steps live (or JSON at the end); return the Run.
+
+    Ctrl-C cancels the run: it is stopped, recorded as cancelled, and Cancelled is raised."""
+    import asyncio
+
     from .render import LiveSteps
 
     out, err = _consoles()
     steps = LiveSteps(out, err)
-    run = await agent.run(question, history=history, sinks=[] if as_json else [steps])
+    seen: list[str] = []  # the run's id, from its first event
+
+    def note(event) -> None:
+        if not seen:
+            seen.append(event.run_id)
+
+    try:
+        run = await agent.run(question, history=history, sinks=[note] if as_json else [note, steps])
+    except asyncio.CancelledError:
+        await _stop_the_run()
+        steps.close()
+        raise Cancelled(seen[0] if seen else None, recorded) from None
     if as_json:
         print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
                           "events": [e.to_dict() for e in run.events]}, ensure_ascii=False, default=str, indent=2))
         return run
     steps.finish(run.events[-1])
-    if run.error:
-        err.print(f"[red]error:[/] {run.error}")
     if agent.model.name == "rules":
         err.print("[dim]Answered offline by the built-in rules model. Connect an LLM with "
                   "--base-url http://HOST:PORT/v1 --model NAME (see: plugdeck models).[/]")
     return run
+
+
+async def _stop_the_run() -> None:
+    """After Ctrl-C: cancel the run's own task (and whatever it started) and let it record that it was
+    cancelled, before plugins and the model's connections close under it."""
+    import asyncio
+
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 # ---- plugins / tools --------------------------------------------------------------------------
@@ -547,6 +624,9 @@ def main() -> None:
     debug = "--debug" in sys.argv
     try:
         app()
+    except (Cancelled, KeyboardInterrupt) as exc:
+        print(f"\n{exc.message() if isinstance(exc, Cancelled) else 'cancelled'}", file=sys.stderr)
+        sys.exit(130)
     except ModuleNotFoundError as exc:
         if debug:
             raise

@@ -49,6 +49,7 @@ class LiveSteps:
         self.drafting = False  # the answer is being written, to be shown once its checks are done
         self.streamed: dict[int, str] = {}  # answer text shown as it streamed, by step
         self.last_step: int | None = None
+        self.errors_shown: set[str] = set()  # so that the run's error is not printed a second time
 
     def __call__(self, event: Any) -> None:
         kind = event.type
@@ -77,6 +78,7 @@ class LiveSteps:
                 self.err.print(f"[green]←[/] {escape(preview(event.result))} [dim]{ms(event.latency)}[/]")
         elif kind == "model_called" and event.error:
             self.err.print(f"[red]model error:[/] {escape(event.error)}")
+            self.errors_shown.add(event.error)
         elif kind == "planner":
             self.err.print(f"[yellow]planner:[/] {escape(event.message)}")
 
@@ -85,12 +87,43 @@ class LiveSteps:
             self.out.print()
             self.text_open = False
 
+    def close(self) -> None:
+        """The run stopped early (Ctrl-C): end a line of streamed text."""
+        self._end_text()
+
     def finish(self, event: Any) -> None:
         self._end_text()
         tokens = f" · tokens {event.prompt_tokens}→{event.completion_tokens}" if event.prompt_tokens else ""
         status = "" if event.status == "ok" else f"[red]{event.status}[/] · "
         self.err.print(f"[dim]{status}run {event.run_id} · {event.model_calls} model call(s) · "
                        f"{event.tool_calls} tool call(s) · {ms(event.duration)}{tokens}[/]")
+        if event.error and event.error not in self.errors_shown:
+            self.err.print(f"[red]error:[/] {escape(event.error)}")
+
+
+# The answer checks' verdicts that replace the answer with a refusal (see policy.numbers, knowledge.grounding).
+_REFUSING_CHECKS = {"numbers": lambda d: d.get("mode") == "refuse",
+                    "grounding": lambda d: d.get("decision") in ("no_passages", "unsupported")}
+
+
+def exit_status(run: Any) -> int:
+    """What `plugdeck ask` exits with (see EXIT_CODES in cli.main): 0 answered, 1 failed, 3 no answer,
+    4 an action did not get a person's OK, 130 cancelled."""
+    if run.status == "cancelled":
+        return 130
+    if run.status != "ok":
+        return 1
+    events = run.events
+    if any(e.type == "confirmation_answered" and not e.approved for e in events) or any(
+            e.type == "policy_decision" and e.decision == "deny" for e in events):
+        return 4
+    answered = [e for e in events if e.type == "model_called" and not e.error and not e.tool_calls]
+    if answered and answered[-1].finish_reason in ("refusal", "content_filter"):
+        return 3
+    if any(e.type == "answer_checked" and not e.passed and _REFUSING_CHECKS.get(e.check, lambda d: False)(e.details)
+           for e in events):
+        return 3
+    return 0
 
 
 def run_tree(run: dict[str, Any]) -> Tree:

@@ -3,7 +3,8 @@
 A deterministic router in the spirit of MRKL systems. Each skill recognises one kind of request
 and names the tool capability it needs; the model calls that tool through the normal agent loop
 and composes the answer only from the tool's result. When no skill applies, it says so and how
-to connect an LLM. It never makes an answer up.
+to connect an LLM. It never makes an answer up: when it has none, its turn ends with the finish
+reason "refusal" (so `plugdeck ask` exits non-zero).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, AsyncIterator, Callable
 from ..tools import ToolSpec
 from .base import ModelResponse, TextChunk, ToolCall, decoded, last_user_turn
 
+REFUSAL = "refusal"  # the finish reason of a turn that gives no answer
 CONNECT_HINT = (
     'To answer anything else, connect an LLM: plugdeck ask --base-url http://127.0.0.1:8000/v1 '
     '--model NAME "..." (any OpenAI-compatible server), or add a model profile to plugdeck.toml.'
@@ -41,7 +43,8 @@ class RulesModel:
         question, since = last_user_turn(messages)
         results = [m for m in since if m.get("role") == "tool"]
         if results:
-            response = ModelResponse(text=self._compose(since, results))
+            text, answered = self._compose(since, results)
+            response = ModelResponse(text=text, finish_reason="stop" if answered else REFUSAL)
         else:
             response = self._route(question, tools)
         if response.text:
@@ -58,18 +61,20 @@ class RulesModel:
                 continue
             if spec is None:
                 return ModelResponse(text=f"This looks like {skill.describe}, but no plugin with that capability "
-                                          f"({skill.capability}) is enabled, so I can't answer it offline. {CONNECT_HINT}")
+                                          f"({skill.capability}) is enabled, so I can't answer it offline. {CONNECT_HINT}",
+                                     finish_reason=REFUSAL)
             # The call id names the skill, so the result can be composed by the skill that asked.
             call_id = f"{skill.capability}-1"
             return ModelResponse(tool_calls=[ToolCall(call_id, spec.name, arguments, json.dumps(arguments))],
                                  finish_reason="tool_calls")
         handled = ", ".join(s.describe for s in self.skills) or "nothing"
         return ModelResponse(text=f"I can't answer that offline: the built-in rules model only handles {handled}. "
-                                  f"{CONNECT_HINT}")
+                                  f"{CONNECT_HINT}", finish_reason=REFUSAL)
 
-    def _compose(self, since: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
+    def _compose(self, since: list[dict[str, Any]], results: list[dict[str, Any]]) -> tuple[str, bool]:
+        """The answer from the tools' results, and whether any result gave one (not only errors)."""
         calls = {c["id"]: c for m in since for c in m.get("tool_calls") or []}
-        parts = []
+        parts, answered = [], False
         for message in results:
             call = calls.get(message.get("tool_call_id"), {})
             arguments = decoded(call.get("function", {}).get("arguments", "{}"))
@@ -81,7 +86,8 @@ class RulesModel:
             capability = str(message.get("tool_call_id", "")).rsplit("-", 1)[0]
             skill = next((s for s in self.skills if s.capability == capability), None)
             parts.append(skill.answer(arguments, result) if skill else str(result))
-        return "\n".join(parts)
+            answered = True
+        return "\n".join(parts), answered
 
 
 
@@ -103,6 +109,8 @@ _WORDS = [
     (r"\bcubed\b", "^3"),
     (r"\s*\bper\s*cent\b|\s*\bpercent\b", "%"),
     (r"\b(?:the\s+)?square\s+root\s+of\s+([\d.,]+)", r"sqrt(\1)"),
+    (r"\b(?:the\s+)?factorial\s+of\s+(\d+)", r"\1!"),
+    (r"(?<=\d)\s+factorial\b", "!"),
     (r"(?<=\d)\s*x\s*(?=\d)", "*"),
     (r",(?!\d{3}(?!\d))", " "),  # a comma that is punctuation, not a thousands separator
 ]
@@ -113,7 +121,8 @@ def arithmetic_expression(question: str) -> str | None:
     """Turn 'What is 17.5% of 2,340, plus 12?' into '17.5% of 2,340 + 12'; None if it isn't arithmetic."""
     from ..plugins.calc import CalcError, parse
 
-    text = question.strip().lower().rstrip(" ?.!=")
+    # A "!" that follows a number is a factorial ("10!"), not the end of the sentence.
+    text = re.sub(r"(?<![\d)])!+$", "", question.strip().lower().rstrip(" ?.=")).rstrip(" ?.=")
     text = _LEADING.sub("", text)
     for pattern, replacement in _WORDS:
         text = re.sub(pattern, replacement, text)
