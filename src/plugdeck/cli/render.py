@@ -150,6 +150,11 @@ def run_tree(run: dict[str, Any]) -> Tree:
                        if event.get("error") else escape(preview(event["result"])))
             parent.add(f"[cyan]{escape(event['tool'])}[/] {escape(preview(event['arguments']))} → {outcome} "
                        f"· {ms(event['latency'])} {at}")
+        elif kind == "provenance":  # why later calls may need an OK: what the history brought in
+            tree.add(f"[yellow]history ({escape(event['history'])})[/] {escape(event['reason'])}")
+        elif kind == "policy_decision" and event["decision"] != "allow":
+            tree.add(f"[yellow]policy {escape(event['decision'])}[/] {escape(event.get('tool') or '')}: "
+                     f"{escape(event['rule'])}" + (f" · {escape(event['reason'])}" if event.get("reason") else ""))
         elif kind == "answer":
             tree.add(f"[bold]answer[/] {escape(event['text'])}")
     if run.get("error"):
