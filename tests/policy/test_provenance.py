@@ -140,3 +140,19 @@ async def test_a_parked_second_turn_keeps_its_provenance_when_carried_on_elsewhe
         assert asked[-1].reason.startswith("the conversation contains outside data")
     finally:
         store.close()
+
+
+async def test_a_replayed_chat_turn_sees_the_history_label_the_run_recorded():
+    from plugdeck.ops.replay import _history, _labelled
+
+    agent = Agent(two_turns(), tools=[read_document, place_order], policy=NO_CONFIRM)
+    first = await agent.run("Summarise review.txt")
+    second = await agent.run("Thanks!", history=first.messages)
+    recorded = [e.to_dict() for e in second.events]
+    history = _labelled(_history([e for e in recorded if e["type"] == "model_called"]), recorded)
+    replayed = await Agent(ScriptedModel([ORDER]), tools=[read_document, place_order], policy=NO_CONFIRM).run(
+        "Thanks!", history=history)
+    noted = next(e for e in replayed.events if isinstance(e, ProvenanceNoted))
+    original = next(e for e in second.events if isinstance(e, ProvenanceNoted))
+    assert (noted.history, noted.sources, noted.person) == ("agent", original.sources, original.person)
+    assert replayed.status == "waiting" and not ORDERS

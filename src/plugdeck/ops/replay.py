@@ -65,7 +65,7 @@ async def replay_run(stored: dict[str, Any], config: Config, *, policy_path: str
     agent.model = model
     agent.planner = started.get("planner") or "loop"
     try:
-        run = await agent.run(started["question"], history=_history(calls))
+        run = await agent.run(started["question"], history=_labelled(_history(calls), events))
     finally:
         await agent.aclose()
     before = outline(events, stored)
@@ -140,6 +140,17 @@ def _turn(call: dict[str, Any]) -> Any:
     return {"text": call.get("text") or "", "tool_calls": tool_calls, "finish_reason": call.get("finish_reason"),
             "usage": {"prompt_tokens": call.get("prompt_tokens") or 0,
                       "completion_tokens": call.get("completion_tokens") or 0}}
+
+
+def _labelled(history: list[dict[str, Any]] | None, events: list[dict[str, Any]]):
+    """The history with the provenance the run recorded for it (a provenance event), so that the replay's
+    policy sees the same context as the run did."""
+    from ..policy.provenance import Context, Conversation, Source
+
+    noted = next((e for e in events if e.get("type") == "provenance"), None)
+    if not history or noted is None:
+        return history
+    return Conversation(history, Context([Source(**s) for s in noted.get("sources") or []], noted.get("person") or []))
 
 
 def _history(calls: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
