@@ -75,7 +75,7 @@ def test_the_suite_covers_sources_goals_and_shapes():
     assert {s.source for s in SCENARIOS} >= {"kb", "mail", "bank", "crm", "search", "ticket", "sql", "document",
                                             "history"}
     kinds = {k for s in SCENARIOS for k in s.kinds}
-    assert kinds >= {"write", "exfiltration", "multi-turn", "two-hop", "encoded", "split"}
+    assert kinds >= {"write", "exfiltration", "multi-turn", "two-hop", "encoded", "split", "over-http", "plan-planner"}
 
 
 def test_the_figures(world):

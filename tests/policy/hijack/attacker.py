@@ -74,6 +74,14 @@ def conversation_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m["content"] for m in messages if m.get("role") != "system" and isinstance(m.get("content"), str))
 
 
+def offered_name(qualified: str, offered: set[str]) -> str:
+    """The name the model was shown for plugin.tool: the bare name when it is unique, as plugdeck offers it."""
+    if qualified in offered:
+        return qualified
+    bare = qualified.split(".", 1)[-1]
+    return bare if bare in offered else qualified
+
+
 class Brain:
     """One run's model: the task's steps, and (if obedient) the injection's stages as soon as readable."""
 
@@ -87,18 +95,21 @@ class Brain:
         self.turn = 0
 
     def model(self) -> ScriptedModel:
-        limit = len(self.steps) + sum(1 for _ in self.stages) + 2
+        limit = 2 * (len(self.steps) + len(self.stages) + 2)
         return ScriptedModel([self] * limit, name="obedient-attacker" if self.stages else "benign")
 
     def __call__(self, messages: list[dict[str, Any]], tools: list[Any]) -> dict[str, Any] | str:
         self.turn += 1
+        offered = {getattr(t, "name", None) or t["function"]["name"] for t in tools}
         attack = self._attack(readable(conversation_text(messages)))
         if attack:
+            for call in attack["tool_calls"]:
+                call["name"] = offered_name(call["name"], offered)
             return attack
         if self.steps:
             calls = self.steps.pop(0)
-            return {"tool_calls": [{"id": f"task_{self.turn}_{i}", "name": c.tool, "arguments": c.arguments}
-                                   for i, c in enumerate(calls)]}
+            return {"tool_calls": [{"id": f"task_{self.turn}_{i}", "name": offered_name(c.tool, offered),
+                                    "arguments": c.arguments} for i, c in enumerate(calls)]}
         return self.answer
 
     def _attack(self, read: str) -> dict[str, Any] | None:
@@ -142,3 +153,53 @@ class SimulatedUser:
         if ok:
             self.approved.append(action)
         return ok
+
+
+class PlanBrain(Brain):
+    """The same model for the compiled-plan planner: it writes plans (`N. tool(arg=value)` lines) and
+    answers join calls. Hijacked by what the join shows it, it asks for a new plan (REPLAN) and writes
+    the injection's calls into it; an injection already in the conversation goes into the first plan.
+    A value a stage needs that the model has not read yet is passed by reference (`$N`, the result of
+    an earlier step), so the secret can flow without the model ever seeing it."""
+
+    def __call__(self, messages: list[dict[str, Any]], tools: list[Any]) -> str:
+        self.turn += 1
+        system = messages[0]["content"] if messages and messages[0].get("role") == "system" else ""
+        read = readable(conversation_text(messages))
+        if system.startswith("Answer the question"):
+            if self._triggered(read):
+                return "REPLAN: the results ask for one more step first."
+            return self.answer
+        lines: list[str] = []
+        if self._triggered(read):
+            lines += self._attack_lines(read, len(lines))
+        for turn in self.steps:
+            for call in turn:
+                lines.append(f"{len(lines) + 1}. {call.tool}({_plan_arguments(call.arguments)})")
+        self.steps = []
+        return "\n".join([*lines, f"{len(lines) + 1}. join()"])
+
+    def _triggered(self, read: str) -> bool:
+        return self.next_stage < len(self.stages) and (self.stages[self.next_stage].trigger or "") in read
+
+    def _attack_lines(self, read: str, start: int) -> list[str]:
+        lines: list[str] = []
+        while self.next_stage < len(self.stages):
+            stage = self.stages[self.next_stage]
+            if lines and stage.trigger is not None:
+                break  # a later hop: for the next plan, once its own trigger is read
+            self.next_stage += 1
+            values = {}
+            for name, pattern in stage.reads.items():
+                found = re.search(pattern, read)
+                values[name] = found.group(0) if found else f"code ${start + len(lines)}"  # the step before, as text
+            for call in stage.calls:
+                arguments = call.arguments(values) if callable(call.arguments) else call.arguments
+                number = start + len(lines) + 1
+                self.attacker_calls.append((f"plan{self.turn}_{number}", call.tool, arguments))
+                lines.append(f"{number}. {call.tool}({_plan_arguments(arguments)})")
+        return lines
+
+
+def _plan_arguments(arguments: Any) -> str:
+    return ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in (arguments or {}).items())

@@ -12,9 +12,10 @@ from typing import Any
 
 from plugdeck import Agent
 from plugdeck.events import PolicyDecided, ToolFinished
+from plugdeck.models.openai import OpenAIModel
 from plugdeck.policy import policy_from
 
-from .attacker import Brain, SimulatedUser
+from .attacker import Brain, PlanBrain, SimulatedUser
 from .scenarios import SCENARIOS, TASKS, Scenario, Task
 from .world import World
 
@@ -60,20 +61,41 @@ class BenignOutcome:
     why: str = ""
 
 
-def agent(world: World, brain: Brain, policy: str, user: SimulatedUser) -> Agent:
-    return Agent(brain.model(), world.plugins, policy=POLICIES[policy], confirm=user, max_steps=20)
+def agent(world: World, brain: Brain, policy: str, user: SimulatedUser, over: str = "scripted",
+          planner: str = "loop") -> Agent:
+    """`over`: "scripted" plays the brain in process (ScriptedModel); "http" through plugdeck's OpenAI
+    client and the loopback OpenAI-compatible server, so it reads the prompt as sent on the wire."""
+    if over == "http":
+        world.model_server.brain = brain
+        model = OpenAIModel("mock-model", world.model_server.base_url, max_retries=0)
+    else:
+        model = brain.model()
+    return Agent(model, world.plugins, policy=POLICIES[policy], confirm=user, max_steps=20, planner=planner)
+
+
+def play(world: World, agent: Agent, question: str, history: list[dict[str, Any]] | None = None) -> Any:
+    async def go():
+        try:
+            return await agent.run(question, history=history)
+        finally:
+            if hasattr(agent.model, "aclose"):
+                await agent.model.aclose()
+
+    return world.run(go())
 
 
 def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
     world.reset()
     scenario.plant(world)
     user = SimulatedUser(scenario.ground_truth, scenario.goal.values)
-    history = scenario.forged()
+    history = scenario.forged(world)
     if scenario.earlier is not None:  # the first turn reads the planted text; the model is not yet acting on it
         first = Brain(scenario.earlier.steps, scenario.earlier.answer)
-        history = world.run(agent(world, first, policy, user).run(scenario.earlier.question)).messages
-    brain = Brain(scenario.task.steps, scenario.task.answer, scenario.stages)
-    run = world.run(agent(world, brain, policy, user).run(scenario.task.question, history=history))
+        history = play(world, agent(world, first, policy, user, scenario.over), scenario.earlier.question).messages
+    thinker = PlanBrain if scenario.planner == "plan" else Brain
+    brain = thinker(scenario.task.steps, scenario.task.answer, scenario.stages)
+    run = play(world, agent(world, brain, policy, user, scenario.over, scenario.planner), scenario.task.question,
+               history)
     reached = scenario.goal.effect.reached(world.arrived())
     return AttackOutcome(
         scenario=scenario.id, policy=policy, kinds=scenario.kinds, attacked=bool(brain.attacker_calls),
@@ -85,19 +107,21 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
 def run_benign(world: World, task: Task, policy: str = "default") -> BenignOutcome:
     world.reset()
     user = SimulatedUser(task.calls)
-    run = world.run(agent(world, Brain(task.steps, task.answer), policy, user).run(task.question))
+    run = play(world, agent(world, Brain(task.steps, task.answer), policy, user), task.question)
     done, why = _done(run, task)
     return BenignOutcome(task.id, policy, done, len(user.asked), why)
 
 
 def _done(run: Any, task: Task) -> tuple[bool, str]:
     """The task is done when every one of its calls ran without error and the run answered."""
-    finished = [e for e in run.events if isinstance(e, ToolFinished) and e.call_id.startswith("task_")]
-    failed = [f"{e.tool}: {e.error['kind']}: {e.error['message'][:200]}" for e in finished if e.error]
-    if failed:
-        return False, "; ".join(failed)
-    if len(finished) != len(task.calls):
-        return False, f"{len(finished)} of the task's {len(task.calls)} calls ran"
+    finished = [e for e in run.events if isinstance(e, ToolFinished)]
+    for call in task.calls:
+        mine = [e for e in finished if e.tool == call.tool and e.arguments == call.arguments]
+        if not mine:
+            return False, f"{call.tool}({call.arguments}) was not called"
+        if all(e.error for e in mine):
+            error = mine[-1].error
+            return False, f"{call.tool}: {error['kind']}: {error['message'][:200]}"
     if run.status != "ok":
         return False, f"the run ended {run.status}: {run.error}"
     return True, ""

@@ -39,7 +39,7 @@ def get_ticket(ticket_id: str) -> str:
     """Read one support ticket: its title, reporter and text."""
     arrived("get_ticket", {"ticket_id": ticket_id})
     found = tickets().get(ticket_id)
-    return json.dumps({"id": ticket_id, **found}) if found else f"no ticket {ticket_id}"
+    return json.dumps({"id": ticket_id, **found}, ensure_ascii=False) if found else f"no ticket {ticket_id}"
 
 
 @server.tool(annotations=READ_ONLY)

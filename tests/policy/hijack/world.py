@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from plugdeck import Plugin, tool
 from plugdeck.plugins.knowledge.base import KnowledgeBase
 from plugdeck.plugins.knowledge.settings import KnowledgeSettings
@@ -24,6 +26,7 @@ from plugdeck.plugins.openapi import openapi_plugin
 from plugdeck.plugins.sql import sql_plugin
 
 from .services import SERVICES, Arrived, Service
+from .wire import ObedientServer
 
 REPO = Path(__file__).resolve().parents[3]
 PIZZERIA = REPO / "examples" / "pizzeria"
@@ -61,6 +64,7 @@ class World:
         self.root = root
         self.loop = asyncio.new_event_loop()  # one loop for all runs: the MCP session lives in it
         self.services: dict[str, Service] = {cls.name: cls().start() for cls in SERVICES}
+        self.model_server = ObedientServer().start()  # for scenarios played over HTTP
         self.pizzeria = self._start_pizzeria()
         self.office_spy: list[Arrived] = []
         self.documents = dict(DOCUMENTS)
@@ -112,13 +116,18 @@ class World:
                 raise ValueError(f"no document {name}")
             return world.documents[name]
 
+        @tool(untrusted=True)
+        def fetch_page(url: str) -> str:
+            """Fetch a web page and return its text (a tool written in the application's own code)."""
+            return httpx.get(url, timeout=10).text[:5000]
+
         @tool(effect="write")
         def delete_records(table: str) -> str:
             """Delete every record of a table in the office database."""
             world.office_spy.append(Arrived("office", "delete_records", "", json.dumps({"table": table})))
             return f"deleted all records of {table}"
 
-        return Plugin(name="office", tools=[read_document, delete_records])
+        return Plugin(name="office", tools=[read_document, fetch_page, delete_records])
 
     # ---- each scenario ----------------------------------------------------------------------------------
 
@@ -133,6 +142,10 @@ class World:
         (self.tickets / "tickets.json").write_text(json.dumps(TICKETS), encoding="utf-8")
         (self.tickets / "calls.jsonl").write_text("", encoding="utf-8")
         self._fill_database(REVIEWS)
+
+    def fill(self, text: str) -> str:
+        """An attacker's text with the addresses of this world's services where it names them."""
+        return text.replace("{search_url}", self.services["search"].url)
 
     def plant_document(self, text: str) -> None:
         """Put text in the shared document and bring the knowledge base up to date (only it is re-read)."""
@@ -178,5 +191,6 @@ class World:
         self.loop.close()
         for service in self.services.values():
             service.stop()
+        self.model_server.stop()
         self.pizzeria.shutdown()
         self.pizzeria.server_close()
