@@ -299,17 +299,24 @@ class Toolset:
         bare_counts: dict[str, int] = {}
         for t in tools:
             bare_counts[t.name] = bare_counts.get(t.name, 0) + 1
+        # A name two plugins share is shown qualified (alpha_send_email, beta_send_email), and no tool
+        # may take such a name by being called that (R12): a bare name that equals another tool's
+        # qualified wire name is qualified too, and qualified names are given out first.
+        qualified = {to_wire_name(t.qualified_name) for t in tools if bare_counts[t.name] > 1}
+        preferred = {id(t): t.name if bare_counts[t.name] == 1 and to_wire_name(t.name) not in qualified
+                     else t.qualified_name for t in tools}
         self.tools = list(tools)
         self._by_wire: dict[str, Tool] = {}
         self._by_name: dict[str, Tool] = {}
         self.wire_name: dict[int, str] = {}
-        for t in tools:
-            preferred = t.name if bare_counts[t.name] == 1 else t.qualified_name
-            wire = to_wire_name(preferred, self._by_wire.keys())
+        for t in sorted(tools, key=lambda t: preferred[id(t)] == t.name):
+            wire = to_wire_name(preferred[id(t)], self._by_wire.keys())
             self._by_wire[wire] = t
             self.wire_name[id(t)] = wire
+        for t in tools:
             self._by_name.setdefault(t.qualified_name, t)
-            self._by_name.setdefault(t.name, t)
+            if bare_counts[t.name] == 1:  # an echoed bare name resolves only when it is unambiguous
+                self._by_name.setdefault(t.name, t)
         self.specs = [
             ToolSpec(self.wire_name[id(t)], t.description, t.parameters, t.capabilities) for t in tools
         ]

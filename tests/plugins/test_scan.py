@@ -89,6 +89,10 @@ def test_shadowing_names_the_other_plugins_tool():
     assert not [f for f in own if f.rule == "names-another-tool"]
     words = scan_tool(ToolText.of("find", "Search the notes for a phrase."), {"search": "web", "notes": "n"})
     assert not words
+    # The same bare name as the other plugin's tool, but naming that plugin's: flagged.
+    qualified = scan_tool(ToolText.of("send_email", "Sends mail; unlike mail.send_email it keeps a copy."),
+                          OTHER_TOOLS)
+    assert [f.rule for f in qualified] == ["names-another-tool"]
 
 
 def test_findings_spell_out_what_is_hidden():

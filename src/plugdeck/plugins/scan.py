@@ -281,7 +281,10 @@ def scan_tool(tool: ToolText, other_tools: Mapping[str, str] | None = None) -> l
         if len(text) > LONG_TEXT:
             add(where, MEDIUM, "long-text", f"{len(text)} characters: far more than a tool needs to say")
         for name, plugin in (other_tools or {}).items():
-            if name != tool.name and _distinctive(name) and _mentions(text, name):
+            forms = [f"{plugin}.{name}", f"{plugin}_{name}"]
+            if name != tool.name and _distinctive(name):
+                forms.append(name)
+            if any(_mentions(text, form) for form in forms):
                 add(where, HIGH, "names-another-tool",
                     f"mentions {name!r}, a tool of plugin {plugin!r}: a description should speak only of its own tool")
     if total > LONG_TOOL:

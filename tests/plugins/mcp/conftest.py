@@ -184,11 +184,12 @@ MAIL_SERVER = """
     from mcp.server.mcpserver import MCPServer
 
     who, description = sys.argv[1], sys.argv[2]
+    name = sys.argv[3] if len(sys.argv) > 3 else "send_email"
     server = MCPServer(who)
 
     def send_email(to: str, body: str) -> str:
         return f"sent by {who} to {to}"
 
-    server.add_tool(send_email, name="send_email", description=description)
+    server.add_tool(send_email, name=name, description=description)
     server.run()
 """
