@@ -22,9 +22,12 @@ Secrets shorter than MIN_SECRET characters are not registered: blanking every "1
 answers. A hostile service can always disguise what it echoes (XOR, pieces shorter than FRAGMENT);
 redaction catches echoes, and the real protection is that a credential goes only to its own service.
 
-Speed: each secret's forms are cut into their FRAGMENT-length pieces once, and all pieces of all
-secrets form one compiled regular expression shaped as a trie, so a text is scanned once whatever
-the number of secrets; a hit is then grown to the whole run of the secret it belongs to.
+Speed: each secret's forms are cut once into seeds (fragment/2 characters long, placed so that any
+run of a fragment's length holds a whole seed, starting where possible at a capital or a rare symbol,
+which ordinary text has few of, so the scan skips most positions at once); the seeds of all secrets form one compiled regular expression
+shaped as a trie, so a text is scanned once whatever the number of secrets, and a hit is grown
+along its form to the whole run. Long texts seen lately are remembered (a run's messages come back
+in every model call). bench/redaction.py measures it.
 """
 
 from __future__ import annotations
@@ -42,37 +45,109 @@ MARK = "[redacted]"
 MIN_SECRET = 6  # shorter values are not treated as secrets
 FRAGMENT = 8  # a run of at least this many characters of a secret is a leak
 FRAGMENTS_FROM = 12  # secrets shorter than this are matched whole only (in every encoding)
+REMEMBER_FROM, REMEMBERED = 512, 256  # texts this long are remembered, this many at a time
 
-# Things shaped like credentials, redacted whether or not anyone registered them; one pattern, one pass.
-_VALUE = r"[^\s\"',;&<>]"
-_SHAPES = re.compile("|".join([
-    r"(?P<scheme>\b(?i:bearer|basic))\s+[A-Za-z0-9._~+/=-]{8,}",
-    r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}",
-    r"\bpdk_[0-9a-f]{10}_[A-Za-z0-9_-]{20,}",  # plugdeck server API keys
-    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,})\b",
-    # api_key=..., "password": "...": a value with a digit or symbol in it, or a long one, so that
-    # prose such as "secret: ingredient" stays as it is.
-    r"(?P<name>\b(?i:(?:x-)?api[_-]?key|access[_-]?token|client[_-]?secret|secret|password|passwd|authorization))"
-    rf"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?={_VALUE}*[^A-Za-z\s\"',;&<>]|{_VALUE}{{12}}){_VALUE}{{6,}}",
-    r"(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+):[^@/\s]+@",  # scheme://user:password@
-]))
-
-
-def _shape(match: re.Match[str]) -> str:
-    if match.group("scheme"):
-        return f"{match.group('scheme')} {MARK}"
-    if match.group("name"):
-        return match.group("name") + match.group("sep") + MARK
-    if match.group("userinfo"):
-        return match.group("userinfo") + ":***@"  # the convention for URLs (libpq, SQLAlchemy)
-    return MARK
+# Things shaped like credentials, redacted whether or not anyone registered them. Each runs only on
+# texts holding one of its telltale words (checked on the lower-cased text, far cheaper than a scan).
+_VALUE = r"[^\s\"'`,;&<>(){}\[\]]"
+_SHAPES: list[tuple[tuple[str, ...], re.Pattern[str], Any]] = [
+    (("bearer", "basic"), re.compile(r"\b((?i:bearer|basic))\s+(?![A-Za-z_]+=\")[A-Za-z0-9._~+/=-]{8,}"),
+     rf"\1 {MARK}"),  # not realm="..."
+    (("sk-", "pk-", "rk-"), re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"), MARK),
+    (("pdk_",), re.compile(r"\bpdk_[0-9a-f]{10}_[A-Za-z0-9_-]{20,}"), MARK),  # plugdeck server API keys
+    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MARK),  # JWTs
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "akia", "xox"),
+     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,})\b"), MARK),
+    # api_key=..., "password": "...": a value with letters and digits in it, as keys have, so that prose
+    # ("the secret: ingredient") and code ("password = os.environ.get(...)") stay as they are.
+    (("key", "token", "secret", "passw", "authorization"),
+     re.compile(r"\b((?i:(?:x-)?api[_-]?key|access[_-]?token|client[_-]?secret|secret|password|passwd|authorization))"
+                rf"([\"']?[ \t]*[:=][ \t]*[\"']?)(?={_VALUE}*\d)(?={_VALUE}*[A-Za-z]){_VALUE}{{6,}}"),
+     rf"\1\2{MARK}"),
+    (("://",), re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+):[^@/\s]+@"),
+     r"\1:***@"),  # scheme://user:password@, hidden as URLs conventionally are (libpq, SQLAlchemy)
+]
 
 
 @dataclass(frozen=True)
 class _Form:
     text: str  # one way the secret can appear
     fragment: int | None  # the shortest run of it that counts as a leak; None: only the whole form
+    words: bool = False  # the secret's own characters: a run of one kind only may be an ordinary word
+
+    def seeds(self) -> list[int]:
+        """Where seeds (of `seed_size`) are cut, so that every run of `fragment` holds one whole. Where
+        there is a choice a seed starts at a character ordinary text has few of: a scan only stops there."""
+        if not self.fragment:
+            return [0]
+        size, starts = self.seed_size, []
+        for window in range(len(self.text) - self.fragment + 1):
+            if starts and starts[-1] >= window:
+                continue  # a seed already lies within this run
+            choices = range(window, window + self.fragment - size + 1)
+            starts.append(min(choices, key=lambda i: (_commonness(self.text[i]), -i)))
+        return starts
+
+    @property
+    def seed_size(self) -> int:
+        return (self.fragment + 1) // 2 if self.fragment else len(self.text)
+
+    def accepts(self, run: str) -> bool:
+        if len(run) == len(self.text):
+            return True
+        return bool(self.fragment) and len(run) >= self.fragment and (not self.words or _mixed(run))
+
+
+class _Matcher:
+    """All registered secrets' forms, cut into seeds, as one regular expression shaped as a trie."""
+
+    def __init__(self, secrets: Iterable[str]):
+        self.places: dict[str, list[tuple[_Form, int]]] = {}  # seed -> (form, where the seed is in it)
+        for secret in secrets:
+            for form in _forms(secret):
+                for offset in form.seeds():
+                    self.places.setdefault(form.text[offset:offset + form.seed_size], []).append((form, offset))
+        self.lengths = sorted({len(seed) for seed in self.places})
+        self.pattern = re.compile(_trie_regex(self.places)) if self.places else None
+
+    def blank(self, text: str) -> str:
+        """Each run of a secret's form that a seed leads to, grown to its full extent, replaced."""
+        if self.pattern is None:
+            return text
+        out: list[str] = []
+        done = position = 0  # text before `done` is written out already
+        while (hit := self.pattern.search(text, position)) is not None:
+            span = self._grow(text, hit.start(), hit.group(), done)
+            position = hit.start() + 1
+            if span is None:
+                continue
+            # Seeds of other forms inside the run may grow it further (JSON's "\/" against a plain "/").
+            while (more := self.pattern.search(text, position, span[1])) is not None:
+                grown = self._grow(text, more.start(), more.group(), done)
+                if grown is not None:
+                    span = (min(span[0], grown[0]), max(span[1], grown[1]))
+                position = more.start() + 1
+            out += [text[done:span[0]], MARK]
+            done = position = span[1]
+        return "".join([*out, text[done:]]) if out else text
+
+    def _grow(self, text: str, at: int, hit: str, floor: int) -> tuple[int, int] | None:
+        """The longest run of a form around the seed at `at` that counts as a leak. The expression
+        matched the longest seed there; the shorter seeds it starts with are tried too."""
+        best: tuple[int, int] | None = None
+        for size in self.lengths:
+            if size > len(hit):
+                break
+            for form, offset in self.places.get(hit[:size], ()):
+                start, i = at, offset
+                while i > 0 and start > floor and text[start - 1] == form.text[i - 1]:
+                    start, i = start - 1, i - 1
+                end, j = at + size, offset + size
+                while j < len(form.text) and end < len(text) and text[end] == form.text[j]:
+                    end, j = end + 1, j + 1
+                if form.accepts(text[start:end]) and (best is None or end - start > best[1] - best[0]):
+                    best = (start, end)
+        return best
 
 
 class Redactor:
@@ -81,7 +156,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}  # value -> where it came from (for `sources`)
-        self._compiled: tuple[re.Pattern[str] | None, dict[str, list[tuple[_Form, int]]]] | None = None
+        self._matcher: _Matcher | None = None  # built at the first scan after a change
+        self._seen: dict[str, str] = {}  # long texts redacted lately: a run's messages recur in every event
         for secret in secrets:
             self.register(secret)
 
@@ -92,15 +168,14 @@ class Redactor:
         if not isinstance(value, str) or len(value.strip()) < MIN_SECRET:
             return
         with self._lock:
-            if value in self._secrets:
-                return
-            self._secrets[value] = source
-            self._compiled = None  # rebuilt on the next scan
+            if value not in self._secrets:
+                self._secrets[value] = source
+                self._matcher = None
 
     def forget(self, value: str) -> None:
         with self._lock:
             if self._secrets.pop(value, None) is not None:
-                self._compiled = None
+                self._matcher = None
 
     def sources(self) -> list[str]:
         """Where the registered secrets came from (never the values), for diagnostics."""
@@ -116,10 +191,16 @@ class Redactor:
         """`text` with every registered secret (any form, any long enough piece) and key shape blanked."""
         if not text:
             return text
-        pattern, index = self._compiled or self._compile()
-        if pattern is not None:
-            text = _blank(text, pattern, index)
-        return _SHAPES.sub(_shape, text)
+        matcher = self._matcher or self._build()
+        remember = len(text) >= REMEMBER_FROM
+        if remember and (known := self._seen.get(text)) is not None:
+            return known
+        cleaned = _shaped(matcher.blank(text))
+        if remember and matcher is self._matcher:  # not when the secrets changed meanwhile
+            if len(self._seen) >= REMEMBERED:
+                self._seen.clear()
+            self._seen[text] = cleaned
+        return cleaned
 
     def redact_value(self, value: Any) -> Any:
         """`value` (text, or JSON-like data) redacted throughout; the same object when nothing changed."""
@@ -144,60 +225,31 @@ class Redactor:
         cleaned_text = self.redact(shown)
         return value if cleaned_text == shown else cleaned_text
 
-    def _compile(self):
+    def _build(self) -> _Matcher:
         with self._lock:
-            if self._compiled is not None:
-                return self._compiled
-            index: dict[str, list[tuple[_Form, int]]] = {}
-            for secret in self._secrets:
-                for form in _forms(secret):
-                    size = form.fragment or len(form.text)
-                    for offset in range(len(form.text) - size + 1):
-                        index.setdefault(form.text[offset:offset + size], []).append((form, offset))
-            pattern = re.compile(_trie_regex(index)) if index else None
-            self._compiled = (pattern, index)
-            return self._compiled
+            if self._matcher is None:
+                self._seen = {}
+                self._matcher = _Matcher(list(self._secrets))
+            return self._matcher
 
 
-def _blank(text: str, pattern: re.Pattern[str], index: dict[str, list[tuple[_Form, int]]]) -> str:
-    """Replace each run of a secret's form found through its pieces, grown to its full extent."""
-    out: list[str] = []
-    done = 0  # text before this is already written out
-    position = 0
-    while True:
-        hit = pattern.search(text, position)
-        if hit is None:
-            break
-        span = _grow(text, hit.start(), hit.group(), index[hit.group()], done)
-        if span is None:
-            position = hit.start() + 1
-            continue
-        start, end = span
-        out.append(text[done:start])
-        out.append(MARK)
-        done = position = end
-    if not out:
-        return text
-    out.append(text[done:])
-    return "".join(out)
+def _shaped(text: str) -> str:
+    """Key shapes blanked."""
+    lowered = text.lower()
+    for words, pattern, replacement in _SHAPES:
+        if any(word in lowered for word in words):
+            text = pattern.sub(replacement, text)
+    return text
 
 
-def _grow(text: str, at: int, piece: str, places: list[tuple[_Form, int]], floor: int) -> tuple[int, int] | None:
-    """The longest run of a secret's form around the piece found at `at`, if it counts as a leak."""
-    best: tuple[int, int] | None = None
-    for form, offset in places:
-        start, i = at, offset
-        while i > 0 and start > floor and text[start - 1] == form.text[i - 1]:
-            start, i = start - 1, i - 1
-        end, j = at + len(piece), offset + len(piece)
-        while j < len(form.text) and end < len(text) and text[end] == form.text[j]:
-            end, j = end + 1, j + 1
-        whole = end - start == len(form.text)
-        if not whole and (form.fragment is None or not _mixed(text[start:end])):
-            continue
-        if best is None or end - start > best[1] - best[0]:
-            best = (start, end)
-    return best
+def _commonness(char: str) -> int:
+    """0 for capitals and rare symbols, 1 for digits, 2 for what fills ordinary text and JSON."""
+    if char.isupper() or not (char.isalnum() or char in _ORDINARY):
+        return 0
+    return 1 if char.isdigit() else 2
+
+
+_ORDINARY = frozenset(" \t\n\"':,.;{}[]()-_/")
 
 
 def _mixed(run: str) -> bool:
@@ -214,7 +266,7 @@ def _forms(secret: str) -> list[_Form]:
              json.dumps(secret)[1:-1].replace("/", "\\/"), html.escape(secret)}
     for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret), quote(quote(secret, safe=""), safe="")):
         texts.update({encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)})
-    forms = {_Form(t, piece) for t in texts if len(t) >= MIN_SECRET}
+    forms = {_Form(t, piece, words=True) for t in texts if len(t) >= MIN_SECRET}
     raw = secret.encode("utf-8")
     hexed = raw.hex()
     forms.update({_Form(hexed, 2 * piece if piece else None), _Form(hexed.upper(), 2 * piece if piece else None)})

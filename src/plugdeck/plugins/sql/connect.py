@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...redaction import redact, register_secret
 from .url import BadURL, DatabaseURL, parse_url
 
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a database server
@@ -54,6 +55,7 @@ class Database:
         self.label = label  # where it is, without any password
         self.timeout = timeout  # seconds one query may run
         self._password = password
+        register_secret(password, f"SQL database {label}")
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *, max_rows: int = 200) -> Rows:
         """Run one read query on a fresh read-only connection; at most `max_rows` rows come back."""
@@ -73,8 +75,9 @@ class Database:
     def _run(self, sql: str, params: Sequence[Any] | None, max_rows: int) -> Rows:
         raise NotImplementedError
 
-    def scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+    @staticmethod
+    def scrub(text: str) -> str:
+        return redact(text)  # the password (registered above) in any form, and key-shaped strings
 
     def timeout_error(self) -> DatabaseError:
         return DatabaseError(f"the query ran longer than its {self.timeout:g} s limit and was stopped; make it "
