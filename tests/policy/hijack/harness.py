@@ -90,8 +90,12 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
     user = SimulatedUser(scenario.ground_truth, scenario.goal.values)
     history = scenario.forged(world)
     if scenario.earlier is not None:  # the first turn reads the planted text; the model is not yet acting on it
-        first = Brain(scenario.earlier.steps, scenario.earlier.answer)
-        history = play(world, agent(world, first, policy, user, scenario.over), scenario.earlier.question).messages
+        if scenario.earlier_planner == "plan":
+            first = PlanBrain(scenario.earlier.steps, f"{scenario.earlier.answer} The note says: {world.fill(scenario.text)}")
+        else:
+            first = Brain(scenario.earlier.steps, scenario.earlier.answer)
+        history = play(world, agent(world, first, policy, user, scenario.over, scenario.earlier_planner),
+                       scenario.earlier.question).messages
     thinker = PlanBrain if scenario.planner == "plan" else Brain
     brain = thinker(scenario.task.steps, scenario.task.answer, scenario.stages)
     run = play(world, agent(world, brain, policy, user, scenario.over, scenario.planner), scenario.task.question,
