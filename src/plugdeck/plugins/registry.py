@@ -84,6 +84,10 @@ def remove(home: Path, name: str) -> None:
 
 
 def build(name: str, entry: dict[str, Any], home: Path) -> Plugin:
+    from ..extras import MODULES, require
+
+    if entry["kind"] in MODULES:  # the kinds that need an optional part are named like it
+        require(entry["kind"], f"the plugin {name!r} ({entry['kind']}, added with plugdeck plugins add)")
     module, _, function = BUILDERS[entry["kind"]].partition(":")
     builder = getattr(importlib.import_module(module), function)
     plugin = builder(name, entry.get("options", {}), Path(home))

