@@ -202,6 +202,21 @@ async def test_openapi_registers_credentials_but_not_user_names(canary, monkeypa
     shown = redact(creds.headers["Authorization"])
     assert shown.startswith(f"Basic {MARK}") and creds.headers["Authorization"][6:16] not in shown
     assert redact("administrator") == "administrator" and redact(canary) == MARK
+    # One variable holding user:password: the password is the secret, the user name stays readable.
+    monkeypatch.setenv("R10_PAIR", "admin2026:Pw7-Pair/Zx9+Q")
+    pair = Authenticator(schemes, {"basic": {"env": "R10_PAIR"}}, "http://127.0.0.1:9", "test")
+    await pair.credentials([{"basic": []}], post_form=None)
+    try:
+        assert redact("hello admin2026, Pw7-Pair/Zx9+Q") == f"hello admin2026, {MARK}"
+    finally:
+        SECRETS.forget("Pw7-Pair/Zx9+Q")
+
+
+def test_sql_database_passwords_are_registered(canary):
+    from plugdeck.plugins.sql.connect import open_database
+
+    db = open_database("postgresql://reader@127.0.0.1:9/shop", password=canary)
+    assert db.scrub(f"connection failed for {quote(canary, safe='')}") == f"connection failed for {MARK}"
 
 
 def test_knowledge_store_passwords_are_registered_when_connecting(canary):

@@ -68,7 +68,9 @@ class OpenAIModel:
         register_secret(api_key, f"API key of model {self.name}")
         for header, value in self._headers.items():
             if any(word in header.lower() for word in ("auth", "key", "token")):
-                register_secret(value, f"{header} header of model {self.name}")
+                scheme, _, credential = value.partition(" ")  # "Bearer KEY": the key is the secret
+                register_secret(credential if scheme.isalpha() and credential else value,
+                                f"{header} header of model {self.name}")
         # A client of the caller's is used as it is; otherwise calls are spread over clients of our own.
         self._clients = ClientShards(per_client=1 << 30, make=lambda: client) if client else ClientShards()
         self._owns_client = client is None

@@ -128,8 +128,8 @@ class Authenticator:
                 user, password = _secret(name, option["username_env"], secret=False), _secret(name, option["password_env"])
                 pair = f"{user}:{password}"
             else:
-                pair = _secret(name, option["env"])
-                register_secret(pair.partition(":")[2], f"OpenAPI {name} password")  # the user name is no secret
+                pair = _secret(name, option["env"], secret=False)  # the user name in it is no secret
+                register_secret(pair.partition(":")[2], f"OpenAPI security scheme {name} (${option['env']})")
             encoded = base64.b64encode(pair.encode()).decode()
             creds.headers["Authorization"] = f"Basic {encoded}"
         else:  # bearer, oauth2, openIdConnect
