@@ -4,6 +4,10 @@ Requests go only to the plugin's pinned base URL. Each hop (the first request an
 is checked by the guard and connected to the address the guard checked, with the real host name
 in the Host header and TLS SNI. Credentials ride only on hops to the pinned origin. Responses are
 read up to a byte cap, scrubbed of secrets, and cut to a character budget with a note saying so.
+
+A request whose connection fails is sent once more only when that cannot act twice: nothing was
+sent yet, or it is a read, or it carries an Idempotency-Key (the approved action's id, the same on
+every attempt). A write without a key whose connection dropped is reported, never repeated (R07).
 """
 
 from __future__ import annotations
@@ -25,10 +29,22 @@ from .operations import Operation, Param, is_form_media, is_json_media
 from .ssrf import BlockedURL, Guard, Target, origin_of, safe_url, split_url
 
 MAX_REDIRECTS = 5
+ATTEMPTS = 2  # a request whose connection failed is sent once more, when sending it again is safe
+RETRY_DELAY = 0.2  # seconds before that second attempt
+REPEATABLE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 RESERVED = ":/?#[]@!$&'()*+,;="
 USER_AGENT = "plugdeck-openapi"
 ERROR_EXCERPT = 1000  # characters of an error response shown to the model
+
+
+class NetworkFailure(ToolError):
+    """The exchange failed on the network. `sent`: the request may have reached the service (the
+    connection dropped after it went out), so sending it again could do it twice."""
+
+    def __init__(self, message: str, *, sent: bool):
+        super().__init__(message, "network")
+        self.sent = sent
 
 
 @dataclass
@@ -294,10 +310,10 @@ class GuardedHTTP:
             except httpx.TimeoutException:
                 raise ToolError(f"{target.origin} did not answer within {self.timeout:g} s", "timeout") from None
             except httpx.HTTPError as exc:
-                raise ToolError(redact(f"request to {target.origin} failed: {type(exc).__name__}: {exc}"),
-                                "network") from None
+                raise NetworkFailure(redact(f"request to {target.origin} failed: {type(exc).__name__}: {exc}"),
+                                     sent=True) from None
         detail = redact(str(failure)) if failure else "no address"
-        raise ToolError(f"could not connect to {target.origin}: {detail}", "network")
+        raise NetworkFailure(f"could not connect to {target.origin}: {detail}", sent=False)
 
     async def _read(self, answer) -> tuple[bytes, bool]:
         chunks, size = [], 0
@@ -398,12 +414,32 @@ class OperationCaller:
         request = build_request(op, arguments, self.http.base_url)
         _add_idempotency_key(op, request)
         creds = await self.auth.credentials(op.security, self.http.post_form)
-        try:
-            response = await self.http.send(request, creds)
-        except BlockedURL as exc:
-            raise ToolError(redact(str(exc)), "blocked") from None
+        attempt = 1
+        while True:
+            try:
+                response = await self.http.send(request, creds)
+                break
+            except BlockedURL as exc:
+                raise ToolError(redact(str(exc)), "blocked") from None
+            except NetworkFailure as exc:
+                repeatable = request.method in REPEATABLE_METHODS or _has_idempotency_key(request)
+                if exc.sent and not repeatable:
+                    raise ToolError(exc.message + ". The request may have reached the service; plugdeck does not "
+                                    "send a write again without an Idempotency-Key, so check with the service "
+                                    "before trying again.", "network") from None
+                if attempt >= ATTEMPTS:
+                    raise
+            attempt += 1
+            await asyncio.sleep(RETRY_DELAY)
         hint = self.auth.hint(creds.missing) if response.status in (401, 403) else ""
-        return shape_result(response, request.method, self.budget, hint)
+        result = shape_result(response, request.method, self.budget, hint)
+        if attempt > 1:  # one action, sent more than once: the trace says so
+            result["attempts"] = attempt
+        return result
+
+
+def _has_idempotency_key(request: PreparedRequest) -> bool:
+    return any(name.lower() == "idempotency-key" and value for name, value in request.headers.items())
 
 
 def _add_idempotency_key(op: Operation, request: PreparedRequest) -> None:
