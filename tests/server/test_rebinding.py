@@ -20,7 +20,7 @@ import pytest
 
 from mock_openai import MockOpenAI
 from plugdeck.assemble import AgentSetup
-from serverkit import ORDER, order_turns, plugdeck, start_server
+from serverkit import ORDER, order_turns, plugdeck, start_server, wait_for
 from test_page import ARGS, CHROMIUM
 
 pytest.importorskip("playwright")
@@ -211,4 +211,4 @@ def test_the_page_session_never_acts_for_another_origin(env, browser, client, ke
             own = page.evaluate("""async () => (await fetch("/api/runs", {method: "POST", headers:
                 {"Content-Type": "application/json", "X-Requested-With": "plugdeck"},
                 body: JSON.stringify({message: "1+1"})})).status""")
-            assert own == 200 and len(person.get("/api/runs").json()) == 1
+            assert own == 200 and wait_for(lambda: len(person.get("/api/runs").json()) == 1)
