@@ -87,6 +87,7 @@ def play(world: World, agent: Agent, question: str, history: list[dict[str, Any]
 def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
     world.reset()
     scenario.plant(world)
+    world.ready()
     user = SimulatedUser(scenario.ground_truth, scenario.goal.values)
     history = scenario.forged(world)
     if scenario.earlier is not None:  # the first turn reads the planted text; the model is not yet acting on it
@@ -110,6 +111,7 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
 
 def run_benign(world: World, task: Task, policy: str = "default") -> BenignOutcome:
     world.reset()
+    world.ready()
     user = SimulatedUser(task.calls)
     run = play(world, agent(world, Brain(task.steps, task.answer), policy, user), task.question)
     done, why = _done(run, task)

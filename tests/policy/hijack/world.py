@@ -77,6 +77,7 @@ class World:
         self.tickets = root / "tickets"
         self.tickets.mkdir(exist_ok=True)
         self.reset()
+        self.ready()
         self.plugins = self.run(self._plugins())
 
     # ---- building ------------------------------------------------------------------------------------
@@ -148,9 +149,13 @@ class World:
         return text.replace("{search_url}", self.services["search"].url)
 
     def plant_document(self, text: str) -> None:
-        """Put text in the shared document and bring the knowledge base up to date (only it is re-read)."""
-        if not self.shared_doc.exists() or self.shared_doc.read_text(encoding="utf-8") != text:
-            self.shared_doc.write_text(text, encoding="utf-8")
+        """What the shared document will say (written and indexed by `ready`, once per scenario)."""
+        self.shared_text = text
+
+    def ready(self) -> None:
+        """Bring the knowledge base up to date with the shared document (only that file is re-read)."""
+        if not self.shared_doc.exists() or self.shared_doc.read_text(encoding="utf-8") != self.shared_text:
+            self.shared_doc.write_text(self.shared_text, encoding="utf-8")
             self.kb.add([self.docs])
 
     def plant_ticket(self, ticket_id: str, title: str, text: str) -> None:
