@@ -102,22 +102,31 @@ def rebuild(name: str = typer.Argument(..., help="The knowledge base."), as_json
 
 
 def _with_progress(work, as_json: bool):
-    """Run work(progress_callback) under a progress bar on stderr when it is a terminal."""
+    """Run work(progress_callback) under progress bars on stderr when it is a terminal: one for the
+    files read, one for the chunks embedded (embedding is most of the time of a first add)."""
+    from ..plugins.knowledge.base import LOADING
+
     _, err = _consoles()
     if as_json or not err.is_terminal:
         return work(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]} embeddings/s"),
-               TimeElapsedColumn())
+               TextColumn("{task.fields[unit]}"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("reading", total=None, chunks=0, rate="-")
+        files = bar.add_task("reading", total=None, unit="files")
+        chunks = bar.add_task("embedding", total=None, unit="chunks embedded", visible=False)
 
         def update(state) -> None:
-            rate = f"{state.embedded / state.embed_seconds:.0f}" if state.embed_seconds else "-"
-            bar.update(task, total=state.files_total, completed=state.files_done, chunks=state.chunks, rate=rate,
-                       description=_short(state.current))
+            bar.update(files, total=state.files_total, completed=state.files_done,
+                       description=_short(state.current) if state.files_done < state.files_total else "read")
+            if state.to_embed:
+                rate = f" · {state.embedded / state.embed_seconds:.0f}/s" if state.embed_seconds else ""
+                bar.update(chunks, total=state.to_embed, completed=state.embedded, visible=True,
+                           unit=f"chunks embedded{rate}", description=("loading the model" if state.current == LOADING
+                                                                        else "embedding" if state.embedding
+                                                                        else "embedded"))
+            bar.refresh()  # each batch shows, however fast the batches come
 
         return work(update)
 
@@ -138,7 +147,7 @@ def _print_report(report, as_json: bool) -> None:
     out.print(f"{report.knowledge_base}: {done or 'no documents'} · {report.chunks} chunks written "
               f"({report.embedded} embedded{kept}) · {report.seconds:.1f} s{rate}", markup=False)
     for outcome in report.files:
-        if outcome.status in ("failed", "missing"):
+        if outcome.status in ("failed", "skipped", "missing"):
             err.print(f"skipped {outcome.source}: {outcome.reason}", markup=False, style="yellow")
         elif outcome.status == "removed":
             err.print(f"removed {outcome.source}: {outcome.reason}", markup=False)

@@ -256,8 +256,7 @@ async def upload(name: str, request: Request, files: list[UploadFile] = File(...
                  principal: Principal = Depends(who)) -> dict[str, Any]:
     if not _may_use_kb(principal, name):
         raise ApiError(403, f"this key may not use knowledge base {name!r}", code="plugins_not_allowed")
-    contents = [(f.filename, await f.read()) for f in files]
-    return await knowledge.add_documents(state_of(request).config.home, name, contents)
+    return await knowledge.add_documents(state_of(request).config.home, name, files)
 
 
 @router.get("/kb/{name}/search", summary="Search a knowledge base")

@@ -1,6 +1,7 @@
 """The real `plugdeck kb` commands, run in a subprocess as a person would."""
 
 import json
+import re
 
 from conftest import plugdeck
 
@@ -58,3 +59,25 @@ def test_clear_errors(cli_env, tmp_path):
     assert json.loads(plugdeck(cli_env, "kb", "list", "--json").stdout) == []  # no empty knowledge base left
     for result in (missing, nowhere, bad_type, unsupported):
         assert "Traceback" not in result.stderr
+
+
+def test_progress_shows_chunks_as_they_are_embedded_and_a_bomb_is_skipped(cli_env, tmp_path):
+    """Issue 11 item 18: the bar counts embedded chunks while it embeds (it sat at `0 chunks` before);
+    item 4: a zip bomb among the files is skipped with its reason and the rest goes in."""
+    from hostile_files import docx_bomb
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for number in range(3):  # 3 files x 60 paragraphs: more than two batches of 64 chunks to embed
+        (folder / f"notes-{number}.md").write_text("\n\n".join(
+            f"# Note {number}-{i}\n\nMeeting {i} of team {number} decided item {i * 7 + number}." for i in range(60)))
+    docx_bomb(folder / "bomb.docx", 60)
+    terminal = {**cli_env, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "160", "NO_COLOR": "1"}
+    added = plugdeck(terminal, "kb", "add", str(folder), cwd=tmp_path, timeout=300)
+    assert added.returncode == 0, added.stderr
+    assert "notes: 3 new · 180 chunks written" in added.stdout
+    assert "skipped notes/bomb.docx: the .docx part word/document.xml inflates too much (60 MB" in added.stderr
+    assert "max_member_mb in [knowledge.limits]" in added.stderr
+    shown = [int(done) for done in re.findall(r"(\d+)/180 chunks embedded", added.stderr)]
+    assert 64 in shown and 128 in shown and 180 in shown  # each batch as it was embedded
+    assert re.search(r"4/4\s+files", added.stderr) and "loading the model" in added.stderr

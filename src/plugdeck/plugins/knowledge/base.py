@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .chunking import chunk_document
 from .embeddings import Embedder
 from .ingest import Candidate, scan
+from .limits import OverLimit, check_chunks, check_file_size
 from .readers import SUPPORTED, ReadError, read_document
 from .search import Passage, hybrid_search
 from .settings import KnowledgeSettings, default_home, load_settings
@@ -32,6 +33,7 @@ STORE_FILE = "store.json"  # in the folder of a base kept elsewhere (PostgreSQL)
 READERS_VERSION = 1  # bump when a reader extracts text differently: files are then re-read
 EMBED_BATCH = 64
 PENDING_TEXTS = 16 * EMBED_BATCH  # texts gathered (and sorted by length) before they are embedded and written
+LOADING = "loading the embedding model"  # Progress.current while the model loads
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -85,8 +87,9 @@ def names(home: Path | None = None) -> list[str]:
 class FileOutcome:
     source: str
     path: str
-    # new | changed | unchanged | removed | failed (with the reason) | missing (an input that matched
-    # nothing) | unsupported (a file of another type found in an added folder)
+    # new | changed | unchanged | removed | failed (with the reason) | skipped (over a cap in
+    # [knowledge.limits], with the reason) | missing (an input that matched nothing) | unsupported (a
+    # file of another type found in an added folder)
     status: str
     chunks: int = 0
     reason: str = ""
@@ -107,10 +110,10 @@ class AddReport:
 
     @property
     def problems(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.status in ("failed", "missing")]
+        return [f for f in self.files if f.status in ("failed", "skipped", "missing")]
 
     def to_dict(self) -> dict[str, Any]:
-        statuses = ("new", "changed", "unchanged", "removed", "failed", "unsupported", "missing")
+        statuses = ("new", "changed", "unchanged", "removed", "failed", "skipped", "unsupported", "missing")
         return {
             "knowledge_base": self.knowledge_base,
             "counts": {s: self.count(s) for s in statuses},
@@ -126,10 +129,15 @@ class Progress:
 
     files_total: int
     files_done: int = 0
-    chunks: int = 0
-    embedded: int = 0
+    chunks: int = 0  # chunks written to the store
+    to_embed: int = 0  # chunks whose text is new, so far: each is embedded before it is written
+    embedded: int = 0  # of those, embedded already
     embed_seconds: float = 0.0
     current: str = ""
+
+    @property
+    def embedding(self) -> bool:
+        return self.embedded < self.to_embed
 
 
 @dataclass
@@ -376,8 +384,13 @@ class KnowledgeBase:
 
     def _prepare(self, candidate: Candidate, pipeline: str, report: AddReport) -> _Pending | None:
         path = str(candidate.path)
+        limits = self.settings.limits
         try:
+            check_file_size(candidate.path.stat().st_size, limits)  # before its bytes are read to hash them
             data = candidate.path.read_bytes()
+        except OverLimit as exc:
+            report.files.append(FileOutcome(candidate.source, path, "skipped", reason=str(exc)))
+            return None
         except OSError as exc:
             report.files.append(FileOutcome(candidate.source, path, "failed", reason=f"cannot read it: {exc.strerror}"))
             return None
@@ -386,13 +399,21 @@ class KnowledgeBase:
         if before and before.hash == digest and before.pipeline == pipeline:
             report.files.append(FileOutcome(candidate.source, path, "unchanged", before.chunks))
             return None
+        kept = "; the version added before is kept" if before else ""
         try:
-            document = read_document(candidate.path)
+            document = read_document(candidate.path, limits)
+            chunks = chunk_document(document, self.settings.chunk_size, self.settings.chunk_overlap)
+            check_chunks(len(chunks), limits)
+        except OverLimit as exc:
+            report.files.append(FileOutcome(candidate.source, path, "skipped", reason=f"{exc}{kept}"))
+            return None
         except ReadError as exc:
-            kept = "; the version added before is kept" if before else ""
             report.files.append(FileOutcome(candidate.source, path, "failed", reason=f"{exc}{kept}"))
             return None
-        chunks = chunk_document(document, self.settings.chunk_size, self.settings.chunk_overlap)
+        except Exception as exc:  # a reader's library choking on a hostile file fails that file, not the add
+            reason = f"it could not be read ({type(exc).__name__}: {str(exc)[:200]}){kept}"
+            report.files.append(FileOutcome(candidate.source, path, "failed", reason=reason))
+            return None
         reusable = self.store.vectors_by_text_hash(path) if before else {}
         records, texts, vectors, seen = [], [], {}, {}
         for ordinal, chunk in enumerate(chunks):
@@ -418,8 +439,9 @@ class KnowledgeBase:
         # Similar lengths in a batch: the model pads every text to the batch's longest, and mixed lengths
         # cost about a fifth more embedding time (bench/knowledge_ingest.py).
         wanted.sort(key=lambda entry: len(entry[0].texts[entry[1]]))
+        state.to_embed += len(wanted)
         if wanted:
-            current, state.current = state.current, "loading the embedding model"
+            current, state.current = state.current, LOADING
             if progress:
                 progress(state)
             self.embedder.load()  # loading the model is not embedding: keep it out of embeddings/s

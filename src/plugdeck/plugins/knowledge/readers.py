@@ -3,7 +3,9 @@
 Every reader returns a `Document`: the extracted text and its blocks, each block a span of that
 text. For Markdown and plain text the extracted text is the file's own text (newlines normalised,
 invisible control characters removed), so offsets and line numbers point into the file itself.
-A file that cannot be read raises `ReadError` with a reason a person can act on.
+A file that cannot be read raises `ReadError` with a reason a person can act on; a file over one of
+the caps in limits.py (a zip bomb, a runaway PDF stream, a huge CSV) raises `OverLimit`, checked
+before the work it bounds.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .limits import (InflateBudget, OverLimit, ReadLimits, check_characters, check_file_size, check_zip, megabytes,
+                     over)
 from .text import plain, visible
 
 SUPPORTED = {
     ".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html",
     ".pdf": "pdf", ".docx": "docx", ".csv": "csv",
 }
-MAX_FILE_BYTES = 100 * 1024 * 1024
+HTML_MARKUP = 4  # an HTML source may be this many times max_chars: markup is not text
 
 
 class ReadError(Exception):
@@ -64,7 +68,9 @@ def unsupported_message(path: Path) -> str:
     return f"unsupported file type {suffix}; supported: {kinds}"
 
 
-def read_document(path: Path) -> Document:
+def read_document(path: Path, limits: ReadLimits | None = None) -> Document:
+    """The file's text and structure; ReadError if it cannot be read, OverLimit if it is over a cap."""
+    limits = limits or ReadLimits()
     kind = file_type(path)
     if kind is None:
         raise ReadError(unsupported_message(path))
@@ -72,14 +78,16 @@ def read_document(path: Path) -> Document:
         size = path.stat().st_size
     except OSError as exc:
         raise ReadError(f"cannot open it: {exc.strerror or exc}") from None
-    if size > MAX_FILE_BYTES:
-        raise ReadError(f"too large ({size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB); split it first")
+    check_file_size(size, limits)
     try:
-        document = _READERS[kind](path)
-    except ReadError:
+        document = _READERS[kind](path, limits)
+    except (ReadError, OverLimit):
         raise
+    except MemoryError:
+        raise ReadError("reading it ran out of memory; lower the caps in [knowledge.limits]") from None
     except OSError as exc:
         raise ReadError(f"cannot read it: {exc.strerror or exc}") from None
+    check_characters(len(document.text), limits)
     if not any(not b.heading for b in document.blocks):
         raise ReadError("no text found in it" + (" (a scanned PDF? run OCR on it first)" if kind == "pdf" else ""))
     return document
@@ -114,8 +122,17 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def read_text(path: Path) -> Document:
+def _source(path: Path, limits: ReadLimits, factor: int = 1) -> str:
+    """A text file's characters, refused before parsing when there are too many."""
     text = visible(decode(path.read_bytes()))
+    if len(text) > factor * limits.max_chars:
+        raise over("the text is too long", f"{len(text):,} characters", f"{factor * limits.max_chars:,}",
+                   "max_chars")
+    return text
+
+
+def read_text(path: Path, limits: ReadLimits) -> Document:
+    text = _source(path, limits)
     blocks = []
     for match in re.finditer(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*$)", text, re.DOTALL):
         blocks.append(Block(match.start(), match.end()))
@@ -125,10 +142,10 @@ def read_text(path: Path) -> Document:
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
-def read_markdown(path: Path) -> Document:
+def read_markdown(path: Path, limits: ReadLimits) -> Document:
     from markdown_it import MarkdownIt
 
-    text = visible(decode(path.read_bytes()))
+    text = _source(path, limits)
     title = ""
     parsed = text
     front = _FRONT_MATTER.match(text)
@@ -159,8 +176,8 @@ def read_markdown(path: Path) -> Document:
     return Document("md", text, blocks, title=title, line_starts=starts)
 
 
-def read_csv(path: Path) -> Document:
-    raw = visible(decode(path.read_bytes()))
+def read_csv(path: Path, limits: ReadLimits) -> Document:
+    raw = _source(path, limits)
     try:
         dialect = csv.Sniffer().sniff(raw[:8192], delimiters=",;\t|")
     except csv.Error:
@@ -180,6 +197,8 @@ def read_csv(path: Path) -> Document:
         cells = [f"{header[i] if i < len(header) else f'column {i + 1}'}: {cell.strip()}"
                  for i, cell in enumerate(row) if cell.strip()]
         line = " | ".join(cells)
+        if position + len(line) > limits.max_chars:  # a long header repeated on every row multiplies the text
+            check_characters(position + len(line), limits, "the rows make too much text")
         blocks.append(Block(position, position + len(line), row=number))
         parts.append(line)
         position += len(line) + 1
@@ -199,10 +218,11 @@ _CONTAINERS = {"div", "section", "article", "main", "body", "ul", "ol", "dl", "t
 class _Assembler:
     """Collects block texts in order and builds the document text with offsets."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ReadLimits) -> None:
         self.parts: list[str] = []
         self.blocks: list[Block] = []
         self.length = 0
+        self.limits = limits
 
     def add(self, text: str, heading: int = 0, page: int | None = None) -> None:
         text = visible(text)
@@ -211,6 +231,7 @@ class _Assembler:
             return
         if self.parts:
             self.length += 2  # the "\n\n" between blocks
+        check_characters(self.length + len(text), self.limits)
         self.blocks.append(Block(self.length, self.length + len(text), heading=heading,
                                  title=text if heading else "", page=page))
         self.parts.append(text)
@@ -220,16 +241,16 @@ class _Assembler:
         return "\n\n".join(self.parts)
 
 
-def read_html(path: Path) -> Document:
+def read_html(path: Path, limits: ReadLimits) -> Document:
     from selectolax.lexbor import LexborHTMLParser
 
-    tree = LexborHTMLParser(decode(path.read_bytes()))
+    tree = LexborHTMLParser(_source(path, limits, HTML_MARKUP))
     title_node = tree.css_first("title")
     title = " ".join(title_node.text().split()) if title_node else ""
     for node in tree.css(_SKIP):
         node.decompose()
     root = tree.css_first("main") or tree.css_first("[role=main]") or _largest(tree.css("article")) or tree.body
-    out = _Assembler()
+    out = _Assembler(limits)
     if root is not None:
         for node in root.css("body > header"):
             node.decompose()  # the page banner; a header inside an article is kept
@@ -286,48 +307,102 @@ def _has_blocks(node) -> bool:
 # ---- PDF and DOCX -------------------------------------------------------------------------------------
 
 
-def read_pdf(path: Path) -> Document:
+def read_pdf(path: Path, limits: ReadLimits) -> Document:
     import logging
 
-    from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     # pypdf logs every oddity it repairs; what matters reaches the person as a ReadError instead.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ReadError("the PDF is password-protected; save an unprotected copy and add that")
-        out = _Assembler()
-        for number, page in enumerate(reader.pages, start=1):
-            for paragraph in re.split(r"\n[ \t]*\n", page.extract_text() or ""):
-                out.add(paragraph, page=number)
-        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
-    except ReadError:
+        with _pypdf_caps(limits):
+            return _read_pdf(path, limits)
+    except (ReadError, OverLimit):
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ReadError(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # pypdf raises many kinds on damaged files; any of them means "unreadable"
+        if type(exc).__name__ == "LimitReachedError":  # pypdf's own cap, set from ours by _pypdf_caps
+            raise over("a PDF stream inflates too much", str(exc), megabytes(limits.max_member_bytes),
+                       "max_member_mb") from None
         if type(exc).__module__.startswith("pypdf") or "cryptography" in str(exc).lower():
             raise ReadError(f"not a readable PDF ({exc})") from None
         raise
+
+
+def _read_pdf(path: Path, limits: ReadLimits) -> Document:
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise ReadError("the PDF is password-protected; save an unprotected copy and add that")
+    pages = len(reader.pages)
+    if pages > limits.max_pages:
+        raise over("the PDF has too many pages", f"{pages:,}", f"{limits.max_pages:,}", "max_pages")
+    out = _Assembler(limits)
+    budget = InflateBudget(limits)
+    for number, page in enumerate(reader.pages, start=1):
+        _measure_contents(page, budget)  # before pypdf inflates them
+        for paragraph in re.split(r"\n[ \t]*\n", page.extract_text() or ""):
+            out.add(paragraph, page=number)
+    title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
     return Document("pdf", out.text(), out.blocks, title=str(title))
 
 
-def read_docx(path: Path) -> Document:
+def _measure_contents(page, budget: InflateBudget) -> None:
+    """Charge a page's content streams to the budget: Flate streams by a bounded inflate of their raw
+    bytes, others by their raw size (pypdf's own per-stream caps, set from ours, bound those)."""
+    from pypdf.generic import ArrayObject
+
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    streams = [s.get_object() for s in contents] if isinstance(contents, ArrayObject) else [contents]
+    for stream in streams:
+        raw = getattr(stream, "_data", None)
+        if not isinstance(raw, bytes):
+            continue
+        filters = stream.get("/Filter")
+        filters = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)] if filters else []
+        if filters in (["/FlateDecode"], ["/Fl"]):
+            budget.spend(budget.measure_flate(raw))
+        else:
+            budget.spend(len(raw))
+
+
+def _pypdf_caps(limits: ReadLimits):
+    """pypdf's decompression caps (pypdf 5.1 and later), lowered to ours for the streams that text
+    extraction decodes beyond the page contents (form XObjects, fonts)."""
+    import contextlib
+
+    try:
+        from pypdf import apply_configuration
+    except ImportError:
+        return contextlib.nullcontext()
+    cap = limits.max_member_bytes
+    return apply_configuration(zlib_maximum_output_length=cap, lzw_maximum_output_length=cap,
+                               run_length_maximum_output_length=cap, array_based_stream_maximum_output_length=cap,
+                               maximum_declared_stream_length=cap, stream_decoding_work_maximum_length=cap)
+
+
+def read_docx(path: Path, limits: ReadLimits) -> Document:
     import zipfile
 
+    check_zip(path, limits)  # before python-docx inflates every part into memory
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    from lxml.etree import XMLSyntaxError
+
     try:
         document = docx.Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, XMLSyntaxError) as exc:
         raise ReadError(f"not a valid .docx file (damaged, or an old .doc renamed?): {exc}") from None
-    out = _Assembler()
+    out = _Assembler(limits)
     title = (document.core_properties.title or "").strip()
+    if document.element.body is None:
+        raise ReadError("not a valid .docx file: its document has no body")
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             for row in item.rows:

@@ -9,18 +9,25 @@ overridden by `PLUGDECK_EMBEDDING_*` variables.
     base_url = "http://127.0.0.1:8080/v1"
     model = "nomic-embed-text"
     api_key_env = "EMBEDDINGS_KEY"    # the variable that holds the key; the key is never written here
+
+    [knowledge.limits]                # caps on one file, so a zip bomb is skipped (see limits.py)
+    max_file_mb = 100
+    max_unpacked_mb = 200
+    max_chars = 5000000
+    max_chunks = 20000
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import config_files
 from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
 from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder
+from .limits import ReadLimits
 
 
 class SettingsError(ValueError):
@@ -34,6 +41,7 @@ class KnowledgeSettings:
     embedding_base_url: str | None = None
     embedding_model: str | None = None
     embedding_api_key_env: str | None = None
+    limits: ReadLimits = field(default_factory=ReadLimits)
 
     def embedder(self) -> Embedder:
         if not self.embedding_base_url:
@@ -52,8 +60,10 @@ def load_settings(cwd: Path | None = None) -> KnowledgeSettings:
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"{path}: {exc}") from None
             embeddings = {**table.get("embeddings", {}), **data.get("embeddings", {})}
+            limits = {**table.get("limits", {}), **data.get("limits", {})}
             table.update(data)
             table["embeddings"] = embeddings
+            table["limits"] = limits
     embeddings = table.get("embeddings", {})
     environment = {
         "base_url": os.environ.get("PLUGDECK_EMBEDDING_URL"),
@@ -62,7 +72,7 @@ def load_settings(cwd: Path | None = None) -> KnowledgeSettings:
     }
     embeddings = {**embeddings, **{k: v for k, v in environment.items() if v}}
     unknown = set(embeddings) - {"base_url", "model", "api_key_env"}
-    unknown |= set(table) - {"chunk_size", "chunk_overlap", "embeddings"}
+    unknown |= set(table) - {"chunk_size", "chunk_overlap", "embeddings", "limits"}
     if unknown:
         raise SettingsError(f"unknown [knowledge] setting(s): {', '.join(sorted(unknown))}")
     try:
@@ -72,6 +82,7 @@ def load_settings(cwd: Path | None = None) -> KnowledgeSettings:
             embedding_base_url=embeddings.get("base_url"),
             embedding_model=embeddings.get("model"),
             embedding_api_key_env=embeddings.get("api_key_env"),
+            limits=ReadLimits.from_table(table.get("limits", {})),
         )
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"bad [knowledge] setting: {exc}") from None

@@ -411,8 +411,8 @@ $("upload-form").addEventListener("submit", async (event) => {
     const response = await fetch(`/api/kb/${encodeURIComponent(name)}/documents`, { method: "POST", body: form, headers: headers() });
     const result = await readJson(response);
     report.replaceChildren(el("p", {}, `${result.knowledge_base}: ${result.counts.new} new, ${result.counts.changed} changed, ` +
-      `${result.counts.unchanged} unchanged, ${result.counts.failed} failed · ${result.chunks} chunk(s)`),
-    ...result.files.map((f) => el("div", { class: f.status === "failed" ? "error" : "muted" },
+      `${result.counts.unchanged} unchanged, ${result.counts.failed} failed, ${result.counts.skipped} skipped · ${result.chunks} chunk(s)`),
+    ...result.files.map((f) => el("div", { class: ["failed", "skipped"].includes(f.status) ? "error" : "muted" },
       `${f.source}: ${f.status}${f.reason ? " (" + f.reason + ")" : ""}`)));
     loadKnowledge();
   } catch (error) {
