@@ -14,7 +14,7 @@ import ipaddress
 import re
 
 LOCALHOST = "localhost"
-_PORT = re.compile(r"^[0-9]{1,5}$")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -39,11 +39,11 @@ def host_of(host_header: str | None) -> str | None:
         return None
     if host_header.startswith("["):
         host, bracket, rest = host_header[1:].partition("]")
-        if not bracket or (rest and not (rest.startswith(":") and _PORT.match(rest[1:]))):
+        if not bracket or (rest and not (rest.startswith(":") and _PORT.fullmatch(rest[1:]))):
             return None
         return host
     host, colon, port = host_header.partition(":")
-    if colon and not _PORT.match(port):
+    if colon and not _PORT.fullmatch(port):
         return None  # "a:b:c" (a bare IPv6 address is not a valid Host) or a port that is not a number
     return host
 
@@ -51,7 +51,6 @@ def host_of(host_header: str | None) -> str | None:
 def is_loopback_host_header(host_header: str | None) -> bool:
     """True when a request's Host header names this machine by a loopback name or address."""
     return is_loopback_host(host_of(host_header))
-
 
 
 def is_loopback_origin(origin: str | None) -> bool:

@@ -1,9 +1,9 @@
 """R14, the platform's side: no token passes through plugdeck, either way.
 
-- Out: a plugin's service (or the model's endpoint) never receives the platform's own credentials. A loopback OpenAPI service
-  (a spy) logs every request it gets during runs started with an API key, from the page's session and
-  through the OpenAI API: it sees its own credential where its spec asks for one, nothing where it does
-  not, and never the API key, any part of it, or the page's session token.
+- Out: a plugin's service (or the model's endpoint) never receives the platform's own credentials. A
+  loopback OpenAPI service (a spy) logs every request it gets during runs started with an API key, from
+  the page's session and through the OpenAI API: it sees its own credential where its spec asks for
+  one, nothing where it does not, and never the API key, any part of it, or the page's session token.
 - In: a token minted for another service (that plugin's credential, another platform's key, a JWT for
   another audience, a random bearer) is refused by the platform's endpoints (401) once keys exist, and a
   request that carries a key acts as that key, whatever session cookie comes with it.
@@ -24,6 +24,7 @@ from plugdeck.assemble import AgentSetup
 from serverkit import plugdeck, start_server
 
 SPY_CREDENTIAL = "spy-service-credential-7f3a9c21d4e8b6f0"
+OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
 SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "Spy weather", "version": "1.0"},
@@ -33,10 +34,10 @@ SPEC = {
         "/weather": {"get": {
             "operationId": "get_weather", "summary": "The weather in a city", "security": [{"spyBearer": []}],
             "parameters": [{"name": "city", "in": "query", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": OK}},
         "/time": {"get": {
             "operationId": "get_time", "summary": "The time of day", "security": [],
-            "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": OK}},
     },
 }
 WEATHER = {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
@@ -103,7 +104,8 @@ def test_plugins_never_receive_the_platforms_credentials(env, spy):
             AgentSetup(model="mock-model", base_url=mock.base_url, plugins=["spy"])) as server, \
             httpx.Client(base_url=server.url, timeout=30) as client:
         session = server.state.auth.session_token
-        by_key = client.post("/api/runs", json={"message": "weather and time"}, headers={"Authorization": f"Bearer {key}"})
+        by_key = client.post("/api/runs", json={"message": "weather and time"},
+                             headers={"Authorization": f"Bearer {key}"})
         assert by_key.json()["status"] == "ok", by_key.text
         with httpx.Client(base_url=server.url, timeout=30, cookies={"plugdeck_session": session}) as page:
             by_page = page.post("/api/runs", json={"message": "weather and time"},
@@ -159,7 +161,8 @@ def test_tokens_for_other_services_are_refused(env, spy, client):
         # valid never falls back to the cookie beside it.
         with httpx.Client(base_url=server.url, timeout=30,
                           cookies={"plugdeck_session": server.state.auth.session_token}) as page:
-            operator_run = page.post("/api/runs", json={"message": "hi"}, headers={"X-Requested-With": "plugdeck"}).json()
+            operator_run = page.post("/api/runs", json={"message": "hi"},
+                                     headers={"X-Requested-With": "plugdeck"}).json()
             both = {"Authorization": f"Bearer {key}"}
             session = page.get("/api/session", headers=both).json()
             assert session["principal"] == "key mine" and session["operator"] is False

@@ -148,8 +148,8 @@ def revoke(key: str = typer.Argument(..., help="The key's name or id (see plugde
 def _without_active_keys(store) -> str:
     """What plugdeck serve does with no active key: the same rule as the server's (KeyStore.required)."""
     if store.required():
-        return ("no active key: plugdeck serve refuses every API request (401) until you create a key (plugdeck keys create "
-                "--plugins NAMES); its page still signs in with the ?token= link it prints. To let this machine "
-                f"in without a key again, delete {store.path}")
+        return ("no active key: plugdeck serve refuses every API request (401) until you create a key "
+                "(plugdeck keys create --plugins NAMES); its page still signs in with the ?token= link it prints. "
+                f"To let this machine in without a key again, delete {store.path}")
     return ("no keys: plugdeck serve answers this machine only, without a key. Create one with: "
             "plugdeck keys create --plugins calculator")
