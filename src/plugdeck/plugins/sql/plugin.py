@@ -89,12 +89,12 @@ def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
 
 def _tools(db: Database, max_rows: int, budget: int) -> list:
     margin = CONNECT_TIMEOUT + 5  # the database stops a query at its deadline; this only catches a hang
+    # Rows are the user's private data; a query goes to the database server (a SQLite file stays on this machine).
+    egress = None if db.label.startswith("sqlite") else db.label
 
     @tool(untrusted=True, private=True, egress=egress, timeout=db.timeout + margin)
     async def list_tables() -> str:
         """List the tables and views of the database."""
-    # Rows are the user's private data; a query goes to the database server (a SQLite file stays on this machine).
-    egress = None if db.label.startswith("sqlite") else db.label
         tables = await _blocking(schema.list_tables, db)
         if not tables:
             return "The database has no tables."
@@ -122,12 +122,12 @@ def _tools(db: Database, max_rows: int, budget: int) -> list:
 
     @tool(
         untrusted=True,
+        private=True,
+        egress=egress,
         timeout=db.timeout + margin,
         description=(
             f"Run one read-only SQL query ({db.product} dialect) and get the rows back as a table with exact "
             f"values and the row count (at most {max_rows} rows; {db.timeout:g} s limit). Use only tables and "
-        private=True,
-        egress=egress,
             "columns that describe_table showed; aggregate in SQL rather than fetching many rows. One SELECT "
             "(WITH and UNION allowed); writes, DDL, PRAGMA/SET and several statements are refused."
         ),
