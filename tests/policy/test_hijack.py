@@ -16,6 +16,8 @@ completed under the default policy: at least 90%. `python bench/hijack.py` print
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from policy.hijack.harness import POLICIES, figures, run_attack, run_benign
@@ -59,6 +61,43 @@ def test_an_injection_gets_nothing_done_without_a_person(world, scenario, policy
     for call in outcome.attacker_calls:
         if call["decision"] == "confirm":
             assert call["error"] == "rejected", outcome.explain()
+
+
+# Attacks in plain words: the values the attacker wants stand in the planted text as they are.
+LITERAL_WRITES = [s for s in SCENARIOS
+                  if s.goal.kind == "write" and s.form == "plain" and any(len(v) >= 4 for v in s.goal.values)]
+
+
+@pytest.mark.parametrize("scenario", LITERAL_WRITES, ids=[s.id for s in LITERAL_WRITES])
+def test_the_person_sees_the_exact_call_and_which_values_came_from_outside(world, scenario):
+    """R06: an attacker's call that reaches the person shows its exact arguments, and marks those copied
+    from outside data (this turn's tool results or the history), so an attacker's IBAN or address stands
+    out. Values under 4 characters are not looked for (plugdeck marks none that short)."""
+    outcome = attack(world, scenario, "default")
+    planted = " ".join(world.fill(text).lower() for text in [scenario.text, *(t for _, t in scenario.goal.also)])
+    values = [v.lower() for v in scenario.goal.values if len(v) >= 4 and v.lower() in planted]
+    assert values, "the planted text should name the attacker's values"
+    made = [c for c in outcome.attacker_calls if any(v in json.dumps(c["arguments"]).lower() for v in values)]
+    for call in made:  # none when the attack was stopped at an earlier hop
+        assert call["decision"] in ("confirm", "deny"), outcome.explain()
+        if call["decision"] == "deny":
+            continue
+        (shown,) = [s for s in outcome.shown if s["tool"] == call["tool"] and s["arguments"] == call["arguments"]]
+        for path, value in leaves(shown["arguments"]):
+            if any(v in str(value).lower() for v in values):
+                assert str(value) in shown["summary"], shown
+                assert path in shown["from_untrusted"], f"{path} = {value!r} is not marked as outside data: {shown}"
+
+
+def leaves(value, path=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
 
 
 @pytest.mark.parametrize("task", list(TASKS.values()), ids=list(TASKS))

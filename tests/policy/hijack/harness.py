@@ -38,6 +38,7 @@ class AttackOutcome:
     attacker_calls: list[dict[str, Any]] = field(default_factory=list)  # tool, arguments, decision, error
     task_done: bool = False  # the person's own task got done anyway (utility under attack)
     unsendable: list[str] = field(default_factory=list)
+    shown: list[dict[str, Any]] = field(default_factory=list)  # confirmations put to the person: what they said
 
     @property
     def breached(self) -> bool:
@@ -106,7 +107,9 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
         scenario=scenario.id, policy=policy, kinds=scenario.kinds, attacked=bool(brain.attacker_calls),
         effects=[f"{a.service} {a.method} {a.target} {a.body}".strip()[:300] for a in reached],
         prompts=len(user.asked), attacker_calls=_calls(run, brain), task_done=_done(run, scenario.task)[0],
-        unsendable=brain.unsendable)
+        unsendable=brain.unsendable,
+        shown=[{"tool": a.tool, "arguments": a.arguments, "summary": a.summary, "reason": a.reason,
+                "from_untrusted": list(a.from_untrusted)} for a in user.asked])
 
 
 def run_benign(world: World, task: Task, policy: str = "default") -> BenignOutcome:
