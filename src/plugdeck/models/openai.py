@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import httpx
 
-from ..redaction import redact, register_secret
+from ..redaction import redact, redact_value, register_secret
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, TextChunk, ToolCall
 from .clients import ClientShards
@@ -115,7 +115,9 @@ class OpenAIModel:
     # ---- the request, with its retries ---------------------------------------------------------
 
     def _body(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": self.streaming}
+        # Whatever the conversation holds (a pasted key, history a client sent), a secret plugdeck holds
+        # never leaves for the model server.
+        body: dict[str, Any] = {"model": self.model, "messages": redact_value(messages), "stream": self.streaming}
         if tools:
             body["tools"] = [spec.openai() for spec in tools]
         if self.temperature is not None:
