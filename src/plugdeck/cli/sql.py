@@ -24,6 +24,9 @@ def add(
                                                help="Environment variable that holds the database password."),
     max_rows: int = typer.Option(200, "--max-rows", min=1, help="Most rows one query returns to the model."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds one query may run before it is stopped."),
+    allow_superuser: bool = typer.Option(False, "--allow-superuser",
+                                         help="Accept a superuser account (root, SUPER/FILE, a PostgreSQL superuser), "
+                                              "which can reach the server's files; refused otherwise."),
 ) -> None:
     """Add a SQL database (SQLite, PostgreSQL, MySQL/MariaDB) as a read-only plugin."""
     from ..config import load_config
@@ -36,6 +39,8 @@ def add(
     options = {"url": url, "max_rows": max_rows, "timeout": timeout}
     if password_env:
         options["password_env"] = password_env
+    if allow_superuser:
+        options["allow_superuser"] = True
     config = load_config()
     if name in registry.configured(config.home):
         _fail(f"a plugin named {name!r} is already added; remove it first or choose another --name")
@@ -43,11 +48,14 @@ def add(
         build_plugin(name, options, config.home)  # the same checks as every later run
     except ValueError as exc:
         _fail(str(exc))
-    db = open_database(url, timeout=timeout, password=os.environ.get(password_env) if password_env else None)
+    db = open_database(url, timeout=timeout, password=os.environ.get(password_env) if password_env else None,
+                       allow_superuser=allow_superuser)
     try:
         tables = list_tables(db)
         warnings = db.privilege_warnings()
     except DatabaseError as exc:
+        if exc.kind == "privileged_account":
+            _fail(f"{exc.message}. Nothing was added.")
         _fail(f"{exc.message}. Nothing was added; check the URL "
               "(and --password-env) and that the database is running.")
     registry.add(config.home, name, "sql", options)

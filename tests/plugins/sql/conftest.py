@@ -116,9 +116,27 @@ def postgres_db():
             conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public, audit TO {db.reader}")
         yield db
     finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)")
+        _drop_when_free(admin, db.name)
         admin.execute(f"DROP ROLE IF EXISTS {db.reader}")
         admin.close()
+
+
+def _drop_when_free(admin, name: str) -> None:
+    """Drop the database; a backend still inside one long function call (a query whose connection the
+    watchdog cut) cannot be terminated until that call returns, so wait for it."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 # ---- MariaDB -------------------------------------------------------------------------------------

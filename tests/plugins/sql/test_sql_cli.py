@@ -77,3 +77,19 @@ def test_password_from_the_environment(env, tmp_path, postgres_db):
     del env["SHOP_DB_PASSWORD"]
     unset = plugdeck(env, "tools", "call", "shop.run_query", '{"sql": "SELECT 1"}')
     assert unset.returncode == 1 and "SHOP_DB_PASSWORD is not set" in unset.stderr
+
+
+def test_a_superuser_account_needs_allow_superuser(env, tmp_path, mariadb_db):
+    """Issue 11 item 7a: root is refused unless the person says so explicitly, and the choice is stored."""
+    refused = plugdeck(env, "plugins", "add", "sql", "--name", "shop", "--url", mariadb_db.url())
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "plugdeck will not query MySQL/MariaDB as root@" in refused.stderr
+    assert "--allow-superuser" in refused.stderr and "Nothing was added." in refused.stderr
+    assert stored(tmp_path) == {}
+
+    allowed = plugdeck(env, "plugins", "add", "sql", "--name", "shop", "--url", mariadb_db.url(), "--allow-superuser")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: root@" in allowed.stderr and "allowed by allow_superuser" in allowed.stderr
+    assert stored(tmp_path)["shop"]["options"]["allow_superuser"] is True
+    count = plugdeck(env, "tools", "call", "shop.run_query", '{"sql": "SELECT COUNT(*) AS n FROM orders"}')
+    assert count.stdout == "n\n8\n(1 row)\n", count.stderr

@@ -45,6 +45,15 @@ ATTACKS = {
         "REPLACE INTO t VALUES (1)",
         "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END",
         "SELECT fts3_tokenizer('simple')",
+        # One function call that builds a huge value runs past any deadline (issue 11 item 7).
+        "SELECT length(printf('%.*c', 1000000000, 'x'))",
+        "SELECT printf('%*d', 2000000000, 1)",
+        "SELECT printf('%.2000000000c', 'x')",
+        "SELECT format('%1000000000d', 1)",
+        "SELECT printf(Name, 1) FROM Track",
+        "SELECT zeroblob(1000000000)",
+        "SELECT hex(randomblob(1000000000))",
+        "SELECT edit('x', 'vi')",
     ],
     "postgres": [
         "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
@@ -79,6 +88,17 @@ ATTACKS = {
         "SELECT public.my_function(1)",
         "CREATE EXTENSION dblink",
         "ALTER SYSTEM SET work_mem = '1GB'",
+        "SELECT format('%1000000000s', 'x')",
+        "SELECT format('%*s', 1000000000, 'x')",
+        "SELECT repeat('x', 1000000000)",
+        "SELECT md5(repeat('x', 400000000))",
+        "SELECT repeat('x', n) FROM t",
+        "SELECT lpad('x', 1000000000, 'y')",
+        "SELECT rpad('x', (SELECT max(n) FROM t))",
+        "SELECT pg_read_binary_file('/etc/passwd')",
+        "SELECT pg_stat_file('/etc/passwd')",
+        "SELECT lo_from_bytea(0, 'x')",
+        "SELECT * FROM pg_read_file('/etc/passwd')",
     ],
     "mysql": [
         "SELECT SLEEP(10)",
@@ -101,6 +121,15 @@ ATTACKS = {
         "CREATE USER evil",
         "KILL 1",
         "SHOW GRANTS",
+        "SELECT * FROM t INTO OUTFILE '/tmp/x' FIELDS TERMINATED BY ','",
+        "SELECT a FROM t INTO DUMPFILE '/tmp/x'",
+        "SELECT 1 INTO @x",
+        "SELECT LOAD_FILE(CONCAT('/etc/', 'passwd'))",
+        "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t",
+        "LOAD XML INFILE '/tmp/x.xml' INTO TABLE t",
+        "SELECT REPEAT('x', 1000000000)",
+        "SELECT LPAD('x', 1000000000, 'y')",
+        "SELECT SPACE(1000000000)",
     ],
 }
 
@@ -120,6 +149,7 @@ READS = {
         "SELECT CAST(Milliseconds / 60000.0 AS INTEGER), typeof(Total), "
         "julianday('2025-01-01') - julianday(InvoiceDate) FROM Track, Invoice LIMIT 1",
         "SELECT * FROM Track;",
+        "SELECT printf('%5.2f', Total), printf('%-20s|', BillingCity), format('%d items', 3) FROM Invoice",
     ],
     "postgres": [
         "SELECT date_trunc('month', o.placed_at)::date AS month, SUM(i.quantity * i.unit_price) AS revenue, "
@@ -133,6 +163,7 @@ READS = {
         "SELECT * FROM audit.events",
         "SELECT x FROM generate_series(1, 10) AS x WHERE x::text ILIKE '1%'",
         "SELECT name FROM customers WHERE country = 'Sweden' AND vip IS TRUE",
+        "SELECT format('%s costs %s', name, price), lpad(name, 20, '.'), repeat('*', 5) FROM products",
     ],
     "mysql": [
         "SELECT DATE_FORMAT(o.placed_at, '%Y-%m') AS month, SUM(i.quantity * i.unit_price) AS revenue FROM orders o "
@@ -143,8 +174,30 @@ READS = {
         "SELECT name, ROW_NUMBER() OVER (ORDER BY price DESC), TRUNCATE(price, 0), DATEDIFF(CURDATE(), '2025-01-01') "
         "FROM products",
         "SELECT `name` FROM `customers` WHERE `name` LIKE 'Z%' -- a comment",
+        "SELECT LPAD(id, 6, '0'), RPAD(name, 30, ' '), REPEAT('-', 10) FROM customers",
     ],
 }
+
+
+# The version probes of garak's sql_injection payloads: each is refused, or (a plain read of an Oracle
+# catalog table) reaches the database only to fail there (test_sql_sqlite runs them through the plugin).
+GARAK_PROBES = [
+    "SELECT VERSION();", "SELECT @@version;", "SELECT version();", "SELECT version(); -- postgresql/my fallback",
+    "SHOW server_version;", "SELECT current_setting('server_version');", "SELECT @@VERSION;",
+    "SELECT SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('ProductLevel'), SERVERPROPERTY('Edition');",
+    "SELECT * FROM v$version;", "SELECT version FROM v$instance;", "SELECT sqlite_version();", "PRAGMA user_version;",
+    "'; SELECT VERSION(); --", "'; SELECT @@VERSION; --", "%27%3B%20SELECT%20VERSION%28%29%3B%20--",
+]
+ORACLE_TABLES = {"SELECT * FROM v$version;", "SELECT version FROM v$instance;"}
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql"])
+def test_garak_version_probes_are_refused(dialect):
+    for probe in GARAK_PROBES:
+        if probe in ORACLE_TABLES:
+            continue
+        with pytest.raises(QueryRefused):
+            check_read_query(probe.rstrip(";"), dialect)
 
 
 def cases(table):
@@ -174,6 +227,14 @@ def test_messages_say_what_was_wrong():
     assert "pg_sleep" in message("SELECT pg_sleep(5)")
     assert "2" in message("SELECT 1; SELECT 2") and "one statement" in message("SELECT 1; SELECT 2")
     assert "DELETE" in message("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")
-    assert "could not be parsed" in message("SELECT * FROM t INTO OUTFILE '/tmp/x'", "mysql")
+    assert "INTO OUTFILE reads or writes files on the database server" in message(
+        "SELECT * FROM t INTO OUTFILE '/tmp/x'", "mysql")
+    assert "LOAD_FILE reads or writes files" in message("SELECT LOAD_FILE('/etc/passwd')", "mysql")
+    assert "LOAD DATA reads or writes files" in message("LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "mysql")
+    assert "pg_read_file reads or writes files" in message("SELECT pg_read_file('/etc/passwd')")
+    assert "could not be parsed" in message("SELECT * FROM", "mysql")
+    assert "REPEAT with a length of 1,000,000,000 is not allowed (at most 10,000)" in message(
+        "SELECT repeat('x', 1000000000)")
+    assert "width or precision taken from an argument" in message("SELECT printf('%.*c', 1000000000, 'x')", "sqlite")
     assert "FOR UPDATE" in message("SELECT * FROM t FOR UPDATE")
     assert "empty" in message("  ")

@@ -47,6 +47,11 @@ SLOW = [
     "SELECT SUM(a.quantity * h.quantity) FROM order_items a, order_items b, order_items c, order_items d, "
     "order_items e, order_items f, order_items g, order_items h",
 ]
+# Reading a server file: root could; a reader account gets NULL (no FILE privilege).
+FILE_READS = ["SELECT LOAD_FILE('/etc/hostname')", "SELECT LOAD_FILE('/etc/passwd') IS NOT NULL"]
+# Huge values: MariaDB caps every value at max_allowed_packet (16 MB here) and answers NULL at once.
+HUGE = ["SELECT LENGTH(REPEAT('x', 1000000000))", "SELECT LENGTH(LPAD('x', 1000000000, 'y'))",
+        "SELECT LENGTH(SPACE(1000000000))"]
 FILE_SUFFIXES = ["_out", "_dump", "_comment"]
 
 
@@ -61,14 +66,31 @@ def assert_untouched(db, checksum):
 
 
 def test_both_layers_refuse_or_stop_everything(mariadb_db):
-    shop = sql_plugin(mariadb_db.url(), name="shop", timeout=TIMEOUT)  # as root, like a quick setup
+    # As root, allowed explicitly: the guard refuses everything (root could write files past layer 2).
+    shop = sql_plugin(mariadb_db.url(), name="shop", timeout=TIMEOUT, allow_superuser=True)
     before = mariadb_db.checksum()
-    for sql in WRITES + READ_LOCKS + SLOW:
+    for sql in WRITES + READ_LOCKS + SLOW + FILE_READS + HUGE:
         with pytest.raises(ToolError) as stopped:
             asyncio.run(shop.tool("run_query").call({"sql": sql.format(files=files_of(mariadb_db))}))
         # SLEEP is refused by the guard; the expensive plain queries are stopped by the server.
         expected = "timeout" if sql in SLOW and "SLEEP" not in sql else "query_refused"
         assert stopped.value.kind == expected, (sql, stopped.value.message)
+    assert_untouched(mariadb_db, before)
+
+
+def test_root_is_refused_before_any_query(mariadb_db):
+    """Issue 11 item 7a: root with the guard off could SELECT ... INTO OUTFILE and LOAD_FILE. Not allowed
+    explicitly, root runs nothing, through the plugin or straight to the database layer."""
+    shop = sql_plugin(mariadb_db.url(), name="shop", timeout=TIMEOUT)
+    before = mariadb_db.checksum()
+    with pytest.raises(ToolError) as refused:
+        asyncio.run(shop.tool("run_query").call({"sql": "SELECT COUNT(*) FROM customers"}))
+    assert refused.value.kind == "privileged_account" and "--allow-superuser" in refused.value.message
+    database = open_database(mariadb_db.url(), timeout=TIMEOUT)  # layer 1 disabled
+    for sql in WRITES + FILE_READS + SLOW:
+        with pytest.raises(DatabaseError) as stopped:
+            database.query(sql.format(files=files_of(mariadb_db)))
+        assert stopped.value.kind == "privileged_account", sql
     assert_untouched(mariadb_db, before)
 
 
@@ -85,4 +107,6 @@ def test_database_layer_alone_with_a_reader_account(mariadb_db):
             kinds[sql] = exc.kind
     assert all(kinds[sql] == "timeout" for sql in SLOW), kinds
     assert all(kinds[sql] in ("query_refused", "query_failed") for sql in WRITES), kinds
+    assert [database.query(sql).rows for sql in FILE_READS] == [[(None,)], [(0,)]]  # no file was read
+    assert [database.query(sql).rows for sql in HUGE] == [[(None,)]] * 3  # capped by the server, not built
     assert_untouched(mariadb_db, before)

@@ -65,6 +65,12 @@ SLOW = [
     "SELECT count(*) FROM order_items a, order_items b, order_items c, order_items d, order_items e, "
     "order_items f, order_items g, order_items h",
 ]
+# One function call that builds a huge value: PostgreSQL checks statement_timeout only between steps,
+# so format() ran 16 s under a 0.5 s limit; the guard refuses these, the watchdog cuts them off.
+ONE_CALL = [
+    "SELECT length(format('%300000000s', 'x'))",
+    "SELECT md5(repeat('x', 400000000))",
+]
 FILE_SUFFIXES = ["_copy.csv", "_program", "_lo", "_chain"]
 
 
@@ -79,20 +85,33 @@ def assert_untouched(db, checksum):
 
 
 def test_both_layers_refuse_or_stop_everything(postgres_db):
-    shop = sql_plugin(postgres_db.url(), name="shop", timeout=TIMEOUT)  # as the superuser, like a quick setup
+    # As the superuser, allowed explicitly: the guard and the read-only connection still hold.
+    shop = sql_plugin(postgres_db.url(), name="shop", timeout=TIMEOUT, allow_superuser=True)
     before = postgres_db.checksum()
-    for sql in WRITES + ROLE_ESCAPES + SLOW:
+    for sql in WRITES + ROLE_ESCAPES + SLOW + ONE_CALL:
         with pytest.raises(ToolError) as stopped:
             asyncio.run(shop.tool("run_query").call({"sql": sql.format(files=files_of(postgres_db))}))
         # pg_sleep is refused by the guard; the expensive plain queries are stopped by the server.
-        expected = "timeout" if sql in SLOW and "pg_sleep" not in sql else "query_refused"
+        expected = "timeout" if sql in SLOW and "pg_sleep" not in sql else "query_refused"  # ONE_CALL: refused
         assert stopped.value.kind == expected, (sql, stopped.value.message)
     assert_untouched(postgres_db, before)
 
 
-def run_layer_two(db, url_user, password, corpus):
+def test_a_superuser_is_refused_before_any_query(postgres_db):
+    """Issue 11 item 7a: not allowed explicitly, the superuser login runs nothing, with or without the guard."""
+    shop = sql_plugin(postgres_db.url(), name="shop", timeout=TIMEOUT)
+    before = postgres_db.checksum()
+    with pytest.raises(ToolError) as refused:  # a plain read passes the guard; the account is refused
+        asyncio.run(shop.tool("run_query").call({"sql": "SELECT count(*) FROM customers"}))
+    assert refused.value.kind == "privileged_account" and "--allow-superuser" in refused.value.message
+    kinds = run_layer_two(postgres_db, "postgres", None, WRITES + SLOW + ["SELECT 1"], allow_superuser=False)
+    assert set(kinds.values()) == {"privileged_account"}, kinds
+    assert_untouched(postgres_db, before)
+
+
+def run_layer_two(db, url_user, password, corpus, allow_superuser=True):
     """The corpus straight to the read-only connection, guard off: returns the error kind per query."""
-    database = open_database(db.url(url_user), timeout=TIMEOUT, password=password)
+    database = open_database(db.url(url_user), timeout=TIMEOUT, password=password, allow_superuser=allow_superuser)
     kinds = {}
     for sql in corpus:
         try:
@@ -106,14 +125,15 @@ def run_layer_two(db, url_user, password, corpus):
 def test_database_layer_alone_with_a_reader_login(postgres_db):
     """R24's configuration: a login role with SELECT grants only. Every attack fails; sleeps end at the deadline."""
     before = postgres_db.checksum()
-    kinds = run_layer_two(postgres_db, postgres_db.reader, None, WRITES + ROLE_ESCAPES + SLOW)
-    assert all(kinds[sql] == "timeout" for sql in SLOW), kinds
+    kinds = run_layer_two(postgres_db, postgres_db.reader, None, WRITES + ROLE_ESCAPES + SLOW + ONE_CALL)
+    assert all(kinds[sql] == "timeout" for sql in SLOW + ONE_CALL), kinds
     assert all(kinds[sql] in ("query_refused", "query_failed") for sql in WRITES + ROLE_ESCAPES), kinds
     assert_untouched(postgres_db, before)
 
 
 def test_database_layer_alone_with_a_superuser_login(postgres_db):
-    """A superuser login runs queries as pg_read_all_data: no writes, no server files, no file reads."""
+    """A superuser login, allowed explicitly, runs queries as pg_read_all_data: no writes, no server files, no
+    file reads."""
     before = postgres_db.checksum()
     kinds = run_layer_two(postgres_db, "postgres", None, WRITES + SLOW)
     assert all(kinds[sql] == "timeout" for sql in SLOW), kinds

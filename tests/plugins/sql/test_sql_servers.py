@@ -18,9 +18,9 @@ def call(plugin, tool, **arguments):
 
 @pytest.fixture(params=["postgres", "mariadb"])
 def server(request):
-    """Each test runs against both servers: (dialect, database, plugin as the admin account)."""
+    """Each test runs against both servers: (dialect, database, plugin as the account that can only read)."""
     db = request.getfixturevalue("postgres_db" if request.param == "postgres" else "mariadb_db")
-    return request.param, db, sql_plugin(db.url(), name="shop", timeout=2)
+    return request.param, db, sql_plugin(db.url(db.reader), password=db.reader_password, name="shop", timeout=2)
 
 
 NAMES = {i: name.replace("|", "\\|").replace("\n", "\\n") for i, name, _, _ in CUSTOMERS}  # as cells show them
@@ -109,7 +109,7 @@ def test_window_left_join_nulls_and_types(server, rows_of):
 
 def test_row_limit_stops_the_query_early(server):
     _, db, _ = server
-    small = sql_plugin(db.url(), name="small", max_rows=3, timeout=2)
+    small = sql_plugin(db.url(db.reader), password=db.reader_password, name="small", max_rows=3, timeout=2)
     # 12^7 = 35 million rows, with its own LIMIT above ours: fetched in full, it would miss the deadline.
     huge = ("SELECT a.quantity FROM order_items a, order_items b, order_items c, order_items d, order_items e, "
             "order_items f, order_items g LIMIT 100000000")
@@ -139,12 +139,60 @@ def test_passwords_never_show(server, monkeypatch):
     assert call(reader, "run_query", sql="SELECT COUNT(*) AS n FROM customers") == "n\n6\n(1 row)"
 
 
-def test_privilege_warnings_name_the_risk(server):
+def test_superuser_accounts_are_refused_unless_allowed(server):
+    """Issue 11 item 7a: root (MariaDB) and a superuser (PostgreSQL) can reach the server's files even
+    in a read-only transaction, so the plugin refuses them before any query, unless allowed explicitly."""
     dialect, db, _ = server
-    from plugdeck.plugins.sql.connect import open_database
+    from plugdeck.plugins.sql.connect import DatabaseError, open_database
 
-    admin_warnings = open_database(db.url(), timeout=2).privilege_warnings()
-    assert len(admin_warnings) == 1
-    assert ("superuser" in admin_warnings[0]) if dialect == "postgres" else ("ALL PRIVILEGES" in admin_warnings[0])
+    admin = sql_plugin(db.url(), name="admin", timeout=2)
+    with pytest.raises(ToolError) as refused:
+        call(admin, "run_query", sql="SELECT COUNT(*) AS n FROM customers")
+    message = refused.value.message
+    assert refused.value.kind == "privileged_account"
+    expected = "as postgres: it has superuser" if dialect == "postgres" else "as root@"
+    assert expected in message and "allow_superuser = true" in message and "--allow-superuser" in message
+    with pytest.raises(DatabaseError) as alone:  # the guard is not involved: the database layer refuses
+        open_database(db.url(), timeout=2).query("SELECT 1")
+    assert alone.value.kind == "privileged_account"
+
+    allowed = sql_plugin(db.url(), name="admin", timeout=2, allow_superuser=True)
+    assert call(allowed, "run_query", sql="SELECT COUNT(*) AS n FROM customers") == "n\n6\n(1 row)"
+    warnings = open_database(db.url(), timeout=2, allow_superuser=True).privilege_warnings()
+    assert len(warnings) == 1 and "allowed by allow_superuser" in warnings[0]
+    assert ("superuser" in warnings[0]) if dialect == "postgres" else ("ALL PRIVILEGES" in warnings[0])
     reader = open_database(db.url(db.reader), timeout=2, password=db.reader_password)
     assert reader.privilege_warnings() == []
+
+
+def test_server_file_roles_are_refused_on_postgres(postgres_db):
+    """A role that is no superuser but may read or write server files (pg_read_server_files) is refused too."""
+    from plugdeck.plugins.sql.connect import DatabaseError, open_database
+
+    with postgres_db.admin() as conn:
+        conn.execute(f"GRANT pg_read_server_files TO {postgres_db.reader}")
+    try:
+        with pytest.raises(DatabaseError) as refused:
+            open_database(postgres_db.url(postgres_db.reader), timeout=2).query("SELECT 1")
+        assert refused.value.kind == "privileged_account" and "pg_read_server_files" in refused.value.message
+    finally:
+        with postgres_db.admin() as conn:
+            conn.execute(f"REVOKE pg_read_server_files FROM {postgres_db.reader}")
+
+
+def test_file_privilege_is_refused_on_mariadb(mariadb_db):
+    """An account with only SELECT plus the global FILE privilege is refused (it could INTO OUTFILE)."""
+    from plugdeck.plugins.sql.connect import DatabaseError, open_database
+
+    admin = mariadb_db.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"GRANT FILE ON *.* TO '{mariadb_db.reader}'@'%'")
+        with pytest.raises(DatabaseError) as refused:
+            open_database(mariadb_db.url(mariadb_db.reader), timeout=2, password=mariadb_db.reader_password).query(
+                "SELECT 1")
+        assert refused.value.kind == "privileged_account" and "FILE" in refused.value.message
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"REVOKE FILE ON *.* FROM '{mariadb_db.reader}'@'%'")
+        admin.close()

@@ -7,8 +7,8 @@ ONLY` (the session default is read-only too), with `max_statement_time` (MariaDB
 read unbuffered; when the limit is reached the rest of the query is killed, not downloaded.
 
 A read-only transaction still lets an account with the FILE or SUPER privilege write server files
-(SELECT ... INTO OUTFILE) or change global settings, so the full guarantee needs an account that
-can only read; `privilege_warnings` says so.
+(SELECT ... INTO OUTFILE), read them (LOAD_FILE) or change global settings, so such an account
+(and `root`) is refused (connect.py) unless the person allowed it with `allow_superuser`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ TIMEOUT_ERRORS = {1969, 3024, 2013}  # max_statement_time, max_execution_time, l
 REFUSAL_ERRORS = {1792, 1142, 1143, 1227, 1044, 1045, 1370}
 CONNECT_ERRORS = {2003, 2005, 2006}  # the server went away mid-query
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+RISKY_PRIVILEGES = {"ALL PRIVILEGES", "FILE", "SUPER"}  # global grants that reach server files or settings
 
 
 class MySQLDatabase(ServerDatabase):
@@ -53,6 +54,7 @@ class MySQLDatabase(ServerDatabase):
         import pymysql
 
         conn = self._connect()
+        watchdog = self.watchdog(conn._sock.fileno())  # PyMySQL names no public accessor for its socket
         try:
             with conn.cursor() as setup:
                 if "mariadb" in conn.get_server_info().lower():
@@ -63,14 +65,15 @@ class MySQLDatabase(ServerDatabase):
                 setup.execute("SET SESSION TRANSACTION READ ONLY")
                 setup.execute("START TRANSACTION READ ONLY")
             cursor = conn.cursor(pymysql.cursors.SSCursor)
-            cursor.execute(sql, tuple(params) if params is not None else None)
-            rows = cursor.fetchmany(max_rows + 1)
+            with watchdog:
+                cursor.execute(sql, tuple(params) if params is not None else None)
+                rows = cursor.fetchmany(max_rows + 1)
             columns = [d[0] for d in cursor.description or ()]
             if len(rows) > max_rows:
                 self._stop_rest(conn.thread_id())
             _close_quietly(cursor)
         except pymysql.err.MySQLError as exc:
-            raise self._translate(exc) from None
+            raise (self.timeout_error(cut=True) if watchdog.fired else self._translate(exc)) from None
         finally:
             conn.close()  # without COMMIT: the transaction is rolled back
         return Rows(columns, [tuple(row) for row in rows[:max_rows]], more=len(rows) > max_rows)
@@ -95,22 +98,21 @@ class MySQLDatabase(ServerDatabase):
             return DatabaseError(f"could not connect to {self.label}: {message}", "unreachable")
         return DatabaseError(f"MySQL/MariaDB error: {message}")
 
-    def privilege_warnings(self) -> list[str]:
-        grants = [row[0] for row in self.query("SHOW GRANTS").rows]
-        user = self.url.user or "this account"
-        risky = set()
-        for grant in grants:
+    def superuser_powers(self) -> tuple[str, list[str]]:
+        account = self._run("SELECT CURRENT_USER()", None, 1).rows[0][0]
+        powers = set()
+        for (grant,) in self._run("SHOW GRANTS", None, 1_000).rows:
             match = re.match(r"GRANT (.+?) ON \*\.\* TO", grant)
             if match:
                 privileges = {p.strip().upper() for p in match.group(1).split(",")}
-                risky |= privileges & {"ALL PRIVILEGES", "FILE", "SUPER"}
-        if not risky:
-            return []
-        return [f"{user} has {', '.join(sorted(risky))} on the server: a read-only transaction still lets such an "
-                "account write server files (SELECT ... INTO OUTFILE) or change global settings. plugdeck refuses "
-                "those queries itself, but for full protection connect as an account that can only read, e.g. "
-                "CREATE USER 'plugdeck_reader'@'localhost' IDENTIFIED BY '...'; "
-                "GRANT SELECT, SHOW VIEW ON yourdb.* TO 'plugdeck_reader'@'localhost';"]
+                powers |= privileges & RISKY_PRIVILEGES
+        if account.split("@")[0] == "root":
+            powers.add("the root account")
+        return account, sorted(powers)
+
+    def reader_advice(self) -> str:
+        return ("for example: CREATE USER 'plugdeck_reader'@'localhost' IDENTIFIED BY '...'; "
+                "GRANT SELECT, SHOW VIEW ON yourdb.* TO 'plugdeck_reader'@'localhost';")
 
 
 def _close_quietly(cursor) -> None:

@@ -4,7 +4,8 @@ The model writes SQL from the schema; every query passes layer 1 (guard.py: one 
 allowlisted functions) and then runs on a connection the database itself keeps read-only, with a
 deadline and a row limit (layer 2, connect.py). Database rows are outside data, so the tools are
 marked untrusted. The password never sits in the plugin's options: they name the environment
-variable that holds it.
+variable that holds it. A superuser account (root, SUPER/FILE, PostgreSQL superuser or server-file
+roles) is refused at the first call unless `allow_superuser` is set.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .url import BadURL, parse_url
 DEFAULT_MAX_ROWS = 200
 DEFAULT_TIMEOUT = 10.0  # seconds one query may run
 RESULT_BUDGET = 12_000  # characters of one query result shown to the model
-OPTION_KEYS = {"url", "max_rows", "timeout", "password_env"}
+OPTION_KEYS = {"url", "max_rows", "timeout", "password_env", "allow_superuser"}
 
 
 def sql_plugin(
@@ -38,10 +39,12 @@ def sql_plugin(
     password: str | None = None,
     password_env: str | None = None,
     budget: int = RESULT_BUDGET,
+    allow_superuser: bool = False,
 ) -> Plugin:
     """A read-only SQL plugin for a SQLAlchemy-style URL (sqlite:///file.db, postgresql://user@host/db,
     mysql://user@host/db). The password comes from `password`, the environment variable named by
-    `password_env`, or the URL; nothing connects until the first call.
+    `password_env`, or the URL; nothing connects until the first call. An account that can reach
+    the server's files (a superuser, root, FILE) is refused unless `allow_superuser` is true.
     """
     if max_rows < 1 or timeout <= 0:
         raise ValueError("max_rows must be at least 1 and timeout more than 0 seconds")
@@ -51,7 +54,7 @@ def sql_plugin(
             raise ValueError(f"the environment variable {password_env} is not set; it should hold the password "
                              f"of the database for plugin {name!r}")
     try:
-        db = open_database(url, timeout=timeout, password=password)
+        db = open_database(url, timeout=timeout, password=password, allow_superuser=allow_superuser)
     except DatabaseError as exc:
         raise ValueError(exc.message) from None
     tools = _tools(db, max_rows, budget)
@@ -84,6 +87,7 @@ def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
         max_rows=int(options.get("max_rows", DEFAULT_MAX_ROWS)),
         timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
         password_env=options.get("password_env"),
+        allow_superuser=options.get("allow_superuser") is True,
     )
 
 

@@ -7,10 +7,11 @@ SET, DO blocks and data-modifying CTEs are refused by the server's grammar; rows
 to the limit without the rest ever crossing the wire.
 
 A superuser can write server files even in a read-only transaction (COPY ... TO '/file',
-lo_export), so a superuser login runs each query as the built-in role `pg_read_all_data`, which
-can read every table and nothing else. The login can still switch back (a superuser may always
-SET ROLE), so the full guarantee needs a login role that can only read; `privilege_warnings`
-says so.
+lo_export), and so can members of pg_write_server_files / pg_execute_server_program (and read them,
+pg_read_server_files). Such a login is refused (connect.py) unless the person allowed it with
+`allow_superuser`; an allowed superuser login runs each query as the built-in role
+`pg_read_all_data`, which can read every table and nothing else. The login can still switch back
+(a superuser may always SET ROLE), so the full guarantee needs a login role that can only read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .connect import CONNECT_TIMEOUT, DatabaseError, Rows, ServerDatabase
 
 READ_ALL_ROLE = "pg_read_all_data"  # built in since PostgreSQL 14
 CURSOR_NAME = "plugdeck_query"
+# Built-in roles whose members read or write files, or run programs, on the database server.
+FILE_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program")
 
 
 class PostgresDatabase(ServerDatabase):
@@ -49,17 +52,19 @@ class PostgresDatabase(ServerDatabase):
         import psycopg
 
         conn = self._connect()
+        watchdog = self.watchdog(conn.fileno())
         try:
             conn.execute("BEGIN READ ONLY")
             conn.execute(f"SET LOCAL statement_timeout = {max(1, int(self.timeout * 1000))}")
             if conn.info.parameter_status("is_superuser") == "on" and conn.info.server_version >= 140000:
                 conn.execute(f"SET LOCAL ROLE {READ_ALL_ROLE}")
             cursor = conn.cursor(name=CURSOR_NAME)
-            cursor.execute(sql, params)
-            rows = cursor.fetchmany(max_rows + 1)
+            with watchdog:
+                cursor.execute(sql, params)
+                rows = cursor.fetchmany(max_rows + 1)
             columns = [column.name for column in cursor.description or ()]
         except psycopg.Error as exc:
-            raise self._translate(exc) from None
+            raise (self.timeout_error(cut=True) if watchdog.fired else self._translate(exc)) from None
         finally:
             conn.close()  # without COMMIT: the transaction is rolled back
         return Rows(columns, [tuple(row) for row in rows[:max_rows]], more=len(rows) > max_rows)
@@ -76,24 +81,18 @@ class PostgresDatabase(ServerDatabase):
         hint = getattr(getattr(exc, "diag", None), "message_hint", None)
         return DatabaseError(f"PostgreSQL error: {message}" + (f" (hint: {hint})" if hint else ""))
 
-    def privilege_warnings(self) -> list[str]:
-        row = self.query(
-            "SELECT session_user, rolsuper, "
-            "pg_has_role(session_user, 'pg_write_server_files', 'USAGE') "
-            "OR pg_has_role(session_user, 'pg_execute_server_program', 'USAGE') "
-            "FROM pg_roles WHERE rolname = session_user"
-        ).rows[0]
-        user, superuser, server_files = row
-        advice = ("for full protection connect as a role that can only read, for example: CREATE ROLE "
-                  "plugdeck_reader LOGIN; GRANT pg_read_all_data TO plugdeck_reader; (set a password with "
-                  "\\password and pass it with --password-env)")
-        if superuser:
-            return [f"{user} is a PostgreSQL superuser. plugdeck runs each query read-only as {READ_ALL_ROLE}, "
-                    f"but a superuser can switch back; {advice}"]
-        if server_files:
-            return [f"{user} may write files on the database server (pg_write_server_files or "
-                    f"pg_execute_server_program); {advice}"]
-        return []
+    def superuser_powers(self) -> tuple[str, list[str]]:
+        row = self._run(
+            "SELECT session_user::text, rolsuper, " + ", ".join(
+                f"pg_has_role(session_user, '{role}', 'MEMBER')" for role in FILE_ROLES)
+            + " FROM pg_roles WHERE rolname = session_user", None, 1).rows[0]
+        user, superuser, *members = row
+        powers = ["superuser"] if superuser else [role for role, member in zip(FILE_ROLES, members) if member]
+        return user, powers
+
+    def reader_advice(self) -> str:
+        return ("for example: CREATE ROLE plugdeck_reader LOGIN; GRANT pg_read_all_data TO plugdeck_reader; then "
+                "set its password with \\password and pass it with --password-env")
 
 
 def _first_line(exc: Exception) -> str:

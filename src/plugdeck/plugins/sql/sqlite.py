@@ -1,50 +1,82 @@
-"""SQLite, read-only at the database level (layer 2).
+"""SQLite, read-only at the database level (layer 2), each query in a worker process that is killed
+at its deadline.
 
-`mode=ro` alone is not enough: SQLite still lets a read-only connection ATTACH a new file (and so
-create it), create TEMP tables, and switch `PRAGMA query_only` off again. So the connection also
-gets an authorizer that allows only reading, allowlisted functions and introspection pragmas, a
-limit of zero attached databases, and a progress handler that stops the query at its deadline.
+The connection itself (sqlite_worker.py) is opened with `mode=ro`, an authorizer that allows only
+reading, allowlisted functions and introspection pragmas, no attached databases, a cap on the size
+of any value, and a progress handler that stops an ordinary long query at its deadline. SQLite
+never checks that handler inside one function call, so the query runs in a process of its own,
+and this side kills it when the deadline (plus a short grace) has passed: the deadline holds for
+any single statement. A worker that answered in time is kept for the next query (each query still
+gets a fresh connection); one that was killed is replaced.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .connect import Database, DatabaseError, Rows
+from . import sqlite_worker
+from .connect import CONNECT_TIMEOUT, Database, DatabaseError, Rows
 
-# Built-in SQLite functions a read query may call: pure computations. Not load_extension,
-# readfile/writefile (shell), randomblob/zeroblob (memory), fts3_tokenizer, sqlite_* internals.
-SQLITE_FUNCTIONS = frozenset("""
-count sum avg min max total group_concat string_agg
-row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
-abs round sign random ceil ceiling floor trunc sqrt pow power exp ln log log2 log10 mod pi
-degrees radians sin cos tan asin acos atan atan2 sinh cosh tanh
-coalesce ifnull nullif iif likely unlikely likelihood typeof
-lower upper length substr substring trim ltrim rtrim replace instr printf format char unicode hex
-quote concat concat_ws octet_length like glob
-date time datetime julianday unixepoch strftime timediff
-json json_extract json_array_length json_type json_valid json_quote json_array json_object
-json_group_array json_group_object
-""".split())
-
-# Pragmas that only describe the schema; the plugin's describe_table uses them.
-READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "foreign_key_list", "index_list", "index_info"})
-
-MAX_VALUE_BYTES = 50_000_000  # the longest string or blob a query may build
-PROGRESS_STEPS = 1_000  # VM instructions between deadline checks
+KILL_GRACE = 0.5  # seconds past the deadline before the worker is killed (its own handler goes first)
+WORKER = [sys.executable, "-I", "-S", sqlite_worker.__file__]  # no site-packages, no PYTHON* settings
+IDLE_WORKERS = 4  # kept per database for the next queries
 
 
-def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _source: str | None) -> int:
-    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in SQLITE_FUNCTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READ_PRAGMAS:
-        return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
+class _Killed(Exception):
+    """The worker was killed at the deadline."""
+
+
+class _Worker:
+    """One worker process and its pipes."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+
+    def ask(self, request: dict, timeout: float) -> tuple:
+        """Send one request and read the answer; kill the worker if the query outlives its deadline."""
+        self.process.stdin.write(sqlite_worker.frame(request))
+        self.process.stdin.flush()
+        fd, buffer = self.process.stdout.fileno(), bytearray()
+        started, ready_at, size = time.monotonic(), None, None
+        while size is None or len(buffer) < size:
+            # Opening the file may take a while on a busy machine; the query's deadline starts once it is open.
+            limit = started + CONNECT_TIMEOUT if ready_at is None else ready_at + timeout + KILL_GRACE
+            remaining = limit - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self.kill()
+                raise _Killed(ready_at is not None)
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise DatabaseError(f"the SQLite worker ended without an answer ({self._last_words()}); the query "
+                                    "may need too much memory", "query_failed")
+            buffer += chunk
+            if ready_at is None and buffer.startswith(b"R"):
+                ready_at = time.monotonic()
+                del buffer[:1]
+            if size is None and len(buffer) >= sqlite_worker.LENGTH:
+                size = sqlite_worker.LENGTH + int.from_bytes(buffer[: sqlite_worker.LENGTH], "big")
+        return pickle.loads(bytes(buffer[sqlite_worker.LENGTH :]))
+
+    def _last_words(self) -> str:
+        self.kill()
+        lines = self.process.stderr.read().decode(errors="replace").strip().splitlines()
+        return f"exit code {self.process.returncode}" + (f": {lines[-1]}" if lines else "")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
 
 
 class SQLiteDatabase(Database):
@@ -54,42 +86,59 @@ class SQLiteDatabase(Database):
     def __init__(self, path: Path, *, timeout: float):
         super().__init__(str(path), timeout)
         self.path = path
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
 
     def needs(self) -> dict[str, list[str]]:
         return {"files": [str(self.path)]}
 
-    def _connect(self) -> sqlite3.Connection:
+    def _run(self, sql: str, params: Sequence[Any] | None, max_rows: int) -> Rows:
         if not self.path.is_file():
             raise DatabaseError(f"there is no SQLite database at {self.path}", "unreachable")
+        request = {"path": str(self.path), "sql": sql, "params": list(params or ()), "max_rows": max_rows,
+                   "timeout": self.timeout}
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is not None and worker.process.poll() is not None:  # ended while idle (killed from outside)
+            worker.kill()
+            worker = None
+        worker = worker or _Worker()
         try:
-            conn = sqlite3.connect(self.path.as_uri() + "?mode=ro", uri=True, timeout=self.timeout)
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"could not open {self.path} read-only: {exc}", "unreachable") from None
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-        conn.set_authorizer(_authorize)
-        return conn
+            answer = worker.ask(request, self.timeout)
+        except _Killed as killed:
+            raise self.timeout_error(cut=killed.args[0]) from None
+        except BaseException:
+            worker.kill()
+            raise
+        with self._lock:
+            if len(self._idle) < IDLE_WORKERS:
+                self._idle.append(worker)
+                worker = None
+        if worker is not None:
+            worker.kill()
+        if answer[0] == "rows":
+            _, columns, rows, more = answer
+            return Rows(columns, rows, more=more)
+        _, kind, message = answer
+        if kind == "unreachable":
+            raise DatabaseError(message, "unreachable")
+        raise self._translate(message)
 
-    def _run(self, sql: str, params: Sequence[Any] | None, max_rows: int) -> Rows:
-        conn = self._connect()
-        deadline = time.monotonic() + self.timeout
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
-        try:
-            cursor = conn.execute(sql, tuple(params or ()))
-            rows = cursor.fetchmany(max_rows + 1)
-            columns = [d[0] for d in cursor.description or ()]
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from None
-        finally:
-            conn.close()
-        return Rows(columns, rows[:max_rows], more=len(rows) > max_rows)
+    def close(self) -> None:
+        """End the idle workers (they also end on their own when this object is gone)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
 
-    def _translate(self, exc: sqlite3.Error) -> DatabaseError:
-        message = str(exc)
+    def _translate(self, message: str) -> DatabaseError:
         if message == "interrupted":
             return self.timeout_error()
         refusals = ("not authorized", "authorization denied", "readonly", "attached databases",
                     "one statement at a time")
         if any(part in message for part in refusals):
             return self.refused(message)
+        if message == "string or blob too big":
+            return DatabaseError(f"SQLite error: {message} (values are limited to "
+                                 f"{sqlite_worker.MAX_VALUE_BYTES // 1_000_000} MB)", "query_failed")
         return DatabaseError(f"SQLite error: {message}")
