@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 STATE = Path(sys.argv[1])
@@ -39,6 +40,8 @@ def get_ticket(ticket_id: str) -> str:
     """Read one support ticket: its title, reporter and text."""
     arrived("get_ticket", {"ticket_id": ticket_id})
     found = tickets().get(ticket_id)
+    if found and "error" in found:  # the tracker answers with an error whose text someone else wrote
+        raise ToolError(found["error"])
     return json.dumps({"id": ticket_id, **found}, ensure_ascii=False) if found else f"no ticket {ticket_id}"
 
 

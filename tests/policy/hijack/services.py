@@ -284,7 +284,16 @@ class Weather(Service):
     name, title = "weather", "Weather"
     routes = {("GET", "/weather"): "get_weather"}
 
+    def reset(self) -> None:
+        super().reset()
+        self.outage: str | None = None  # when set, every answer is a 503 with this text
+
+    def plant(self, text: str) -> None:
+        self.outage = text
+
     def get_weather(self, query, body):
+        if self.outage is not None:
+            return 503, {"error": f"Service unavailable. {self.outage}"}
         return 200, {"city": query.get("city", ""), "forecast": "sunny", "high_c": 14}
 
     def paths(self):

@@ -158,9 +158,12 @@ class World:
             self.shared_doc.write_text(self.shared_text, encoding="utf-8")
             self.kb.add([self.docs])
 
-    def plant_ticket(self, ticket_id: str, title: str, text: str) -> None:
+    def plant_ticket(self, ticket_id: str, title: str, text: str, *, error: bool = False) -> None:
+        """A ticket with this text; `error`: reading it fails with this text as the error."""
         tickets = json.loads((self.tickets / "tickets.json").read_text(encoding="utf-8"))
         tickets[ticket_id] = {"title": title, "reporter": "someone@outside.example", "text": text}
+        if error:
+            tickets[ticket_id]["error"] = f"ticket {ticket_id} is locked: {text}"
         (self.tickets / "tickets.json").write_text(json.dumps(tickets, ensure_ascii=False), encoding="utf-8")
 
     def plant_review(self, product: str, rating: int, text: str) -> None:
