@@ -29,13 +29,15 @@ def add(
                                              "names or operationIds)."),
     openapi: Optional[str] = typer.Option(None, "--openapi", help="For an ai-plugin.json: a local copy of its OpenAPI spec."),
     replace: bool = typer.Option(False, "--replace", help="Replace a plugin of the same name (re-pins the spec)."),
+    allow_flagged: bool = typer.Option(False, "--allow-flagged", help="Add it even if the metadata scanner flags an "
+                                       "operation high (after reading every finding it shows)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Add an OpenAPI service: one tool per operation, base URL and spec pinned now."""
     from ..config import load_config
     from ..plugins import registry
-    from ..plugins.openapi import (AuthError, BlockedURL, SpecError, default_name, guard_for, load_source, prepare,
-                                   snapshot_spec)
+    from ..plugins.openapi import (AuthError, BlockedURL, SpecError, default_name, guard_for, load_source,
+                                   metadata_texts, prepare, snapshot_spec)
     from ..plugins.openapi.spec import server_url
 
     home = load_config({}).home
@@ -59,6 +61,8 @@ def add(
         prepared.plugin()  # the tools build: schemas valid, names unique
     except (BlockedURL, SpecError, AuthError, ValueError) as exc:
         _fail(str(exc))
+    findings = _scan(metadata_texts(prepared), registry.tool_owners(home, skip=plugin_name), plugin_name,
+                     allow_flagged, as_json)
     try:
         if plugin_name in registry.configured(home) and not replace:
             _fail(f"a plugin named {plugin_name!r} is already added; choose another --name, or --replace it")
@@ -76,6 +80,8 @@ def add(
                       for op in prepared.operations],
             "skipped": [{"operation": s.label, "reason": s.reason} for s in prepared.skipped],
             "unset_environment": missing,
+            "findings": [{"severity": f.severity, "tool": f.tool, "where": f.where, "rule": f.rule, "detail": f.detail}
+                         for f in findings],
         }, indent=2))
         return
     _print_summary(prepared, plugin_name, options, missing, schemes)
@@ -107,8 +113,47 @@ def _print_summary(prepared, plugin_name: str, options: dict[str, Any], missing:
         out.print(f"[dim]security schemes not configured: {escape(kinds)}; add --auth SCHEME=ENVVAR if needed[/]")
     for env in missing:
         out.print(f"[yellow]note:[/] environment variable {env} is not set now; set it before using the tools")
-    out.print(f"[dim]spec pinned at {escape(str(options['snapshot']))} (sha256 {options['sha256'][:12]}…). "
-              f"Try: plugdeck tools call {plugin_name}.{prepared.operations[0].name if prepared.operations else 'TOOL'} '{{}}'[/]")
+    out.print(f"[dim]spec pinned at {escape(str(options['snapshot']))} (sha256 {options['sha256'][:12]}…)[/]")
+    hint = _try_hint(prepared, plugin_name)
+    if hint:
+        out.print(f"[dim]Try: {escape(hint)}[/]", soft_wrap=True)
+
+
+def _try_hint(prepared, plugin_name: str) -> str:
+    """A first call to try: a read (never a write, which would act), preferably one needing no arguments."""
+    reads = [op for op in prepared.operations if op.effect == "read"]
+    if not reads:
+        return ""
+    op = next((op for op in reads if not op.schema.get("required")), reads[0])
+    example = {arg: _example(op.schema["properties"].get(arg) or {}) for arg in op.schema.get("required", [])}
+    return f"plugdeck tools call {plugin_name}.{op.name} '{json.dumps(example, ensure_ascii=False)}'"
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    for key in ("example", "default"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}.get(kind, "text")
+
+
+def _scan(texts, owners: dict[str, str], plugin_name: str, allow_flagged: bool, as_json: bool):
+    """R13/R26: every finding is shown; a high one stops the add unless the person overrides it."""
+    from ..plugins.scan import blocking, report, scan_tools
+
+    findings = scan_tools(texts, owners)
+    shown = [f for f in findings if f.severity != "low"]  # URLs in API docs are common: listed in --json only
+    high = blocking(findings)
+    if shown and (not as_json or high):
+        print(f"the metadata scanner found, in what the model will read of {plugin_name!r}:")
+        print(report(shown))
+    if high and not allow_flagged:
+        _fail(f"{len(high)} high finding(s) in the operations of {plugin_name!r} (above): they read like hidden "
+              "instructions to the model. Nothing was added. If you have read every finding and still trust this "
+              "API, add it anyway with --allow-flagged.")
+    return findings
 
 
 def _absolute(source: str) -> str:
@@ -120,15 +165,18 @@ def _absolute(source: str) -> str:
 
 
 def _origins(url: str | None) -> list[str]:
-    """The origin (scheme://host:port) of an http(s) URL, as a list (empty for a file path or no URL)."""
-    from ..plugins.openapi.ssrf import BlockedURL, origin_of, split_url
+    """The origin (scheme://host:port) of an http(s) URL, as a list (empty for a file path or no URL).
+
+    Never a cloud metadata endpoint: a spec that points there is refused, --allow-private or not."""
+    from ..plugins.openapi.ssrf import BlockedURL, is_metadata_host, origin_of, split_url
 
     if not url or not url.lower().startswith(("http://", "https://")):
         return []
     try:
-        return [origin_of(*split_url(url))]
+        scheme, host, port = split_url(url)
     except BlockedURL:
         return []
+    return [] if is_metadata_host(host) else [origin_of(scheme, host, port)]
 
 
 def _auth_options(pairs: list[str], schemes: dict[str, Any]) -> dict[str, Any]:

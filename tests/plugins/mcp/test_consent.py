@@ -8,7 +8,6 @@ import os
 import pty
 import shlex
 import subprocess
-import time
 
 import pytest
 from conftest import CHANGING_SERVER, PLUGDECK, PYTHON, plugdeck, write_script
@@ -151,7 +150,6 @@ def test_a_changed_command_is_shown_and_refused_until_reapproved(server):
     plugins["echo"]["options"]["command"] = other
     registry.save(server["home"], plugins)
     server["marker"].unlink()
-    time.sleep(0)  # nothing runs until approved
     refused = plugdeck(env, "tools", "call", "echo.echo", '{"text": "hi"}')
     assert refused.returncode == 1 and "will not start it" in refused.stderr and not server["marker"].exists()
     asked = plugdeck(env, "plugins", "approve", "echo")

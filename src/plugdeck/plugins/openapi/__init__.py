@@ -38,7 +38,7 @@ from .spec import Resolver, Spec, SpecError, from_document, is_url, parse_text, 
 from .ssrf import BlockedURL, Guard, Resolver as DNSResolver, origin_of, split_url
 
 __all__ = ["build_plugin", "openapi_plugin", "prepare", "snapshot_spec", "load_source", "default_name", "guard_for",
-           "SpecError", "AuthError", "Guard", "BlockedURL"]
+           "metadata_texts", "NAME_LIMIT", "SpecError", "AuthError", "Guard", "BlockedURL"]
 
 SNAPSHOT_DIR = "specs"
 
@@ -79,6 +79,18 @@ class Prepared:
             needs={"network": sorted({origin_of(*split_url(u)) for u in [self.base_url, *self.auth.token_urls()]}),
                    "secrets": self.auth.env_names},
         )
+
+
+def metadata_texts(prepared: Prepared) -> list[Any]:
+    """What the model will read of this plugin, for the metadata scanner (R13/R26): each operation's
+    name, description and parameter schema, and the plugin's own title and description (where a
+    ChatGPT manifest's description_for_model goes)."""
+    from ..scan import ToolText
+
+    info = prepared.spec.document.get("info") or {}
+    about = [(f"plugin {key}", str(info[key])) for key in ("title", "description") if info.get(key)]
+    texts = [ToolText(prepared.name, about)] if about else []
+    return texts + [ToolText.of(op.name, op.description, op.schema) for op in prepared.operations]
 
 
 def guard_for(options: dict[str, Any], resolver: DNSResolver | None = None) -> Guard:
@@ -172,6 +184,12 @@ def prepare(name: str, options: dict[str, Any], home: Path | None = None, *, spe
             shown = ", ".join(sorted(op.name for op in operations)[:30])
             raise SpecError(f"{spec.source} has no operation named {', '.join(unknown)} (it has: {shown})")
         operations = [op for op in operations if op.name in wanted or op.operation_id in wanted]
+    if not operations:  # a plugin without tools would only look added
+        if skipped:
+            reasons = "; ".join(f"{s.label}: {s.reason}" for s in skipped[:5]) + (" …" if len(skipped) > 5 else "")
+            raise SpecError(f"{spec.source}: no tool could be made from it: every operation was left out ({reasons})")
+        only_webhooks = " (only webhooks: calls the API makes, not ones to make)" if spec.document.get("webhooks") else ""
+        raise SpecError(f"{spec.source} has no operations{only_webhooks}, so it would make a plugin without tools")
     return Prepared(name, spec, base_url, operations, skipped, guard, auth, manifest, options)
 
 
@@ -204,8 +222,26 @@ def openapi_plugin(
     return prepare(plugin_name, options, spec=loaded, guard=guard).plugin()
 
 
+# When two plugins share a tool name the model sees PLUGIN_TOOL, and models accept function names of
+# at most 64 characters: a plugin name of at most 32 leaves the tool at least 31.
+NAME_LIMIT = 32
+_SUBTITLE = re.compile(r"\s[-–—|:]\s|:\s|[(\[]|\s(?:with|for|from|by|using|via|powered)\s", re.IGNORECASE)
+_JOINERS = {"with", "and", "or", "for", "from", "by", "of", "the", "a", "an", "to", "in", "on", "using", "via"}
+
+
 def default_name(spec: Spec, manifest: Manifest | None) -> str:
-    """A plugin name from the manifest's name_for_model or the spec's title: `swagger_petstore`."""
+    """A readable slug from the manifest's name_for_model or the spec's title, in whole words:
+    "Spotify Web API with fixes and improvements" -> `spotify_web_api`, "Swagger Petstore - OpenAPI
+    3.0" -> `swagger_petstore` (the title before a subtitle, at most NAME_LIMIT characters)."""
     raw = (manifest.name if manifest else "") or spec.title or "api"
-    words = re.findall(r"[a-z0-9]+", raw.lower())
-    return "_".join(words)[:40].strip("_") or "api"
+    words = re.findall(r"[a-z0-9]+", _SUBTITLE.split(raw, maxsplit=1)[0].lower()) or re.findall(r"[a-z0-9]+", raw.lower())
+    kept: list[str] = []
+    for word in words:
+        if len("_".join([*kept, word])) > NAME_LIMIT:
+            break
+        kept.append(word)
+    while len(kept) > 1 and kept[-1] in _JOINERS:
+        kept.pop()
+    if not kept:  # one word longer than the limit: cut it, there is no word boundary to keep
+        return words[0][:NAME_LIMIT] if words else "api"
+    return "_".join(kept)

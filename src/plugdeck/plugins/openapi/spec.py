@@ -67,8 +67,13 @@ def parse_text(text: str, source: str) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise SpecError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     else:
-        import yaml
+        try:
+            import yaml
+        except ImportError:
+            from ...extras import install_hint
 
+            raise SpecError(f"{source} is YAML, and reading YAML needs PyYAML, which comes with plugdeck's optional "
+                            f"part 'openapi': {install_hint('openapi')}") from None
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
             data = yaml.load(text, Loader=loader)

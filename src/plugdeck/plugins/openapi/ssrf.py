@@ -140,6 +140,14 @@ def _classify_one(a: IPAddress) -> str | None:
     return next((why for hit, why in checks if hit), None)
 
 
+def is_metadata_host(host: str) -> bool:
+    """A cloud metadata endpoint, by name or by address in any spelling (no DNS)."""
+    address = parse_ip(host)
+    if address is not None:
+        return any(a in METADATA_ADDRESSES for a in [address, *embedded_ipv4(address)])
+    return host.rstrip(".").lower() in METADATA_NAMES
+
+
 def _system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [info[4][0] for info in infos]
