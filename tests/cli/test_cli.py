@@ -257,3 +257,22 @@ def test_the_pizzeria_says_its_port_is_taken(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip() == (f"error: 127.0.0.1:{port} is already in use: stop what listens there, or pick "
                                      "another port with --port (0 picks a free one)")
+
+
+def test_ctrl_c_at_the_chat_prompt_ends_the_chat_without_waiting_for_enter(env, tmp_path):
+    process = subprocess.Popen([*PLUGDECK, "chat"], env=env, cwd=tmp_path, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write("what is 6*7\n")
+    process.stdin.flush()
+    assert process.stdout.readline().strip().endswith("42")
+    while "model call(s)" not in (line := process.stderr.readline()):  # the turn is over: the chat waits at its prompt
+        assert line, "the chat ended early"
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)  # stdin stays open (communicate() would close it): only Ctrl-C can end the wait
+    finally:
+        process.kill()
+        process.stdin.close()
+    err = process.stderr.read()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 from rich.console import Console
@@ -11,9 +12,10 @@ from rich.markup import escape
 from rich.panel import Panel
 
 
-async def read_line(prompt) -> str:
-    """`prompt()` (an input() that blocks) in a thread of its own: Ctrl-C cancels the wait at once, and
-    the process can exit without waiting for the person to press Enter (asyncio.to_thread would)."""
+async def read_line(prompt: str, to=None) -> str:
+    """Write `prompt` (to stdout, or `to`) and read a line in a thread of its own: Ctrl-C cancels the wait at
+    once, and the process can exit without waiting for Enter (asyncio.to_thread would wait). EOFError at
+    the end of input."""
     import threading
 
     loop = asyncio.get_running_loop()
@@ -27,7 +29,7 @@ async def read_line(prompt) -> str:
 
     def read() -> None:
         try:
-            line = prompt()
+            line = _prompted_line(prompt, to or sys.stdout)
         except BaseException as exc:  # EOFError (Ctrl-D), KeyboardInterrupt
             deliver(lambda: future.set_exception(exc))
         else:
@@ -35,6 +37,23 @@ async def read_line(prompt) -> str:
 
     threading.Thread(target=read, name="plugdeck-input", daemon=True).start()
     return await future
+
+
+def _prompted_line(prompt: str, to) -> str:
+    to.write(prompt)
+    to.flush()
+    if sys.stdin.isatty():
+        return input()  # with line editing
+    # Not sys.stdin: a thread left blocked inside its buffer would hold the lock that exiting needs.
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        byte = os.read(sys.stdin.fileno(), 1)
+        if not byte:
+            if not data:
+                raise EOFError
+            break
+        data += byte
+    return data.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def terminal_confirmer(err: Console, assume_yes: bool):
@@ -53,7 +72,7 @@ def terminal_confirmer(err: Console, assume_yes: bool):
             err.print("[red]not approved:[/] this action needs a person's OK; run in a terminal to be asked, "
                       "or pass --yes")
             return False
-        answer = await read_line(lambda: err.input("Approve? \\[y/N] "))  # the prompt goes to stderr
+        answer = await read_line("Approve? [y/N] ", to=sys.stderr)  # the prompt goes to stderr
         return answer.strip().lower() in ("y", "yes")
 
     confirm.label = "--yes" if assume_yes else "person"

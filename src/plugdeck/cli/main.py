@@ -291,7 +291,7 @@ def chat(
         try:
             while True:
                 try:
-                    line = (await read_line(lambda: input("you> "))).strip()
+                    line = (await read_line("you> ")).strip()
                 except (EOFError, KeyboardInterrupt, asyncio.CancelledError):
                     err.print()
                     return  # Ctrl-C or Ctrl-D at the prompt ends the chat
