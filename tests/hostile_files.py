@@ -35,6 +35,45 @@ def docx_bomb(path: Path, megabytes: int, member: str = "word/document.xml", zip
     return path
 
 
+def _pdf(path: Path, objects: dict[int, bytes]) -> Path:
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
+    xref = len(out)
+    size = max(objects) + 1
+    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offsets[n]:010d} 00000 n \n".encode() for n in range(1, size))
+    out += f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _flate(head: bytes, megabytes: int) -> bytes:
+    packer = zlib.compressobj(9)
+    data = packer.compress(head)
+    for _ in range(megabytes):
+        data += packer.compress(b" " * MB)
+    return data + packer.flush()
+
+
+def pdf_form_bomb(path: Path, megabytes: int) -> Path:
+    """A PDF whose small page content draws a form XObject that inflates to `megabytes` MB."""
+    form = _flate(b"BT /F1 12 Tf 72 720 Td (Inside the form) Tj ET\n", megabytes)
+    page = b"q /Fm1 Do Q"
+    return _pdf(path, {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        4: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> "
+           b"/XObject << /Fm1 6 0 R >> >> /Contents 5 0 R >>",
+        5: b"<< /Length %d >>\nstream\n" % len(page) + page + b"\nendstream",
+        6: b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+           b"/Length %d /Filter /FlateDecode >>\nstream\n" % len(form) + form + b"\nendstream",
+    })
+
+
 def pdf_bomb(path: Path, megabytes_per_page: list[int]) -> Path:
     """A PDF whose pages each draw one line of text, followed by megabytes of spaces, all FlateDecode."""
     pages = len(megabytes_per_page)

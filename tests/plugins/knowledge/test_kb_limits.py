@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 from conftest import SETTINGS, pdf_bytes, write_docx
-from hostile_files import docx_bomb, pdf_bomb
+from hostile_files import docx_bomb, pdf_bomb, pdf_form_bomb
 
 from plugdeck.plugins.knowledge import limits as limits_module
 from plugdeck.plugins.knowledge.base import KnowledgeBase
@@ -115,6 +115,15 @@ def test_pdf_flate_bomb_is_measured_before_pypdf_inflates_it(tmp_path, spies):
     with pytest.raises(OverLimit, match="too many pages.*max_pages"):
         read_document(pages, ReadLimits(max_pages=4))
     assert [b.page for b in read_document(pages).blocks] == [1, 2, 3, 4, 5]  # within the defaults: read
+
+    # A bomb in a form XObject the page draws (pypdf decodes it for text, and at its own cap would drop
+    # the text silently): measured with the page, before extraction.
+    form = pdf_form_bomb(tmp_path / "form.pdf", 60)
+    extracted = spies["pages"]
+    with pytest.raises(OverLimit, match="a PDF stream inflates too much.*max_member_mb"):
+        read_document(form)
+    assert spies["pages"] == extracted
+    assert "Inside the form" in read_document(form, ReadLimits(max_member_bytes=70 * MB)).text
 
 
 def test_text_caps_for_every_reader(tmp_path):

@@ -133,6 +133,7 @@ class InflateBudget:
         self.limits = limits
         self.left = limits.max_unpacked_bytes
         self.used = 0  # bytes inflated while measuring, for tests and reports
+        self.seen: set[int] = set()  # streams already charged (a form drawn on every page counts once)
 
     def measure_flate(self, data: bytes) -> int:
         """The inflated size of a FlateDecode stream, never inflating past what the caps allow."""

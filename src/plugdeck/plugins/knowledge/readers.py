@@ -26,6 +26,7 @@ SUPPORTED = {
     ".pdf": "pdf", ".docx": "docx", ".csv": "csv",
 }
 HTML_MARKUP = 4  # an HTML source may be this many times max_chars: markup is not text
+FORM_DEPTH = 8  # form XObjects inside form XObjects, followed this deep
 
 
 class ReadError(Exception):
@@ -351,23 +352,42 @@ def _read_pdf(path: Path, limits: ReadLimits) -> Document:
 
 
 def _measure_contents(page, budget: InflateBudget) -> None:
-    """Charge a page's content streams to the budget: Flate streams by a bounded inflate of their raw
-    bytes, others by their raw size (pypdf's own per-stream caps, set from ours, bound those)."""
+    """Charge what text extraction will decode on this page (its content streams and the form
+    XObjects they may draw, each stream once per document) to the budget: Flate streams by a bounded
+    inflate of their raw bytes, others by their raw size (pypdf's own caps, set from ours, bound those)."""
     from pypdf.generic import ArrayObject
 
     contents = page.get("/Contents")
     contents = contents.get_object() if contents is not None else None
     streams = [s.get_object() for s in contents] if isinstance(contents, ArrayObject) else [contents]
-    for stream in streams:
+    for stream in [*streams, *_forms(page.get("/Resources"))]:
         raw = getattr(stream, "_data", None)
-        if not isinstance(raw, bytes):
+        if not isinstance(raw, bytes) or id(stream) in budget.seen:
             continue
+        budget.seen.add(id(stream))
         filters = stream.get("/Filter")
         filters = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)] if filters else []
         if filters in (["/FlateDecode"], ["/Fl"]):
             budget.spend(budget.measure_flate(raw))
         else:
             budget.spend(len(raw))
+
+
+def _forms(resources, depth: int = 0):
+    """The form XObjects a page's resources name, and those their own resources name (pypdf decodes them
+    for text; when one is over pypdf's cap it drops its text silently, so they are measured here)."""
+    from pypdf.generic import DictionaryObject
+
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if isinstance(resources, DictionaryObject) else None
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not isinstance(xobjects, DictionaryObject) or depth > FORM_DEPTH:
+        return
+    for reference in xobjects.values():
+        form = reference.get_object()
+        if isinstance(form, DictionaryObject) and form.get("/Subtype") == "/Form":
+            yield form
+            yield from _forms(form.get("/Resources"), depth + 1)
 
 
 def _pypdf_caps(limits: ReadLimits):
@@ -380,9 +400,10 @@ def _pypdf_caps(limits: ReadLimits):
     except ImportError:
         return contextlib.nullcontext()
     cap = limits.max_member_bytes
+    # Output caps only: a big image's raw stream is never decoded for text, and must not fail the file.
     return apply_configuration(zlib_maximum_output_length=cap, lzw_maximum_output_length=cap,
                                run_length_maximum_output_length=cap, array_based_stream_maximum_output_length=cap,
-                               maximum_declared_stream_length=cap, stream_decoding_work_maximum_length=cap)
+                               stream_decoding_work_maximum_length=cap)
 
 
 def read_docx(path: Path, limits: ReadLimits) -> Document:
