@@ -88,6 +88,8 @@ ATTACKS = {
         "SELECT public.my_function(1)",
         "CREATE EXTENSION dblink",
         "ALTER SYSTEM SET work_mem = '1GB'",
+        "MERGE INTO t USING u ON t.a = u.a WHEN MATCHED THEN UPDATE SET b = 1",
+        "MERGE INTO t USING (SELECT 1 AS a) s ON t.a = s.a WHEN MATCHED THEN DELETE",
         "SELECT format('%1000000000s', 'x')",
         "SELECT format('%*s', 1000000000, 'x')",
         "SELECT repeat('x', 1000000000)",
@@ -232,7 +234,8 @@ def test_messages_say_what_was_wrong():
     assert "LOAD_FILE reads or writes files" in message("SELECT LOAD_FILE('/etc/passwd')", "mysql")
     assert "LOAD DATA reads or writes files" in message("LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "mysql")
     assert "pg_read_file reads or writes files" in message("SELECT pg_read_file('/etc/passwd')")
-    assert "could not be parsed" in message("SELECT * FROM", "mysql")
+    for dialect in ("sqlite", "postgres", "mysql"):  # what the parser cannot read is refused: fail closed
+        assert "could not be parsed" in message("SELECT (1 + FROM t WHERE", dialect)
     assert "REPEAT with a length of 1,000,000,000 is not allowed (at most 10,000)" in message(
         "SELECT repeat('x', 1000000000)")
     assert "width or precision taken from an argument" in message("SELECT printf('%.*c', 1000000000, 'x')", "sqlite")

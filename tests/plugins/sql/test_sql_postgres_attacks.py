@@ -50,6 +50,7 @@ WRITES = [
     "SELECT pg_reload_conf()",
     "CREATE ROLE mallory SUPERUSER LOGIN",
     "GRANT ALL ON orders TO PUBLIC",
+    "MERGE INTO products p USING (SELECT 1 AS id) s ON p.id = s.id WHEN MATCHED THEN DELETE",
 ]
 # Switching back to a privileged role inside the query: only a login that was never privileged is
 # immune at the database level (a superuser may always switch back); the guard refuses set_config.
