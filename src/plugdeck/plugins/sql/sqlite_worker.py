@@ -100,7 +100,9 @@ def frame(message: object) -> bytes:
 def main() -> None:
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (MAX_MEMORY_BYTES, MAX_MEMORY_BYTES))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = MAX_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(MAX_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     source, out = sys.stdin.buffer, sys.stdout.buffer
 
     def ready() -> None:
