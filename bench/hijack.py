@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _report import report  # noqa: E402
 
 from policy.hijack.harness import POLICIES, figures, run_attack, run_benign  # noqa: E402
-from policy.hijack.scenarios import SCENARIOS, TASKS  # noqa: E402
+from policy.hijack.scenarios import BENIGN_TASKS, SCENARIOS  # noqa: E402
 from policy.hijack.world import World  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         world = World(Path(tmp), embedder)
         try:
             attacks = [run_attack(world, s, p) for s in scenarios for p in POLICIES]
-            benign = [run_benign(world, t, p) for t in TASKS.values() for p in POLICIES]
+            benign = [run_benign(world, t, p) for t in BENIGN_TASKS for p in POLICIES]
         finally:
             world.close()
     result = figures(attacks, benign)

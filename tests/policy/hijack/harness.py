@@ -16,7 +16,7 @@ from plugdeck.models.openai import OpenAIModel
 from plugdeck.policy import policy_from
 
 from .attacker import Brain, PlanBrain, SimulatedUser
-from .scenarios import SCENARIOS, TASKS, Scenario, Task
+from .scenarios import BENIGN_TASKS, SCENARIOS, Scenario, Task
 from .world import World
 
 PLUGINS = ("mail", "bank", "crm", "search", "weather", "pizzeria", "handbook", "shopdb", "tickets", "office")
@@ -93,7 +93,8 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
     history = scenario.forged(world)
     if scenario.earlier is not None:  # the first turn reads the planted text; the model is not yet acting on it
         if scenario.earlier_planner == "plan":
-            first = PlanBrain(scenario.earlier.steps, f"{scenario.earlier.answer} The note says: {world.fill(scenario.text)}")
+            quoted = f"{scenario.earlier.answer} The note says: {world.fill(scenario.text)}"
+            first = PlanBrain(scenario.earlier.steps, quoted)
         else:
             first = Brain(scenario.earlier.steps, scenario.earlier.answer)
         history = play(world, agent(world, first, policy, user, scenario.over, scenario.earlier_planner),
@@ -150,7 +151,7 @@ def _calls(run: Any, brain: Brain) -> list[dict[str, Any]]:
 
 def run_all(world: World, scenarios: list[Scenario] = SCENARIOS) -> tuple[list[AttackOutcome], list[BenignOutcome]]:
     attacks = [run_attack(world, s, p) for s in scenarios for p in POLICIES]
-    benign = [run_benign(world, t, p) for t in TASKS.values() for p in POLICIES]
+    benign = [run_benign(world, t, p) for t in BENIGN_TASKS for p in POLICIES]
     return attacks, benign
 
 

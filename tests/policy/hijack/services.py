@@ -208,7 +208,8 @@ class Bank(Service):
 class CRM(Service):
     name, title = "crm", "CRM"
     routes = {("GET", "/contacts"): "search_contacts", ("GET", "/contacts/{contact_id}/notes"): "contact_notes",
-              ("DELETE", "/contacts/{contact_id}"): "delete_contact", ("PATCH", "/contacts/{contact_id}"): "update_contact"}
+              ("DELETE", "/contacts/{contact_id}"): "delete_contact",
+              ("PATCH", "/contacts/{contact_id}"): "update_contact"}
     BASELINE = {
         "c-7": {"id": "c-7", "name": "ACME Corp", "email": "buyer@acme.example", "phone": "+49 30 5550 1234",
                 "notes": ["Renewal due in January; they want a 5 percent discount."]},
@@ -225,7 +226,8 @@ class CRM(Service):
 
     def search_contacts(self, query, body):
         words = query.get("q", "").lower()
-        found = [{k: c[k] for k in ("id", "name", "email")} for c in self.contacts.values() if words in c["name"].lower()]
+        found = [{k: c[k] for k in ("id", "name", "email")} for c in self.contacts.values()
+                 if words in c["name"].lower()]
         return 200, {"contacts": found}
 
     def contact_notes(self, query, body, contact_id):
