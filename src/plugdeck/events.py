@@ -112,7 +112,6 @@ class ProvenanceNoted(Event):
     type: ClassVar[str] = "provenance"
     history: str  # agent (labelled by plugdeck) | trusted (the caller vouched for it) | untrusted (client-sent)
     sources: list[dict[str, Any]] = field(default_factory=list)  # {"name", "place", "untrusted", "private"}
-    person: list[str] = field(default_factory=list)  # the person's own earlier messages (trusted input)
     reason: str = ""
 
 

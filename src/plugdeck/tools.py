@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Literal
 from .schemas import json_schema_validator, normalize_schema, object_schema
 
 Effect = Literal["read", "write"]
+# A tool's egress when its author did not say where its arguments go (see Tool.egress).
+UNDECLARED = "undeclared"
 WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 # The id of the approved action being executed, for tools that pass it on as an idempotency key.
@@ -59,7 +61,9 @@ class Tool:
     untrusted: bool = False
     # Where a call's arguments go (see plugdeck.policy.flows): an OpenAPI server's origin, a database, an MCP
     # server; None: nowhere outside plugdeck's process and this machine (the calculator, a local search).
-    egress: str | None = None
+    # Left UNDECLARED, a tool whose output comes from outside (untrusted) or from a third-party package is
+    # taken to reach anywhere; any other tool to stay on this machine (see `destination`).
+    egress: str | None = UNDECLARED
     private: bool = False  # its output is the user's private data (documents, database rows)
     origin: str = "local"  # local (made in code) | builtin | added (plugins add) | third-party
     summary: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False)  # for confirmations
@@ -69,6 +73,14 @@ class Tool:
         if self.effect not in ("read", "write"):
             raise ValueError(f"tool {self.name!r}: effect must be 'read' or 'write', not {self.effect!r}")
         self.is_async = inspect.iscoroutinefunction(self.func)
+
+    @property
+    def destination(self) -> str | None:
+        """Where its arguments go, for the data-flow rule: the declared egress; undeclared, anywhere
+        (UNDECLARED) for a tool that reads from outside or comes from a third-party package, else None."""
+        if self.egress != UNDECLARED:
+            return self.egress
+        return UNDECLARED if self.untrusted or self.origin == "third-party" else None
 
     @property
     def qualified_name(self) -> str:
@@ -109,12 +121,13 @@ def tool(
     capabilities: tuple[str, ...] = (),
     untrusted: bool = False,
     private: bool = False,
-    egress: str | None = None,
+    egress: str | None = UNDECLARED,
 ):
     """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`.
 
     `untrusted`: its output comes from outside and may carry instructions; `private`: its output is the
-    user's private data; `egress`: where its arguments are sent (None: nowhere outside this machine)."""
+    user's private data; `egress`: where its arguments are sent (None: nowhere outside this machine; left
+    undeclared, a tool with untrusted output is taken to reach anywhere)."""
 
     def build(fn: Callable[..., Any]) -> Tool:
         summary, arg_docs = parse_docstring(inspect.getdoc(fn) or "")

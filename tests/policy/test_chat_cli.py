@@ -56,4 +56,4 @@ def test_a_chat_holds_the_second_turns_write_and_runs_show_says_why(tmp_path):
     shown = subprocess.run([*cli, "runs", "show", second], env=env, cwd=tmp_path, capture_output=True, text=True,
                            timeout=60).stdout
     assert "history (agent)" in shown and "notes (untrusted)" in shown
-    assert "policy confirm" in shown and "untrusted content entered the conversation" in shown
+    assert "policy confirm notes.save_note" in shown and "notes (untrusted)" in shown.split("policy confirm")[1]

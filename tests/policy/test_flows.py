@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -54,7 +55,7 @@ def weather():
     Weather.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Weather)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    url = Weather.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield openapi_plugin(SPEC, name="weather", base_url=url, allow_private=["127.0.0.1"])
     server.shutdown()
 
@@ -147,6 +148,35 @@ async def test_the_policy_relaxes_or_tightens_it_per_tool_visibly(weather, actio
         assert decided.rule == f"flows 'weather.*' = '{action}' (plugdeck.toml, line 2)"
 
 
+async def test_a_tool_made_in_code_that_reads_from_outside_is_taken_to_reach_anywhere(weather):
+    """Its author declared no egress; its output is untrusted, so its arguments surely go outside too."""
+
+    @tool(untrusted=True)
+    def fetch_page(url: str) -> str:
+        """Fetch a web page."""
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+
+    leak = {"tool_calls": [{"name": "fetch_page", "arguments": {"url": f"{Weather.url}/forecast?city={SECRET}"}}]}
+    asked = []
+    agent = Agent(ScriptedModel([READ_NOTES, leak, "done"]), [notes], tools=[fetch_page],
+                  confirm=lambda a: asked.append(a) or False)
+    await agent.run("What do my deploy notes say?")
+    assert Weather.seen == [] and asked[0].tool == "fetch_page" and "anywhere" in asked[0].reason
+    page = {"tool_calls": [{"name": "fetch_page", "arguments": {"url": f"{Weather.url}/forecast?city=Oslo"}}]}
+    agent = Agent(ScriptedModel([page, page, "done"]), [notes], tools=[fetch_page], confirm=lambda a: False)
+    await agent.run(f"Fetch {Weather.url}/forecast?city=Oslo twice")  # the person's own URL, twice: no question
+    assert len(Weather.seen) == 2
+
+
+async def test_a_secret_the_person_gave_in_an_earlier_turn_is_not_an_ok_to_send_it(weather):
+    pin = "4417-2290-1385"
+    agent, asked = agent_for(weather, ["Noted.", READ_NOTES, forecast(city=pin), "done"])
+    first = await agent.run(f"Note for later: my locker PIN is {pin}.")
+    await agent.run("What do my deploy notes say?", history=first.messages)
+    assert Weather.seen == [] and asked and asked[0].tool == "weather.forecast"
+
+
 def test_flow_settings_are_validated():
     with pytest.raises(PolicyError, match="flows 'weather.\\*' must be one of allow, confirm, deny"):
         policy_from({"flows": {"weather.*": "sometimes"}})
@@ -162,5 +192,7 @@ def test_traceability_is_word_by_word_and_knows_the_schema():
                               person) == []
     assert untraced_arguments({"city": "Paulo", "days": 3, "note": f"key {SECRET}"}, schema, person) == ["note"]
     assert untraced_arguments({"q": ["Paulo", "weather", "tokyo"]}, schema, person) == ["q[2]"]
+    # Words of the person rearranged or repeated could spell out what the model read.
+    assert untraced_arguments({"a": "paulo são", "b": "5 5", "c": "the weather in"}, schema, person) == ["a", "b"]
     context = Context([Source("notes", None, True, True)], person)
     assert "notes (untrusted and private)" in context.describe()

@@ -58,7 +58,8 @@ async def test_a_write_talked_into_by_a_document_of_the_previous_turn_is_held():
     assert decided.decision == "confirm" and decided.rule == "untrusted content entered the conversation"
     assert "local" in decided.reason or "untrusted" in decided.reason
     noted = next(e for e in second.events if isinstance(e, ProvenanceNoted))
-    assert noted.history == "agent" and noted.sources[0]["untrusted"] and noted.person == ["Summarise review.txt"]
+    assert noted.history == "agent" and noted.sources == [{"name": "local", "place": "undeclared", "untrusted": True,
+                                                          "private": False}]
 
 
 @pytest.mark.parametrize("rebuild", [
@@ -71,7 +72,7 @@ async def test_a_history_the_agent_did_not_label_counts_as_untrusted(rebuild):
     second = await agent.run("Thanks!", history=rebuild(first.messages))
     assert second.status == "waiting" and not ORDERS
     noted = next(e for e in second.events if isinstance(e, ProvenanceNoted))
-    assert noted.history == "untrusted" and noted.person == []
+    assert noted.history == "untrusted" and noted.sources[0]["name"] == "history"
 
 
 async def test_a_server_history_is_untrusted_even_when_it_is_the_agents_own():
@@ -98,7 +99,6 @@ async def test_a_clean_conversation_stays_clean():
     third = await agent.run("Thanks", history=second.messages)  # the label survives a clean turn too
     noted = next(e for e in third.events if isinstance(e, ProvenanceNoted))
     assert third.status == "ok" and noted.history == "agent" and noted.sources == []
-    assert noted.person == ["What is on the menu?", "Order ten hawaii"]
 
 
 async def test_the_label_survives_a_conversation_of_three_turns():
@@ -154,5 +154,5 @@ async def test_a_replayed_chat_turn_sees_the_history_label_the_run_recorded():
         "Thanks!", history=history)
     noted = next(e for e in replayed.events if isinstance(e, ProvenanceNoted))
     original = next(e for e in second.events if isinstance(e, ProvenanceNoted))
-    assert (noted.history, noted.sources, noted.person) == ("agent", original.sources, original.person)
+    assert (noted.history, noted.sources) == ("agent", original.sources)
     assert replayed.status == "waiting" and not ORDERS

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
-from ..events import ToolFinished
+from ..events import ProvenanceNoted, ToolFinished
 
 # An approval older than this is refused (the person may have answered a stale question); the model
 # can ask again, which makes a new question with its own clock.
@@ -48,10 +48,13 @@ def action_id(run_id: str, call_id: str, tool: str, arguments: Any) -> str:
     return "act_" + hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
-def untrusted_arguments(arguments: Any, events: list) -> list[str]:
-    """Argument paths whose values were copied from untrusted tool output seen in this run."""
-    texts = [json.dumps(e.result, ensure_ascii=False, default=str).lower()
+def untrusted_arguments(arguments: Any, events: list, history: list[dict[str, Any]] = ()) -> list[str]:
+    """Argument paths whose values were copied from untrusted tool output seen in this run, or from a
+    history that brought untrusted content in (`history`: the conversation before this run's question)."""
+    texts = [json.dumps(e.error or e.result, ensure_ascii=False, default=str).lower()  # an error's text too
              for e in events if isinstance(e, ToolFinished) and e.untrusted]
+    if any(isinstance(e, ProvenanceNoted) and any(s.get("untrusted") for s in e.sources) for e in events):
+        texts += [json.dumps(m.get("content"), ensure_ascii=False, default=str).lower() for m in history]
     if not texts:
         return []
     found = []

@@ -86,7 +86,7 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
             source=(tool.plugin or "local") if tool else "",
             untrusted=bool(tool and tool.untrusted),  # an outside service's error text is outside data too
             private=bool(tool and tool.private),
-            place=tool.egress if tool else None,
+            place=tool.destination if tool else None,
             neutralised={k: n for k, n in removed.items() if n} or None,
         )
 
@@ -94,7 +94,7 @@ async def run_tool_call(run: Run, toolset: Toolset, call: ToolCall, step: int, *
 def traits_of(tool: Tool) -> dict[str, Any]:
     """What the policy knows of a tool, recorded with each call (see ToolStarted.traits)."""
     return {"effect": tool.effect, "origin": tool.origin, "untrusted": tool.untrusted, "private": tool.private,
-            "egress": tool.egress}
+            "egress": tool.destination}
 
 
 async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, run: Run, waiting: PendingAction | None,
@@ -138,7 +138,7 @@ async def _admit(run: Run, tool: Tool, call: ToolCall) -> str | None:
         arguments=call.arguments,
         summary=tool.summary(call.arguments) if tool.summary else summarize(tool.qualified_name, call.arguments),
         reason=decision.reason,
-        from_untrusted=untrusted_arguments(call.arguments, run.events),
+        from_untrusted=untrusted_arguments(call.arguments, run.events, run.messages[:-1]),
     )
     if not await run.request_confirmation(action):
         raise ToolError("the person did not approve this action, so it was not done", "rejected")

@@ -150,7 +150,7 @@ def _labelled(history: list[dict[str, Any]] | None, events: list[dict[str, Any]]
     noted = next((e for e in events if e.get("type") == "provenance"), None)
     if not history or noted is None:
         return history
-    return Conversation(history, Context([Source(**s) for s in noted.get("sources") or []], noted.get("person") or []))
+    return Conversation(history, Context([Source(**s) for s in noted.get("sources") or []]))
 
 
 def _history(calls: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

@@ -10,17 +10,26 @@ out. So, checked in code before every call, reads and writes alike:
     input.
 
 - A tool's `egress` is where its arguments go: an OpenAPI plugin's server origin
-  (`https://api.example.com:443`), an MCP server (`mcp:NAME`), a database server (`postgresql://host:port/db`).
+  (`http://127.0.0.1:8000`), an MCP server (`mcp:NAME`), a database server (`postgresql://host:port/db`).
   None means the call sends nothing outside plugdeck's process or this machine (the calculator, the
-  knowledge base search, a SQLite file): such calls are never held by this rule.
+  knowledge base search, a SQLite file): such calls are never held by this rule. A tool made in code
+  that does not declare its egress fails closed when its output is untrusted (a `fetch_page(url)`
+  reads from outside, so its arguments surely go there) or when it comes from a third-party package:
+  it may reach anywhere, so no content is "from the same place" for it. Other undeclared tools (a
+  helper computing on its arguments) are taken to stay on this machine; declare `egress=` on a tool
+  that sends data out.
 - The place content came from is the egress of the tool that returned it (None: this machine); a client-sent
   history is the place `history` (see plugdeck.policy.provenance). Sending data back where it came from
   tells that place nothing new, so a tool whose egress is the only place the content came from is free.
 - An argument value is traceable to trusted input when it is a boolean or null, a value the tool's schema
-  itself offers (an `enum`, `const` or `default`), or a string or number every word of which appears in the
-  person's own messages of this conversation (case-insensitive, word by word, so "weather Paris" traces to
-  "What's the weather in Paris?"). Values the model made up or copied from tool output are not; nor is a
+  itself offers (an `enum`, `const` or `default`), or a string or number whose words are a run of
+  consecutive words of the person's message of this run (case-insensitive, punctuation ignored, so
+  "são paulo" and "5" trace to "Weather in São Paulo for 5 days?"; "Paulo São" does not: a value
+  rearranged from the person's words could encode what the model read). A model that obeys an
+  attacker can still choose which run of the person's words to send: a few bits per call, the residue
+  this rule accepts. Values the model made up or copied from tool output are not traceable; nor is a
   value computed by another tool (a calculator result), since its input may have come from the content.
+  Only the person's message of this run counts: words from earlier turns were given for earlier requests.
 
 The policy can relax it per tool, visibly, with globs over `plugin.tool`:
 
@@ -40,7 +49,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..tools import Tool
+from ..tools import UNDECLARED, Tool
 from .provenance import Context, Source
 
 FLOW_ACTIONS = ("allow", "confirm", "deny")
@@ -66,10 +75,12 @@ class Flow:
 def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], context: Context,
                where=lambda key: "policy") -> Flow | None:
     """The data-flow rule's say on one call, or None when no content could leave through it."""
-    destination = tool.egress
+    destination = tool.destination
     if destination is None:
         return None
-    foreign = [s for s in context.sources if (s.untrusted or s.private) and s.place != destination]
+    # A tool that may reach anywhere sends to no single place: everything read is foreign to it.
+    foreign = [s for s in context.sources
+               if (s.untrusted or s.private) and (s.place != destination or destination == UNDECLARED)]
     if not foreign:
         return None
     untraced = untraced_arguments(arguments, tool.parameters, context.person)
@@ -81,27 +92,30 @@ def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], con
     rule = (f"flows {pattern!r} = {action!r} ({where(f'flows[{pattern}]')})" if pattern is not None
             else "data flow: read content may not leave through another tool unasked")
     came_from = Context(foreign).describe()
-    reason = (f"{', '.join(untraced)} of this call to {destination} {'is' if len(untraced) == 1 else 'are'} not "
-              f"from your messages, and the conversation holds content from {came_from}: the call could carry that "
+    to = "anywhere (no egress declared)" if destination == UNDECLARED else destination
+    reason = (f"{', '.join(untraced)} of this call, which goes to {to}, {'is' if len(untraced) == 1 else 'are'} not "
+              f"from your request, and the conversation holds content from {came_from}: the call could carry that "
               "content out")
     return Flow(action, rule, reason, untraced, foreign, destination)
 
 
 def untraced_arguments(arguments: Any, schema: dict[str, Any], person: list[str]) -> list[str]:
     """Argument paths whose values are not traceable to the person's words or the tool's schema."""
-    words = set(_WORD.findall(" ".join(person).casefold()))
+    said = [" " + " ".join(_WORD.findall(text.casefold())) + " " for text in person]
     offered = _schema_values(schema)
-    return [path for path, value in _leaves(arguments, "") if not _traceable(value, words, offered)]
+    return [path for path, value in _leaves(arguments, "") if not _traceable(value, said, offered)]
 
 
-def _traceable(value: Any, words: set[str], offered: set[str]) -> bool:
+def _traceable(value: Any, said: list[str], offered: set[str]) -> bool:
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if _canonical(value) in offered:
         return True
-    return set(_WORD.findall(str(value).casefold())) <= words
+    words = _WORD.findall(str(value).casefold())
+    run = " " + " ".join(words) + " "
+    return not words or any(run in text for text in said)
 
 
 def _schema_values(schema: Any) -> set[str]:

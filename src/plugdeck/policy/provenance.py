@@ -6,11 +6,14 @@ run's tools returned: a conversation carried on with a history brings that histo
 - Content from a tool whose output is `untrusted` (documents, web pages, API, MCP and database
   results) or `private` (the user's documents and database rows) is a `Source`, named by its plugin
   and by the place it came from (the tool's egress; None for this machine).
-- The person's own messages are trusted input: an argument traced to them is the person's own.
+- The person's message of this run (the question) is trusted input: an argument traced to it is what
+  the person asked to send. Their words of earlier turns are not: they were given for earlier requests
+  (a PIN noted in turn 1 is not an OK to send it anywhere in turn 3), so a value reused from them is
+  held like any other once untrusted or private content is in the context.
 - A history is judged by who made it (`history_trust`):
   * `auto` (the default): a `Conversation` (what `run.messages` is: the agent labels the messages it
     produced with the provenance of their content) keeps its label; any other history is
-    client-controlled, so it counts as one untrusted source, `history`, and none of it as the person's.
+    client-controlled, so it counts as one untrusted source, `history`.
   * `untrusted`: always so (the HTTP server passes this: every history there comes from a client).
   * `trusted`: the caller vouches for the user and assistant messages; tool messages in it are still
     judged by the tools that produced them (an unknown tool: untrusted).
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..events import ProvenanceNoted, RunStarted, ToolFinished
+from ..tools import UNDECLARED
 
 HISTORY_TRUST = ("auto", "trusted", "untrusted")
 
@@ -40,7 +44,7 @@ class Source:
 
     def label(self) -> str:
         kinds = " and ".join(k for k, on in (("untrusted", self.untrusted), ("private", self.private)) if on)
-        where = f" at {self.place}" if self.place and self.place != self.name else ""
+        where = f" at {self.place}" if self.place not in (None, self.name, UNDECLARED) else ""
         return f"{self.name}{where} ({kinds})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,7 +56,7 @@ CLIENT_HISTORY = Source("history", "history", untrusted=True, private=False)
 
 @dataclass
 class Context:
-    """The provenance of a run's context: its sources, and the person's own words."""
+    """The provenance of a run's context: its sources, and the person's words that authorise this run."""
 
     sources: list[Source] = field(default_factory=list)
     person: list[str] = field(default_factory=list)
@@ -77,17 +81,14 @@ class Conversation(list):
 def context_of(events: Iterable[Any]) -> Context:
     """The context a run's events describe: its history's label, the question, and its tool results."""
     context = Context()
-    asked: list[str] = []
     for event in events:
         if isinstance(event, RunStarted):
-            asked.append(event.question)
-        elif isinstance(event, ProvenanceNoted):  # noted right after RunStarted: the earlier turns
-            context.person.extend(event.person)
+            context.person.append(event.question)
+        elif isinstance(event, ProvenanceNoted):  # noted right after RunStarted: what earlier turns brought in
             context.sources.extend(Source(**s) for s in event.sources)
         elif isinstance(event, ToolFinished) and (event.untrusted or event.private):
             context.sources.append(Source(event.source or event.tool, event.place, event.untrusted, event.private))
     context.sources = list(dict.fromkeys(context.sources))
-    context.person += asked
     return context
 
 
@@ -102,16 +103,14 @@ def history_label(history: list[dict[str, Any]] | None, trust: str,
         return None
     if trust == "auto" and isinstance(history, Conversation):
         context = history.context
-        return {"history": "agent", "sources": [s.to_dict() for s in context.sources], "person": list(context.person),
+        return {"history": "agent", "sources": [s.to_dict() for s in context.sources],
                 "reason": "the history is a conversation plugdeck carried on; its content keeps its provenance"
                           + (f": {context.describe()}" if context.sources else "")}
     if trust != "trusted":
-        return {"history": "untrusted", "sources": [CLIENT_HISTORY.to_dict()], "person": [],
-                "reason": "the history came from the client, so all of it counts as untrusted content and none of it "
-                          "as the person's own words"}
+        return {"history": "untrusted", "sources": [CLIENT_HISTORY.to_dict()],
+                "reason": "the history came from the client, so all of it counts as untrusted content"}
     sources = _tool_sources(messages, resolve)
-    person = [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
-    return {"history": "trusted", "sources": [s.to_dict() for s in sources], "person": person,
+    return {"history": "trusted", "sources": [s.to_dict() for s in sources],
             "reason": "the caller vouched for the history; its tool messages are judged by their tools"
                       + (f": {Context(sources).describe()}" if sources else "")}
 
@@ -132,5 +131,5 @@ def _tool_sources(messages: list[dict[str, Any]], resolve: Callable[[str], Any])
         if tool is None:
             sources.append(Source(name or "history", "history", untrusted=True, private=False))
         elif tool.untrusted or tool.private:
-            sources.append(Source(tool.plugin or "local", tool.egress, tool.untrusted, tool.private))
+            sources.append(Source(tool.plugin or "local", tool.destination, tool.untrusted, tool.private))
     return list(dict.fromkeys(sources))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..events import PolicyDecided, ToolStarted, event_from_dict
-from ..tools import Tool
+from ..tools import UNDECLARED, Tool
 from .engine import decide
 from .load import Policy
 
@@ -64,4 +64,4 @@ def recorded_tool(name: str, traits: dict[str, Any] | None) -> Tool | None:
     return Tool(name=bare, description="", parameters={}, func=lambda **_: None, plugin=plugin or None,
                 effect=traits.get("effect", "read"), origin=traits.get("origin", "local"),
                 untrusted=bool(traits.get("untrusted")), private=bool(traits.get("private")),
-                egress=traits.get("egress"))
+                egress=traits.get("egress", UNDECLARED))

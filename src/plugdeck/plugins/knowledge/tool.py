@@ -50,7 +50,7 @@ def knowledge_plugin(knowledge: str | KnowledgeBase | Iterable[str | KnowledgeBa
     default_k = k
 
     @tool(name=TOOL_NAME, description=description, capabilities=("knowledge",), untrusted=True, private=True,
-          timeout=120.0)
+          egress=None, timeout=120.0)
     def search_knowledge(
         query: str,
         k: Annotated[int, Field(ge=1, le=MAX_K)] = default_k,
