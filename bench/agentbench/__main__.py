@@ -1,9 +1,11 @@
 """agentbench: plugdeck (tool loop, plan, auto) against LangGraph's `create_react_agent`, same mock model,
 same tools, same prompts, runs alternating. Run from the repository root:
 
-    python -m bench.agentbench                      # hosted-API latency, every family (about 15 minutes)
+    python -m bench.agentbench                      # hosted-API latency, every family (about 45 minutes)
     python -m bench.agentbench --profile local8b    # a fast local model: framework overhead shows more
     python -m bench.agentbench --smoke              # correctness only, zero latency, well under a minute
+    python -m bench.agentbench --families par8,chain,diamond,dynamic,timetable --reps 1 --cpu-reps 0 \
+        --concurrency 1,64,256 --throughput-reps 1   # the wall-time, token and throughput targets (~13 min)
 
 Timed figures are measured under both decode assumptions for native tool calls (`envelope`: the
 model writes the call's JSON object; `bare`: only its name and arguments) and shown side by side;
