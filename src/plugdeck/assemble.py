@@ -33,7 +33,7 @@ def load_plugins(config: Config, names: list[str] | None = None, warn: Callable[
     from .plugins.loading import installed_plugins
 
     plugins, problems = installed_plugins()
-    added, added_problems = registry.build_all(config.home)
+    added, added_problems = registry.build_all(config.home, taken={p.name for p in plugins})
     plugins += added
     for problem in [*problems, *added_problems]:
         if warn:

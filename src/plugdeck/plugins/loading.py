@@ -24,22 +24,39 @@ class LoadProblem:
 def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
     plugins: list[Plugin] = []
     problems: list[LoadProblem] = []
-    seen: set[str] = set()
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    owners: dict[str, str] = {}  # plugin name -> the distribution that has it
+    # plugdeck's own entry points first: a built-in keeps its name, whatever else claims it.
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: (not _own(e), e.name)):
         source = f"entry point {ep.value}"
-        if ep.name in seen:
+        dist = ep.dist.name if ep.dist is not None else "an unknown package"
+        if owners.get(ep.name) == dist:
             continue  # the same distribution seen twice on sys.path (editable installs)
-        seen.add(ep.name)
+        if ep.name in owners:
+            problems.append(LoadProblem(ep.name, source, _taken(ep.name, owners[ep.name])))
+            continue
         try:
             plugin = plugin_from(ep.load(), name=ep.name)
         except Exception as exc:
             problems.append(LoadProblem(ep.name, source, f"{type(exc).__name__}: {exc}"))
             continue
+        if plugin.name in owners:  # the entry point's name was free, the plugin's own is not
+            problems.append(LoadProblem(ep.name, source, _taken(plugin.name, owners[plugin.name])))
+            continue
+        owners[ep.name] = owners[plugin.name] = dist
         plugin.source = plugin.source or source
-        own = ep.dist is not None and ep.dist.name == "plugdeck"
-        plugin.set_origin("builtin" if own else "third-party")
+        plugin.set_origin("builtin" if _own(ep) else "third-party")
         plugins.append(plugin)
     return plugins, problems
+
+
+def _own(ep) -> bool:
+    return ep.dist is not None and ep.dist.name == "plugdeck"
+
+
+def _taken(name: str, owner: str) -> str:
+    # Two plugins of one name would share qualified tool names and the policy written for them (R12).
+    return (f"{name!r} is already the name of a plugin from {owner}; this one is skipped so that it cannot take "
+            "that plugin's tool names and the policy written for them")
 
 
 def find_plugin(name: str) -> Plugin:

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .base import Plugin
 from .loading import LoadProblem
@@ -58,6 +58,8 @@ def add(home: Path, name: str, kind: str, options: dict[str, Any], *, replace: b
     plugins = configured(home)
     if name in plugins and not replace:
         raise RegistryError(f"a plugin named {name!r} is already added; remove it first or choose another --name")
+    if name in installed_names():  # it would share that plugin's tool names and policy (R12)
+        raise RegistryError(f"{name!r} is the name of an installed plugin; choose another --name")
     entry = {"kind": kind, "options": options, "added_at": time.time()}
     plugins[name] = entry
     save(home, plugins)
@@ -96,10 +98,22 @@ def build(name: str, entry: dict[str, Any], home: Path) -> Plugin:
     return plugin
 
 
-def build_all(home: Path) -> tuple[list[Plugin], list[LoadProblem]]:
-    """Every added plugin; one that cannot be built is reported and the rest still load."""
+def installed_names() -> set[str]:
+    from .loading import installed_plugins
+
+    return {plugin.name for plugin in installed_plugins()[0]}
+
+
+def build_all(home: Path, taken: Iterable[str] = ()) -> tuple[list[Plugin], list[LoadProblem]]:
+    """Every added plugin; one that cannot be built is reported and the rest still load. One named
+    like a plugin in `taken` (the installed ones) is skipped: names are unique (R12)."""
     plugins, problems = [], []
+    taken = set(taken)
     for name, entry in configured(home).items():
+        if name in taken:
+            problems.append(LoadProblem(name, entry.get("kind", "?"), f"{name!r} is also the name of an installed "
+                                        "plugin; rename one of them (plugdeck plugins remove, then add it again)"))
+            continue
         try:
             plugins.append(build(name, entry, home))
         except Exception as exc:
