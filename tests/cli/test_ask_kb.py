@@ -80,3 +80,24 @@ def test_chat_prints_the_grounded_answer_not_the_draft(handbook):
     assert result.returncode == 0, result.stderr
     assert "25 days of paid vacation" in result.stdout
     assert "company car" not in result.stdout + result.stderr
+
+
+def test_ctrl_c_while_searching_stops_the_run_and_records_it(handbook):
+    """Ctrl-C during the search (the embedding model loads in a thread that cannot be stopped): the run is
+    recorded as cancelled and the command says so and exits 130 without waiting for that thread (item 18)."""
+    import re
+    import signal
+
+    root, env = handbook
+    process = subprocess.Popen([*CLI, "ask", "--kb", "handbook", "How many vacation days do new employees get?"],
+                               env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    while "→ handbook.search_knowledge" not in (line := process.stderr.readline()):
+        assert line, "the search never started"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    run_id = re.search(r"cancelled: run (\w+) was stopped and recorded as cancelled", err).group(1)
+    shown = subprocess.run([*CLI, "runs", "show", run_id, "--json"], env=env, cwd=root, capture_output=True,
+                           text=True, timeout=60)
+    assert json.loads(shown.stdout)["status"] == "cancelled"

@@ -189,9 +189,25 @@ def _load_plugins(names: list[str] | None):
 
 
 def _run(coroutine):
+    """asyncio.run, except that after Ctrl-C (Cancelled) nothing waits for the threads of its default
+    executor: one may be busy for many seconds more (loading the embedding model) and cannot be stopped."""
     import asyncio  # not at module level: `plugdeck --help` should not pay for it
+    from concurrent.futures import ThreadPoolExecutor
 
-    return asyncio.run(coroutine)
+    class Threads(ThreadPoolExecutor):
+        abandoned = False
+
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            super().shutdown(wait=wait and not self.abandoned, cancel_futures=cancel_futures)
+
+    threads = Threads()
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_default_executor(threads)
+        try:
+            return runner.run(coroutine)
+        except Cancelled:
+            threads.abandoned = True
+            raise
 
 
 def _consoles():
@@ -655,8 +671,14 @@ def main() -> None:
     try:
         app()
     except (Cancelled, KeyboardInterrupt) as exc:
+        import os
+
         print(f"\n{exc.message() if isinstance(exc, Cancelled) else 'cancelled'}", file=sys.stderr)
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The run is stopped and its end recorded (the store was closed); a thread that cannot be stopped
+        # (a model still loading) must not keep the person waiting, so do not wait for it to exit.
+        os._exit(130)
     except ModuleNotFoundError as exc:  # met before any check named the extra (see plugdeck.extras)
         if debug:
             raise
