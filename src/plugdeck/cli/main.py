@@ -346,6 +346,9 @@ async def _show_run(agent, question: str, history, as_json: bool, recorded: bool
     except asyncio.CancelledError:
         await _stop_the_run()
         steps.close()
+        for sink in agent.sinks:  # traces: the process exits at once after this (see main)
+            if callable(getattr(sink, "flush", None)):
+                sink.flush(2.0)
         raise Cancelled(seen[0] if seen else None, recorded) from None
     if as_json:
         print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
