@@ -33,13 +33,16 @@ def check(
         except KeyError as exc:
             raise CliError(exc.args[0]) from None
     changes, checked = replay(loaded, stored, tools)
+    inactive = loaded.validate_tools(list(tools))  # patterns for plugins that are not installed
     if as_json:
-        print(json.dumps({"policy": loaded.source, "runs": len(stored), "calls": checked,
+        print(json.dumps({"policy": loaded.source, "runs": len(stored), "calls": checked, "inactive": inactive,
                           "changes": [c.to_dict() for c in changes]}, indent=2, default=str))
         return
     out, _ = _consoles()
     out.print(f"policy {loaded.source}: valid. Replayed {checked} tool call(s) from {len(stored)} run(s); "
               f"{len(changes)} would be decided differently.")
+    for note in inactive:
+        out.print(f"  [dim]{note}[/]", markup=True)
     for c in changes:
         out.print(f"  run {c.run_id} {c.tool} {json.dumps(c.arguments, default=str)[:80]}: "
                   f"{c.before} → [bold]{c.after}[/] ({c.rule})")
