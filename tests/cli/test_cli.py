@@ -216,6 +216,7 @@ def test_help_documents_exit_codes_and_shows_no_python_types(env):
         pages[" ".join(path)] = result.output
         usage = next(line for line in result.output.splitlines() if "Usage:" in line)
         assert not re.search(r"<(bool|str|int|float|list\[)", result.output) and "{" not in usage, (path, result.output)
+        assert "(default:  in" not in result.output, (path, result.output)  # "[policy]" eaten as markup
     flags = pages["ask"]
     assert re.search(r"--json\s+Print JSON", flags) and re.search(r"--plugin\s+-p\s+TEXT", flags)
     assert re.search(r"--max-steps\s+INTEGER", flags) and "QUESTION" in flags

@@ -280,7 +280,7 @@ def serve(
     plugin: Optional[list[str]] = typer.Option(None, "--plugin", "-p", help="Expose only these plugins (repeatable)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The model `ask` uses. Default: rules (offline)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Any OpenAI-compatible endpoint for --model."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="A policy file (default: [policy] in plugdeck.toml)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="A policy file (default: \\[policy] in plugdeck.toml)."),
     yes: bool = typer.Option(False, "--yes", help="Let the MCP client's own confirmation count as a person's OK "
                                                    "for calls the policy wants confirmed (default: refuse them)."),
 ) -> None:

@@ -12,7 +12,7 @@ group = typer.Typer(help="Check a policy file, and dry-run it against stored run
 
 @group.command("check")
 def check(
-    policy: Optional[str] = typer.Option(None, "--policy", help="The policy to try (default: [policy] in plugdeck.toml)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="The policy to try (default: \\[policy] in plugdeck.toml)."),
     runs: Optional[list[str]] = typer.Option(None, "--runs", help="Run ids to replay (repeatable). Default: the latest."),
     last: int = typer.Option(20, "--last", help="How many of the latest runs, when no --runs are given."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
