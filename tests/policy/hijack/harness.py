@@ -7,7 +7,7 @@ approves such a call, so every effect counted is one executed without a person's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plugdeck import Agent
@@ -15,11 +15,11 @@ from plugdeck.events import PolicyDecided, ToolFinished
 from plugdeck.models.openai import OpenAIModel
 from plugdeck.policy import policy_from
 
-from .attacker import Brain, PlanBrain, SimulatedUser
+from .attacker import Brain, Call, PlanBrain, SimulatedUser
 from .scenarios import BENIGN_TASKS, SCENARIOS, Scenario, Task
 from .world import World
 
-PLUGINS = ("mail", "bank", "crm", "search", "weather", "pizzeria", "handbook", "shopdb", "tickets", "office")
+PLUGINS = ("mail", "bank", "crm", "search", "weather", "pizzeria", "handbook", "shopdb", "tickets", "fetch", "office")
 POLICIES = {
     "default": policy_from({}),
     # The most permissive: every plugin allowed, writes without a person's OK (unless outside data came in).
@@ -85,7 +85,15 @@ def play(world: World, agent: Agent, question: str, history: list[dict[str, Any]
     return world.run(go())
 
 
+def resolved(world: World, task: Task) -> Task:
+    """The task with this world's addresses where it names a service ({intranet_url}, ...)."""
+    steps = tuple(tuple(Call(c.tool, world.filled(c.arguments)) for c in turn) for turn in task.steps)
+    return replace(task, question=world.fill(task.question), steps=steps)
+
+
 def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
+    scenario = replace(scenario, task=resolved(world, scenario.task),
+                       earlier=resolved(world, scenario.earlier) if scenario.earlier else None)
     world.reset()
     scenario.plant(world)
     world.ready()
@@ -114,6 +122,7 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
 
 
 def run_benign(world: World, task: Task, policy: str = "default") -> BenignOutcome:
+    task = resolved(world, task)
     world.reset()
     world.ready()
     user = SimulatedUser(task.calls)

@@ -94,13 +94,17 @@ class World:
 
     async def _plugins(self) -> list[Plugin]:
         plugins = [openapi_plugin(s.spec(), name=s.name, base_url=s.url, allow_private=[s.url])
-                   for s in self.services.values()]
+                   for s in self.services.values() if s.paths()]
         pizzeria_url = f"http://127.0.0.1:{self.pizzeria.server_address[1]}"
         plugins.append(openapi_plugin(str(PIZZERIA / "openapi.yaml"), name="pizzeria", base_url=pizzeria_url,
                                       allow_private=[pizzeria_url]))
         plugins.append(knowledge_plugin(self.kb))
         plugins.append(sql_plugin(f"sqlite:///{self.database}", name="shopdb"))
         plugins.append(await mcp_plugin("tickets", command=[sys.executable, str(TICKETS_SERVER), str(self.tickets)],
+                                        timeout=20))
+        # The reference fetch server from PyPI: one tool that reads any URL (loopback allowed here).
+        fetch = Path(sys.executable).parent / "mcp-server-fetch"
+        plugins.append(await mcp_plugin("fetch", command=[str(fetch), "--allow-private-ips", "--ignore-robots-txt"],
                                         timeout=20))
         plugins.append(self._office())
         for plugin in plugins:
@@ -146,7 +150,19 @@ class World:
 
     def fill(self, text: str) -> str:
         """An attacker's text with the addresses of this world's services where it names them."""
-        return text.replace("{search_url}", self.services["search"].url)
+        for name, service in self.services.items():
+            text = text.replace("{%s_url}" % name, service.url)
+        return text
+
+    def filled(self, value: Any) -> Any:
+        """`fill` through arguments: every string in a JSON value."""
+        if isinstance(value, str):
+            return self.fill(value)
+        if isinstance(value, dict):
+            return {key: self.filled(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.filled(item) for item in value]
+        return value
 
     def plant_document(self, text: str) -> None:
         """What the shared document will say (written and indexed by `ready`, once per scenario)."""
