@@ -156,3 +156,16 @@ def test_a_changed_command_is_shown_and_refused_until_reapproved(server):
     assert asked.returncode == 1 and shlex.join(other) in asked.stdout and not server["marker"].exists()
     assert plugdeck(env, "plugins", "approve", "echo", "--yes").returncode == 0
     assert json.loads(plugdeck(env, "tools", "call", "echo.echo", '{"text": "hi"}').stdout) == {"result": "echo: hi"}
+
+
+async def test_the_python_api_does_not_auto_approve_a_poisoned_server(server):
+    from plugdeck.plugins.mcp import mcp_plugin
+
+    server["define"](description=POISONED)
+    with pytest.raises(ValueError, match="the tag '<IMPORTANT>'"):
+        await mcp_plugin("echo", command=server["command"])
+    plugin = await mcp_plugin("echo", command=server["command"], allow_flagged=True)  # a knowing override
+    try:
+        assert await plugin.tool("echo").call({"text": "hi"}) == {"result": "echo: hi"}
+    finally:
+        await plugin.close()

@@ -178,3 +178,10 @@ def test_yaml_without_the_openapi_extra_names_the_install(monkeypatch, tmp_path)
     with pytest.raises(SpecError, match=re.escape("pip install 'plugdeck[openapi]'")) as raised:
         load_source(str(PETSTORE), guard_for({}))
     assert "could not be fetched" not in str(raised.value)
+
+
+def test_the_python_api_does_not_auto_approve_a_poisoned_spec():
+    with pytest.raises(SpecError, match="high: send_mail"):
+        openapi_plugin(POISONED_SPEC, name="mail", allow_private=True)
+    plugin = openapi_plugin(POISONED_SPEC, name="mail", allow_private=True, allow_flagged=True)
+    assert sorted(t.name for t in plugin.tools) == ["list_notes", "send_mail"]

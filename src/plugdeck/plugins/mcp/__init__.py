@@ -50,16 +50,25 @@ async def mcp_plugin(
     env: dict[str, str] | None = None,
     headers_env: dict[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    allow_flagged: bool = False,
 ) -> Plugin:
     """For Python code: connect, approve the tools the server offers now, return the plugin.
 
     The definitions seen now are pinned: if the server changes one later in this process, that
     tool is refused like any other unapproved change. The session stays open for the calls.
+    Definitions the metadata scanner flags high are not approved unless `allow_flagged` (R13).
     """
+    from ..scan import ToolText, blocking, report, scan_tools
+
     options: dict[str, Any] = {"command": command, "url": url, "env": env or {}, "headers_env": headers_env or {},
                                "timeout": timeout}
     connection = MCPConnection(spec_from_options(name, options))
     live = await connection.list_tools()
+    high = blocking(scan_tools(ToolText.from_mcp(d) for d in live.values()))
+    if high and not allow_flagged:
+        await connection.close()
+        raise ValueError(f"MCP server {name!r} was not approved: the metadata scanner found what reads like hidden "
+                         f"instructions to the model:\n{report(high)}\nPass allow_flagged=True to approve it anyway.")
     options = approve({**options, "server_info": connection.server_info}, live)
     plugin = _plugin(name, options, connection)
     connection.on_tools(live)  # the session is already open: the pins see the listing it started with

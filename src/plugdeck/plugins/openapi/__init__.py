@@ -210,8 +210,11 @@ def openapi_plugin(
     response_budget: int = 12_000,
     ca_bundle: str | None = None,
     resolver: DNSResolver | None = None,
+    allow_flagged: bool = False,
 ) -> Plugin:
-    """A plugin from an OpenAPI spec (path, URL or parsed dict) or an ai-plugin.json, for Python use."""
+    """A plugin from an OpenAPI spec (path, URL or parsed dict) or an ai-plugin.json, for Python use.
+
+    Operations whose text the metadata scanner flags high refuse the plugin unless `allow_flagged` (R13)."""
     options: dict[str, Any] = {"base_url": base_url, "allow_private": allow_private, "auth": auth or {},
                                "operations": operations, "timeout": timeout, "response_budget": response_budget,
                                "ca_bundle": ca_bundle}
@@ -219,7 +222,15 @@ def openapi_plugin(
     loaded, manifest = load_source(spec, guard)
     options["spec"] = spec if isinstance(spec, str) else None
     plugin_name = name or default_name(loaded, manifest)
-    return prepare(plugin_name, options, spec=loaded, guard=guard).plugin()
+    prepared = prepare(plugin_name, options, spec=loaded, guard=guard)
+    if not allow_flagged:
+        from ..scan import blocking, report, scan_tools
+
+        high = blocking(scan_tools(metadata_texts(prepared)))
+        if high:
+            raise SpecError(f"{prepared.spec.source}: the metadata scanner found what reads like hidden instructions "
+                            f"to the model:\n{report(high)}\nPass allow_flagged=True to use it anyway.")
+    return prepared.plugin()
 
 
 # When two plugins share a tool name the model sees PLUGIN_TOOL, and models accept function names of
