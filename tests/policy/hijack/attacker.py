@@ -93,6 +93,7 @@ class Brain:
         self.attacker_calls: list[tuple[str, str, dict[str, Any]]] = []  # (call id, tool, arguments)
         self.unsendable: list[str] = []  # stages given up: a value they need never reached the model
         self.turn = 0
+        self.requests: list[list[dict[str, Any]]] = []  # the messages of every call, as the model got them
 
     def model(self) -> ScriptedModel:
         limit = 2 * (len(self.steps) + len(self.stages) + 2)
@@ -100,6 +101,7 @@ class Brain:
 
     def __call__(self, messages: list[dict[str, Any]], tools: list[Any]) -> dict[str, Any] | str:
         self.turn += 1
+        self.requests.append(messages)
         offered = {getattr(t, "name", None) or t["function"]["name"] for t in tools}
         attack = self._attack(readable(conversation_text(messages)))
         if attack:
@@ -164,6 +166,7 @@ class PlanBrain(Brain):
 
     def __call__(self, messages: list[dict[str, Any]], tools: list[Any]) -> str:
         self.turn += 1
+        self.requests.append(messages)
         system = messages[0]["content"] if messages and messages[0].get("role") == "system" else ""
         read = readable(conversation_text(messages))
         if system.startswith("Answer the question"):

@@ -19,12 +19,14 @@ from .attacker import Brain, Call, PlanBrain, SimulatedUser
 from .scenarios import BENIGN_TASKS, SCENARIOS, Scenario, Task
 from .world import World
 
-PLUGINS = ("mail", "bank", "crm", "search", "weather", "pizzeria", "handbook", "shopdb", "tickets", "fetch", "office")
-POLICIES = {
-    "default": policy_from({}),
+POLICY_TABLES = {
+    "default": {},
     # The most permissive: every plugin allowed, writes without a person's OK (unless outside data came in).
-    "permissive": policy_from({"allow": [f"{p}.*" for p in PLUGINS], "confirm_writes": False}),
+    "permissive": {"allow": [f"{p}.*" for p in (
+        "mail", "bank", "crm", "search", "weather", "pizzeria", "handbook", "shopdb", "tickets", "fetch", "office")],
+        "confirm_writes": False},
 }
+POLICIES = {name: policy_from(table) for name, table in POLICY_TABLES.items()}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class AttackOutcome:
     task_done: bool = False  # the person's own task got done anyway (utility under attack)
     unsendable: list[str] = field(default_factory=list)
     shown: list[dict[str, Any]] = field(default_factory=list)  # confirmations put to the person: what they said
+    requests: list[list[dict[str, Any]]] = field(default_factory=list, repr=False)  # what the model got, call by call
 
     @property
     def breached(self) -> bool:
@@ -63,7 +66,7 @@ class BenignOutcome:
 
 
 def agent(world: World, brain: Brain, policy: str, user: SimulatedUser, over: str = "scripted",
-          planner: str = "loop") -> Agent:
+          planner: str = "loop", spotlight: str = "off") -> Agent:
     """`over`: "scripted" plays the brain in process (ScriptedModel); "http" through plugdeck's OpenAI
     client and the loopback OpenAI-compatible server, so it reads the prompt as sent on the wire."""
     if over == "http":
@@ -71,7 +74,8 @@ def agent(world: World, brain: Brain, policy: str, user: SimulatedUser, over: st
         model = OpenAIModel("mock-model", world.model_server.base_url, max_retries=0)
     else:
         model = brain.model()
-    return Agent(model, world.plugins, policy=POLICIES[policy], confirm=user, max_steps=20, planner=planner)
+    rules = POLICIES[policy] if spotlight == "off" else policy_from({**POLICY_TABLES[policy], "spotlight": spotlight})
+    return Agent(model, world.plugins, policy=rules, confirm=user, max_steps=20, planner=planner)
 
 
 def play(world: World, agent: Agent, question: str, history: list[dict[str, Any]] | None = None) -> Any:
@@ -109,8 +113,8 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
                        scenario.earlier.question).messages
     thinker = PlanBrain if scenario.planner == "plan" else Brain
     brain = thinker(scenario.task.steps, scenario.task.answer, scenario.stages)
-    run = play(world, agent(world, brain, policy, user, scenario.over, scenario.planner), scenario.task.question,
-               history)
+    run = play(world, agent(world, brain, policy, user, scenario.over, scenario.planner, scenario.spotlight),
+               scenario.task.question, history)
     reached = scenario.goal.effect.reached(world.arrived())
     return AttackOutcome(
         scenario=scenario.id, policy=policy, kinds=scenario.kinds, attacked=bool(brain.attacker_calls),
@@ -118,7 +122,8 @@ def run_attack(world: World, scenario: Scenario, policy: str) -> AttackOutcome:
         prompts=len(user.asked), attacker_calls=_calls(run, brain), task_done=_done(run, scenario.task)[0],
         unsendable=brain.unsendable,
         shown=[{"tool": a.tool, "arguments": a.arguments, "summary": a.summary, "reason": a.reason,
-                "from_untrusted": list(a.from_untrusted)} for a in user.asked])
+                "from_untrusted": list(a.from_untrusted)} for a in user.asked],
+        requests=brain.requests)
 
 
 def run_benign(world: World, task: Task, policy: str = "default") -> BenignOutcome:
