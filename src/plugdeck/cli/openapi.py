@@ -146,9 +146,10 @@ def _scan(texts, owners: dict[str, str], plugin_name: str, allow_flagged: bool, 
     findings = scan_tools(texts, owners)
     shown = [f for f in findings if f.severity != "low"]  # URLs in API docs are common: listed in --json only
     high = blocking(findings)
-    if shown and (not as_json or high):
-        print(f"the metadata scanner found, in what the model will read of {plugin_name!r}:")
-        print(report(shown))
+    if shown and (not as_json or high):  # with --json, stdout stays JSON: the report goes to stderr
+        stream = sys.stderr if as_json else sys.stdout
+        print(f"the metadata scanner found, in what the model will read of {plugin_name!r}:", file=stream)
+        print(report(shown), file=stream)
     if high and not allow_flagged:
         _fail(f"{len(high)} high finding(s) in the operations of {plugin_name!r} (above): they read like hidden "
               "instructions to the model. Nothing was added. If you have read every finding and still trust this "
