@@ -21,13 +21,18 @@ out. So, checked in code before every call, reads and writes alike:
 - The place content came from is the egress of the tool that returned it (None: this machine); a client-sent
   history is the place `history` (see plugdeck.policy.provenance). Sending data back where it came from
   tells that place nothing new, so a tool whose egress is the only place the content came from is free.
+  A call whose arguments hold a URL (`fetch(url=...)`, a webhook) also sends to that URL's origin (unless
+  the tool declares that it stays on this machine), so it is "the same place" only if the content came
+  from there and from nowhere else: a fetch server's answers do not make any URL "its own place".
 - An argument value is traceable to trusted input when it is a boolean or null, a value the tool's schema
-  itself offers (an `enum`, `const` or `default`), or a string or number whose words are a run of
-  consecutive words of the person's message of this run (case-insensitive, punctuation ignored, so
-  "são paulo" and "5" trace to "Weather in São Paulo for 5 days?"; "Paulo São" does not: a value
-  rearranged from the person's words could encode what the model read). A model that obeys an
-  attacker can still choose which run of the person's words to send: a few bits per call, the residue
-  this rule accepts. Values the model made up or copied from tool output are not traceable; nor is a
+  itself offers (an `enum`, `const` or `default`), or a string or number that is a piece of the person's
+  message of this run, cut at word boundaries, with its marks as the person wrote them and its letter case
+  as written or all lower, upper, title or first-letter case (runs of whitespace count as one space). So
+  "São Paulo", "são paulo" and "5" trace to "Weather in São Paulo for 5 days?"; "Paulo São", "5 5",
+  "São Paulo!!" and "sÃo PaUlo" do not: rearranged words, added marks and letter case could all encode
+  what the model read. A model that obeys an attacker can still choose which piece of the person's words
+  to send: a few bits per call, the residue this rule accepts. Values the model made up or copied from
+  tool output are not traceable; nor is a
   value computed by another tool (a calculator result), since its input may have come from the content.
   Only the person's message of this run counts: words from earlier turns were given for earlier requests.
 
@@ -48,12 +53,13 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..tools import UNDECLARED, Tool
 from .provenance import Context, Source
 
 FLOW_ACTIONS = ("allow", "confirm", "deny")
-_WORD = re.compile(r"\w+")
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/?#]", re.I)
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,10 @@ def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], con
     destination = tool.destination
     if destination is None:
         return None
+    places = {destination, *url_origins(arguments)}
     # A tool that may reach anywhere sends to no single place: everything read is foreign to it.
     foreign = [s for s in context.sources
-               if (s.untrusted or s.private) and (s.place != destination or destination == UNDECLARED)]
+               if (s.untrusted or s.private) and (places != {s.place} or UNDECLARED in places)]
     if not foreign:
         return None
     untraced = untraced_arguments(arguments, tool.parameters, context.person)
@@ -92,16 +99,31 @@ def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], con
     rule = (f"flows {pattern!r} = {action!r} ({where(f'flows[{pattern}]')})" if pattern is not None
             else "data flow: read content may not leave through another tool unasked")
     came_from = Context(foreign).describe()
-    to = "anywhere (no egress declared)" if destination == UNDECLARED else destination
+    to = " and ".join("anywhere (no egress declared)" if p == UNDECLARED else p for p in sorted(places))
     reason = (f"{', '.join(untraced)} of this call, which goes to {to}, {'is' if len(untraced) == 1 else 'are'} not "
               f"from your request, and the conversation holds content from {came_from}: the call could carry that "
               "content out")
-    return Flow(action, rule, reason, untraced, foreign, destination)
+    return Flow(action, rule, reason, untraced, foreign, to)
+
+
+def url_origins(arguments: Any) -> set[str]:
+    """The origins (scheme://host:port) of the URLs among the argument values."""
+    found = set()
+    for _, value in _leaves(arguments, ""):
+        if isinstance(value, str) and _URL.match(value.strip()):
+            try:
+                parts = urlsplit(value.strip())
+                port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+            except ValueError:  # a URL too broken to parse: its destination is unknown
+                found.add(UNDECLARED)
+                continue
+            found.add(f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}" + (f":{port}" if port else ""))
+    return found
 
 
 def untraced_arguments(arguments: Any, schema: dict[str, Any], person: list[str]) -> list[str]:
     """Argument paths whose values are not traceable to the person's words or the tool's schema."""
-    said = [" " + " ".join(_WORD.findall(text.casefold())) + " " for text in person]
+    said = [" ".join(text.split()) for text in person]
     offered = _schema_values(schema)
     return [path for path, value in _leaves(arguments, "") if not _traceable(value, said, offered)]
 
@@ -113,9 +135,25 @@ def _traceable(value: Any, said: list[str], offered: set[str]) -> bool:
         value = int(value)
     if _canonical(value) in offered:
         return True
-    words = _WORD.findall(str(value).casefold())
-    run = " " + " ".join(words) + " "
-    return not words or any(run in text for text in said)
+    text = " ".join(str(value).split())
+    return not text or any(_piece_of(text, message) for message in said)
+
+
+def _piece_of(text: str, message: str) -> bool:
+    """Whether `text` is a piece of `message` cut at word boundaries, in one of the usual letter cases."""
+    lowered = message.lower()
+    if len(lowered) != len(message):  # a letter whose lower case is longer: compare exactly
+        lowered = message
+    start = lowered.find(text.lower())
+    while start != -1:
+        end = start + len(text)
+        span = message[start:end]
+        whole = ((start == 0 or not (span[0].isalnum() and message[start - 1].isalnum()))
+                 and (end == len(message) or not (span[-1].isalnum() and message[end].isalnum())))
+        if whole and text in (span, span.lower(), span.upper(), span.title(), span.capitalize()):
+            return True
+        start = lowered.find(text.lower(), start + 1)
+    return False
 
 
 def _schema_values(schema: Any) -> set[str]:
