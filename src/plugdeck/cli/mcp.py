@@ -293,6 +293,7 @@ def serve(
     from ..loopback import is_loopback_host
     from ..ops.runstore import RunStore
     from ..plugins.mcp.server import build_server, serve_http, serve_stdio
+    from ..server.keys import KeyStore
 
     try:
         config = load_config({"model": model, "base_url": base_url})
@@ -303,9 +304,10 @@ def serve(
     except (ConfigError, SetupError, ValueError) as exc:
         _fail(str(exc))
     server = build_server(agent, version=__version__, assume_yes=yes)
-    if http is not None and not is_loopback_host(host):
-        print(f"warning: serving on {host}: anyone who can reach it can call these tools (no authentication)",
-              file=sys.stderr)
+    keys = KeyStore(config.home)
+    if http is not None and not is_loopback_host(host) and not keys.any_active():
+        _fail(f"serving MCP on {host} lets anyone who can reach it call these tools: create a key first "
+              "(plugdeck keys create --plugins NAMES); every request then needs it")
 
     def ready(url: str) -> None:
         print(f"plugdeck MCP server on {url} · {len(agent.tools)} tool(s) + ask", file=sys.stderr, flush=True)
@@ -315,7 +317,8 @@ def serve(
             if http is None:
                 await serve_stdio(server)
             else:
-                await serve_http(server, host, http, on_ready=ready)
+                await serve_http(server, host, http, on_ready=ready, keys=keys,
+                                 plugins=sorted({t.plugin for t in agent.tools if t.plugin}))
         finally:
             await agent.aclose()
 

@@ -5,6 +5,8 @@ its JSON Schema, and `ask` runs plugdeck's agent on a question. Over HTTP the se
 127.0.0.1 unless told otherwise and, as the MCP transport spec requires against DNS rebinding,
 refuses requests whose Origin is not a loopback origin (403) and whose Host is not one it serves
 (421); plugdeck.loopback decides what is loopback, in front of the SDK's own transport security.
+Once a plugdeck key exists (`plugdeck keys create`), every HTTP request needs one, as with
+`plugdeck serve`; binding to an address that is not loopback needs a key first.
 """
 
 from __future__ import annotations
@@ -169,9 +171,36 @@ def transport_security(host: str):
     )
 
 
-def http_app(server: Any, host: str = "127.0.0.1"):
+def http_app(server: Any, host: str = "127.0.0.1", keys: Any = None, plugins: list[str] | None = None):
+    """The Streamable HTTP app. With `keys` (plugdeck serve's KeyStore), once a key was ever made every
+    request needs one, as `plugdeck serve` does, and it must allow every plugin this server exposes."""
     app = server.streamable_http_app(transport_security=transport_security(host), host=host)
+    if keys is not None:
+        app = _keyed(app, keys, plugins or [])
     return _loopback_only(app) if is_loopback_host(host) else app
+
+
+def _keyed(app: Any, keys: Any, plugins: list[str]):
+    from starlette.responses import JSONResponse
+
+    def refuse(status: int, message: str) -> Any:
+        return JSONResponse({"error": message}, status_code=status, headers={"WWW-Authenticate": "Bearer"})
+
+    async def guarded(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and keys.required():
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            scheme, _, token = (headers.get("authorization") or "").partition(" ")
+            key = keys.verify(token.strip()) if scheme.lower() == "bearer" else None
+            if key is None:
+                return await refuse(401, "this MCP server needs a plugdeck key: send Authorization: Bearer KEY "
+                                         "(create one with: plugdeck keys create --plugins NAMES)")(scope, receive, send)
+            barred = [name for name in plugins if not key.allows(name)]
+            if barred:
+                return await refuse(403, f"key {key.name!r} may not use {', '.join(barred)}, which this MCP "
+                                         "server exposes")(scope, receive, send)
+        await app(scope, receive, send)
+
+    return guarded
 
 
 def _loopback_only(app: Any):
@@ -193,7 +222,8 @@ def _loopback_only(app: Any):
 
 
 async def serve_http(server: Any, host: str = "127.0.0.1", port: int = 8765,
-                     on_ready: Callable[[str], None] | None = None) -> None:
+                     on_ready: Callable[[str], None] | None = None, keys: Any = None,
+                     plugins: list[str] | None = None) -> None:
     """Serve Streamable HTTP at http://HOST:PORT/mcp until cancelled; `on_ready` gets the URL.
 
     Port 0 picks a free port (the URL says which). A port that cannot be bound raises OSError.
@@ -210,7 +240,7 @@ async def serve_http(server: Any, host: str = "127.0.0.1", port: int = 8765,
         sock.close()
         raise
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(http_app(server, host), log_level="warning", lifespan="on")
+    config = uvicorn.Config(http_app(server, host, keys, plugins), log_level="warning", lifespan="on")
     web = uvicorn.Server(config)
     task = asyncio.create_task(web.serve(sockets=[sock]))
     try:
