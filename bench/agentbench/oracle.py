@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugdeck.agent.plan import JOIN_PROMPT, PLAN_PROMPT
+from plugdeck.agent.plan import JOIN_PROMPT, NOT_RUN, PLAN_PROMPT
 
 from . import tools
 from .tasks import SYSTEM_PROMPT, Node, Task, fill
@@ -41,7 +41,6 @@ from .tokenizer import content_text
 TAG = re.compile(r"^\[run (\d+)\]\s*")
 PLAN_MARK = PLAN_PROMPT.split("\n", 1)[0]
 JOIN_MARK = JOIN_PROMPT.split("\n", 1)[0]
-RESULTS_HEADINGS = ("\n\nPlan results:\n", "Results so far:\n")
 PLAN_FORMAT = ("`N. tool_name(arg=value, ...)`", "`$N`", "`N. join()`")  # what a plan prompt must explain
 TOOL_LINE = re.compile(r"^- ([A-Za-z_][\w.-]*)\(")
 
@@ -193,9 +192,7 @@ def _plan(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[st
     if unexplained:
         raise ValueError(f"the plan prompt does not explain {', '.join(unexplained)}")
     told = plan_tools(system)
-    last = content_text(messages[-1].get("content"))
-    observed = _observations(last) if len(messages) > 2 and last.startswith(RESULTS_HEADINGS[1]) else []
-    progress = replay(task, observed)
+    progress = replay(task, _plan_results(messages))
     _check(progress)
     steps: dict[str, int] = {}
     lines = []
@@ -216,11 +213,9 @@ def _plan(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[st
 
 
 def _join(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-    last = content_text(messages[-1].get("content"))
-    heading = RESULTS_HEADINGS[0]
-    if heading not in last:
+    if not any(m.get("role") == "tool" for m in messages):
         raise ValueError("the join request has no plan results")
-    progress = replay(task, _observations(last.split(heading, 1)[1]))
+    progress = replay(task, _plan_results(messages))
     _check(progress)
     if progress.complete:
         reply.text = fill(progress.answer, progress.results)
@@ -234,21 +229,10 @@ def _join(reply: Reply, task: Task, body: dict[str, Any], messages: list[dict[st
         raise ValueError("a step of the plan failed")
 
 
-def _observations(text: str) -> list[Observed]:
-    """Plan result lines, `N. tool({json}) -> result`, as observed calls (failed steps are skipped)."""
-    decoder = json.JSONDecoder()
-    observed = []
-    for line in text.splitlines():
-        match = re.match(r"\s*\d+\.\s*([\w.-]+)\(", line)
-        if not match:
-            continue
-        try:
-            arguments, end = decoder.raw_decode(line, match.end())
-        except ValueError:
-            continue
-        if line.startswith(") -> ", end):
-            observed.append(Observed(match.group(1), arguments, line[end + len(") -> "):]))
-    return observed
+def _plan_results(messages: list[dict[str, Any]]) -> list[Observed]:
+    """The plan's calls so far, as the planner sends them (its calls, then a tool message each), as observed
+    calls; steps that were not run because an input failed are left out."""
+    return [o for o in _transcript(messages) if o.result is not None and not o.result.startswith(NOT_RUN)]
 
 
 # ---- what the request told about the tools ---------------------------------------------------------

@@ -46,8 +46,12 @@ async def test_plan_runs_independent_calls_together_and_answers_in_two_model_cal
     assert order.index(("tool_started", "plan1_3")) > order.index(("tool_finished", "plan1_2"))
     calc = next(e for e in run.events if isinstance(e, ToolFinished) and e.call_id == "plan1_3")
     assert calc.arguments == {"expression": "410.25 - 230.5"} and calc.result["result"] == "179.75"
-    join_prompt = [e for e in run.events if isinstance(e, ModelCalled)][1].messages[-1]["content"]
-    assert "3. calculate" in join_prompt and "179.75" in join_prompt
+    # The join call reads the plan's calls and their results as tool results, never in the person's message.
+    join = [e for e in run.events if isinstance(e, ModelCalled)][1].messages
+    assert [m["role"] for m in join] == ["system", "user", "assistant", "tool", "tool", "tool"]
+    assert join[1]["content"] == "How much more does a Microsoft share cost than an Apple share?"
+    assert [c["function"]["name"] for c in join[2]["tool_calls"]] == ["stock_price", "stock_price", "calculate"]
+    assert join[5]["tool_call_id"] == "plan1_3" and "179.75" in join[5]["content"]
 
 
 async def test_calls_start_while_the_plan_is_still_streaming():
