@@ -3,9 +3,11 @@ written as scripts (a server whose definitions change between runs, one that cra
 hangs, one that writes garbage on stdout, one that speaks no MCP at all)."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,23 @@ def plugdeck(env, *args, timeout=60):
     """The CLI as a script runs it: stdin is no terminal, so nothing can be asked."""
     return subprocess.run([*PLUGDECK, *args], env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+def serve_http(env, *args):
+    """`plugdeck mcp serve --http 0 ARGS` in a subprocess: (process, the URL it says it listens on)."""
+    process = subprocess.Popen([*PLUGDECK, "mcp", "serve", "--http", "0", *args], env=env, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True)
+    deadline, url = time.monotonic() + 30, None
+    while url is None and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        found = re.search(r"on (http://127\.0\.0\.1:\d+/mcp)", line)
+        url = found.group(1) if found else None
+    if url is None:
+        process.kill()
+        raise AssertionError("plugdeck mcp serve --http did not say where it listens")
+    return process, url
 
 
 def write_script(folder: Path, name: str, source: str) -> Path:

@@ -6,33 +6,14 @@ person gets a clear error and the canary listener on loopback is never contacted
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from canary import Canary
 
 from plugdeck.plugins.mcp import mcp_plugin
 from plugdeck.tools import ToolError
-
-
-class Canary:
-    """A loopback port that only counts connections."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
 
 
 def hostile_server(canary: Canary, behaviour: str) -> ThreadingHTTPServer:
@@ -79,4 +60,4 @@ async def test_a_remote_server_cannot_send_plugdeck_elsewhere(behaviour):
         assert canary.connections == 0
     finally:
         server.shutdown()
-        canary.sock.close()
+        canary.close()

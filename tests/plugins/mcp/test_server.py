@@ -6,11 +6,10 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
-from conftest import GARBAGE_SERVER, PLUGDECK, PYTHON, plugdeck, write_script
+from conftest import GARBAGE_SERVER, PLUGDECK, PYTHON, plugdeck, serve_http, write_script
 
 from mcp import Client, MCPError, StdioServerParameters
 from plugdeck.plugins.mcp import mcp_plugin
@@ -67,17 +66,7 @@ def http_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-home")
     env = {**os.environ, "HOME": str(home), "PLUGDECK_HOME": str(home / "data"),
            "XDG_CONFIG_HOME": str(home / "config")}
-    process = subprocess.Popen([*PLUGDECK, "mcp", "serve", "--http", "0"], env=env, stderr=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 30
-    url = None
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        found = re.search(r"on (http://127\.0\.0\.1:\d+/mcp)", line)
-        url = found.group(1) if found else None
-    assert url, "plugdeck mcp serve --http did not say where it listens"
+    process, url = serve_http(env)
     yield url
     process.terminate()
     process.wait(timeout=10)

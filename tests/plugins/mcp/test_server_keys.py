@@ -2,31 +2,13 @@
 `plugdeck serve`), a key must allow every plugin the server exposes, and an address that is not
 loopback needs a key before the server starts."""
 
-import re
-import subprocess
-import time
-
 import httpx
-from conftest import PLUGDECK, plugdeck
+from conftest import plugdeck, serve_http
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                          "clientInfo": {"name": "test", "version": "1"}}}
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-
-
-def start(env, *args):
-    process = subprocess.Popen([*PLUGDECK, "mcp", "serve", "--http", "0", *args], env=env,
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    deadline, url = time.monotonic() + 30, None
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        found = re.search(r"on (http://127\.0\.0\.1:\d+/mcp)", line)
-        url = found.group(1) if found else None
-    assert url, "plugdeck mcp serve --http did not say where it listens"
-    return process, url
 
 
 def key(env, plugins):
@@ -39,7 +21,7 @@ def test_once_a_key_exists_every_request_needs_one_that_allows_the_exposed_plugi
     added = plugdeck(cli_env, "plugins", "add", "mcp", "--name", "time", "--yes", "--", "mcp-server-time")
     assert added.returncode == 0, added.stderr
     good, narrow = key(cli_env, "calculator,time"), key(cli_env, "calculator")
-    process, url = start(cli_env, "--plugin", "calculator", "--plugin", "time")
+    process, url = serve_http(cli_env, "--plugin", "calculator", "--plugin", "time")
     try:
         missing = httpx.post(url, json=INITIALIZE, headers=HEADERS)
         assert missing.status_code == 401 and "plugdeck keys create" in missing.json()["error"]
