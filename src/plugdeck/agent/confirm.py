@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..events import ProvenanceNoted, ToolFinished
+from ..policy.flows import leaves
 
 # An approval older than this is refused (the person may have answered a stale question); the model
 # can ask again, which makes a new question with its own clock.
@@ -58,22 +59,13 @@ def untrusted_arguments(arguments: Any, events: list, history: list[dict[str, An
     if not texts:
         return []
     found = []
-    for path, value in _leaves(arguments, ""):
+    for path, value in leaves(arguments):
+        if value is None or isinstance(value, bool):
+            continue
         needle = str(value).lower()
         if len(needle) >= 4 and any(needle in text for text in texts):
             found.append(path)
     return found
-
-
-def _leaves(value: Any, path: str):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{i}]")
-    elif value is not None and not isinstance(value, bool):
-        yield path, value
 
 
 def summarize(tool_name: str, arguments: dict[str, Any]) -> str:

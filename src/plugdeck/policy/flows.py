@@ -109,7 +109,7 @@ def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], con
 def url_origins(arguments: Any) -> set[str]:
     """The origins (scheme://host:port) of the URLs among the argument values."""
     found = set()
-    for _, value in _leaves(arguments, ""):
+    for _, value in leaves(arguments):
         if isinstance(value, str) and _URL.match(value.strip()):
             try:
                 parts = urlsplit(value.strip())
@@ -125,7 +125,7 @@ def untraced_arguments(arguments: Any, schema: dict[str, Any], person: list[str]
     """Argument paths whose values are not traceable to the person's words or the tool's schema."""
     said = [" ".join(text.split()) for text in person]
     offered = _schema_values(schema)
-    return [path for path, value in _leaves(arguments, "") if not _traceable(value, said, offered)]
+    return [path for path, value in leaves(arguments) if not _traceable(value, said, offered)]
 
 
 def _traceable(value: Any, said: list[str], offered: set[str]) -> bool:
@@ -181,12 +181,13 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _leaves(value: Any, path: str):
+def leaves(value: Any, path: str = ""):
+    """(path, value) for every scalar in arguments: `items[0].name`; the root itself is "arguments"."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{i}]")
+            yield from leaves(item, f"{path}[{i}]")
     else:
         yield path or "arguments", value
