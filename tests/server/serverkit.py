@@ -108,6 +108,14 @@ def sse_data(text: str) -> list[str]:
     return [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
 
 
+def page_session(redirect) -> dict[str, str]:
+    """The headers the page sends once the printed link has signed it in: the link redirects to
+    `/#session=TOKEN`, and the page keeps that token in its own storage (never a cookie)."""
+    token = redirect.headers["location"].partition("#session=")[2]
+    assert token, f"the link did not sign in: {redirect.headers['location']!r}"
+    return {"X-Plugdeck-Session": token}
+
+
 def sse_events(text: str) -> list[tuple[str, dict]]:
     """(event, data) pairs of an SSE body that names its events."""
     out = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from serverkit import plugdeck, wait_for
+from serverkit import page_session, plugdeck, wait_for
 
 
 def test_what_keys_list_says_is_what_serve_does(env, serve):
@@ -39,8 +39,8 @@ def test_what_keys_list_says_is_what_serve_does(env, serve):
         assert refused.status_code == 401, (headers, refused.text)
         assert httpx.post(f"{server.url}/api/runs", json={"message": "1+1"}, headers=headers).status_code == 401
     with httpx.Client(base_url=server.url) as page:  # the page still signs in with the printed link
-        assert page.get(server.page.removeprefix(server.url)).status_code == 303
-        assert page.get("/api/session").json()["principal"] == "person (page)"
+        signed = page.get(server.page.removeprefix(server.url))
+        assert page.get("/api/session", headers=page_session(signed)).json()["principal"] == "person (page)"
 
     # What `keys list` said: without keys.json, this machine needs no key again (the running server too).
     keys_file.unlink()

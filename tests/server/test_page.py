@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -24,6 +25,35 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "server"
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+class HeaderSpy:
+    """Another web server on 127.0.0.1: it answers every GET and keeps the request headers it got."""
+
+    def __init__(self):
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(str(self.headers))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(b"<p>another local site</p>")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Listener:
@@ -178,12 +208,25 @@ def test_with_keys_the_page_signs_in_through_the_printed_link(env, serve, browse
     page.wait_for_selector("#login:not([hidden])")
     assert page.locator("#view-chat").is_hidden()
     page.screenshot(path=str(ARTIFACTS / "sign-in.png"))
-    page.goto(server.page)  # the link plugdeck serve printed: the token becomes a cookie, the address loses it
+    page.goto(server.page)  # the link plugdeck serve printed: the page keeps the token, the address loses it
     page.wait_for_selector("#agent option[value=plugdeck]", state="attached")
-    assert "token" not in page.url and page.text_content("#who") == "person (page)"
+    assert "token" not in page.url and "session" not in page.url and page.text_content("#who") == "person (page)"
     ask(page, "what is 6*7")
     page.wait_for_selector(".msg.assistant .meta.status-ok")
     assert page.text_content(".msg.assistant").startswith("42")
+
+    # The token is the page origin's own: no cookie, so another web server on 127.0.0.1 (any port) that
+    # the person opens never receives it; a new tab of the page itself is still signed in.
+    token = server.page.partition("?token=")[2]
+    assert page.context.cookies() == []
+    with HeaderSpy() as other:
+        elsewhere = browser.new_page()
+        elsewhere.goto(f"http://127.0.0.1:{other.port}/")
+        assert other.seen and not any(token in header for header in other.seen)
+    again = browser.new_page()
+    again.goto(server.url + "/")
+    again.wait_for_selector("#agent option[value=plugdeck]", state="attached")
+    assert again.text_content("#who") == "person (page)"
 
 
 def test_api_docs_render_from_this_server_only(env, serve, browser):

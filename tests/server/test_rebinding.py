@@ -204,11 +204,12 @@ def test_the_page_session_never_acts_for_another_origin(env, browser, client, ke
         assert "forbidden_origin" in form_answer and '"answer"' not in form_answer
         assert mock.requests == []  # no run started: the model was never asked
         assert server.state.live.live() == []
-        signed_in = {"plugdeck_session": server.state.auth.session_token}
-        with httpx.Client(base_url=server.url, cookies=signed_in) as person:
+        signed_in = {"X-Plugdeck-Session": server.state.auth.session_token}
+        with httpx.Client(base_url=server.url, headers=signed_in) as person:
             assert person.get("/api/runs").json() == []
             # The same session, from its own page, does act: the refusals above were about the origin.
             own = page.evaluate("""async () => (await fetch("/api/runs", {method: "POST", headers:
-                {"Content-Type": "application/json", "X-Requested-With": "plugdeck"},
+                {"Content-Type": "application/json", "X-Requested-With": "plugdeck",
+                 "X-Plugdeck-Session": localStorage.getItem("plugdeck-session") || ""},
                 body: JSON.stringify({message: "1+1"})})).status""")
             assert own == 200 and wait_for(lambda: len(person.get("/api/runs").json()) == 1)

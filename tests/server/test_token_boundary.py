@@ -6,7 +6,7 @@
   one, nothing where it does not, and never the API key, any part of it, or the page's session token.
 - In: a token minted for another service (that plugin's credential, another platform's key, a JWT for
   another audience, a random bearer) is refused by the platform's endpoints (401) once keys exist, and a
-  request that carries a key acts as that key, whatever session cookie comes with it.
+  request that carries a key acts as that key, whatever page session comes with it.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_plugins_never_receive_the_platforms_credentials(env, spy):
         by_key = client.post("/api/runs", json={"message": "weather and time"},
                              headers={"Authorization": f"Bearer {key}"})
         assert by_key.json()["status"] == "ok", by_key.text
-        with httpx.Client(base_url=server.url, timeout=30, cookies={"plugdeck_session": session}) as page:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"X-Plugdeck-Session": session}) as page:
             by_page = page.post("/api/runs", json={"message": "weather and time"},
                                 headers={"X-Requested-With": "plugdeck"})
         assert by_page.json()["status"] == "ok", by_page.text
@@ -157,10 +157,10 @@ def test_tokens_for_other_services_are_refused(env, spy, client):
                 assert token not in refused.text
         assert mock.requests == []  # nothing reached a model
 
-        # A key with the page's session cookie beside it is that key, not the operator; a key that is not
-        # valid never falls back to the cookie beside it.
+        # A key with the page's session beside it is that key, not the operator; a key that is not
+        # valid never falls back to the session beside it.
         with httpx.Client(base_url=server.url, timeout=30,
-                          cookies={"plugdeck_session": server.state.auth.session_token}) as page:
+                          headers={"X-Plugdeck-Session": server.state.auth.session_token}) as page:
             operator_run = page.post("/api/runs", json={"message": "hi"},
                                      headers={"X-Requested-With": "plugdeck"}).json()
             both = {"Authorization": f"Bearer {key}"}

@@ -29,7 +29,7 @@ from ..loopback import is_loopback_host
 from ..redaction import register_secret
 from . import openai_api, rest
 from .agents import AgentCatalog, configured_agents
-from .auth import SESSION_COOKIE, Authenticator, Guard
+from .auth import Authenticator, Guard
 from .errors import ApiError, error_body
 from .keys import KeyStore
 from .runs_live import LiveRegistry
@@ -115,12 +115,10 @@ def _pages(app: FastAPI, state: ServerState) -> None:
     async def page(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None:
-            # The link `plugdeck serve` printed: trade the token for a cookie, and take it out of the address.
-            response = RedirectResponse(request.url.path, status_code=303)
-            if secrets.compare_digest(token.encode(), state.auth.session_token.encode()):
-                response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
-                                    secure=request.url.scheme == "https", path="/")
-            return response
+            # The link `plugdeck serve` printed: the token moves to the address's fragment, which the page
+            # keeps in its own storage (see auth.py) and takes out of the address; a wrong one is dropped.
+            valid = secrets.compare_digest(token.encode(), state.auth.session_token.encode())
+            return RedirectResponse(request.url.path + (f"#session={token}" if valid else ""), status_code=303)
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     for path in PAGES:

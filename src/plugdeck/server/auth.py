@@ -7,8 +7,10 @@ Three checks, in this order:
    server's own origin (`Origin`, `Sec-Fetch-Site`), bodies are capped (413), and every response carries
    a strict Content-Security-Policy and friends.
 2. `authenticate` (API routes): `Authorization: Bearer KEY` with a key from `plugdeck keys create`, or
-   the page's session cookie (from the link `plugdeck serve` prints), which also needs the
-   `X-Requested-With: plugdeck` header on anything that changes state. Until a key is made, requests
+   the page's session token (from the link `plugdeck serve` prints) in the `X-Plugdeck-Session`
+   header, with `X-Requested-With: plugdeck` on anything that changes state. Not a cookie: a browser
+   sends a host's cookies to every port of it, so another web server on 127.0.0.1 would receive it;
+   the page keeps the token in its own origin's storage. Until a key is made, requests
    from loopback need neither: that is the out-of-the-box local mode. Revoking every key does not
    bring it back (API requests then answer 401 until a key is made; the page's link still signs in);
    removing PLUGDECK_HOME/keys.json does. `plugdeck keys` and `plugdeck serve` say the same
@@ -29,7 +31,7 @@ from ..loopback import is_loopback_host, is_loopback_host_header
 from .errors import ApiError, error_body
 from .keys import ApiKey, KeyStore, parse_rate
 
-SESSION_COOKIE = "plugdeck_session"
+SESSION_HEADER = "x-plugdeck-session"
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "plugdeck"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -180,7 +182,7 @@ class Authenticator:
     def keyed(self) -> bool:
         return self.keys.required()
 
-    def principal(self, method: str, headers: Any, cookies: dict[str, str], client_host: str | None) -> Principal:
+    def principal(self, method: str, headers: Any, client_host: str | None) -> Principal:
         keyed = self.keyed
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -191,8 +193,8 @@ class Authenticator:
             if keyed:
                 raise ApiError(401, "the API key is not valid (mistyped, or revoked); create one with: "
                                     "plugdeck keys create --plugins NAMES", code="invalid_api_key")
-        cookie = cookies.get(SESSION_COOKIE)
-        if cookie and hmac.compare_digest(cookie.encode(), self.session_token.encode()):
+        session = headers.get(SESSION_HEADER)
+        if session and hmac.compare_digest(session.encode(), self.session_token.encode()):
             if method not in SAFE_METHODS and headers.get(CSRF_HEADER) != CSRF_VALUE:
                 raise ApiError(403, f"page requests that change something need the header "
                                     f"X-Requested-With: {CSRF_VALUE}", code="csrf")

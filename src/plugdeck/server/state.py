@@ -42,4 +42,4 @@ def who(request: Request) -> Principal:
     """FastAPI dependency: the caller, or an ApiError (401, 403, 429)."""
     state = state_of(request)
     client = request.client.host if request.client else None
-    return state.auth.principal(request.method, request.headers, request.cookies, client)
+    return state.auth.principal(request.method, request.headers, client)

@@ -45,10 +45,20 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// The link `plugdeck serve` prints ends in #session=TOKEN: kept in this origin's storage and sent as a
+// header, never as a cookie (a browser sends a host's cookies to every port of it, other servers included).
+const signedIn = new URLSearchParams(location.hash.slice(1)).get("session");
+if (signedIn) {
+  localStorage.setItem("plugdeck-session", signedIn);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
 function headers(extra) {
   const h = { "X-Requested-With": "plugdeck", ...extra };
   const key = sessionStorage.getItem("plugdeck-key");
+  const session = localStorage.getItem("plugdeck-session");
   if (key) h.Authorization = `Bearer ${key}`;
+  if (session) h["X-Plugdeck-Session"] = session;
   return h;
 }
 
