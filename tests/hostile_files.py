@@ -83,26 +83,11 @@ def pdf_bomb(path: Path, megabytes_per_page: list[int]) -> Path:
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     }
     for i, size in enumerate(megabytes_per_page):
-        packer = zlib.compressobj(9)
-        stream = packer.compress(f"BT /F1 12 Tf 72 720 Td (Page {i + 1} says hello) Tj ET\n".encode())
-        for _ in range(size):
-            stream += packer.compress(b" " * MB)
-        stream += packer.flush()
+        stream = _flate(f"BT /F1 12 Tf 72 720 Td (Page {i + 1} says hello) Tj ET\n".encode(), size)
         objects[4 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
                               f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>").encode()
         objects[5 + 2 * i] = (f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode() + stream
                               + b"\nendstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
-    xref = len(out)
-    size = max(objects) + 1
-    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offsets[n]:010d} 00000 n \n".encode() for n in range(1, size))
-    out += f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
-    return path
+    return _pdf(path, objects)
 
 
