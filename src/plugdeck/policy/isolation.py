@@ -28,8 +28,8 @@ _ANGLE_TOKEN = re.compile(
     r"parameter|start_of_turn|end_of_turn|im_start|im_end|think|system|user|assistant|ipython|"
     r"antml:[a-z_]+)(?=[\s>=])", re.I)
 _DOUBLE_ANGLE = re.compile(r"<<(/?)(SYS)>>", re.I)
-_ROLE_LINE = re.compile(r"(?m)(?:^|(?<=\r))([ \t>]*)((?:#+[ \t]*)?(?:Human|Assistant|System|User|Developer|Tool|Instruction|"
-                        r"Response|AI|H|A)[ \t]*:)", re.I)
+_ROLE_LINE = re.compile(r"(?:^|(?<=\r))([ \t>]*)((?:#+[ \t]*)?(?:Human|Assistant|System|User|Developer|Tool|Instruction|"
+                        r"Response|AI|H|A)[ \t]*:)", re.I | re.M)
 
 
 # Invisible characters, as ranges (first, last): Unicode's format characters (category Cf) and line and
@@ -43,19 +43,25 @@ _INVISIBLE_RANGES = [
     (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE007F), (0xE0100, 0xE01EF),
 ]
 _INVISIBLE = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _INVISIBLE_RANGES) + "]")
+_REPLACEMENTS = (
+    (_PIPE_TOKEN, lambda m: f"<\\{m.group(1)}" if m.group(1) else f"\\{m.group(2)}>"),
+    (_BRACKET_TOKEN, r"[\\\1\2]"),
+    (_ANGLE_TOKEN, r"<\\\1\2"),
+    (_DOUBLE_ANGLE, r"<\\<\1\2>>"),
+    (_ROLE_LINE, r"\1\\\2"),
+)
+# A character every match above needs (an invisible one, `<`, `>`, `[`, or the colon of a role line):
+# most tool output has none, and is then left as it is after one cheap scan.
+_TRIGGERS = re.compile("[<>\\[:" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _INVISIBLE_RANGES) + "]")
 
 
 def neutralise(text: str) -> tuple[str, int, int]:
     """(text, invisible characters removed, tokens escaped)."""
+    if not _TRIGGERS.search(text):
+        return text, 0, 0
     text, invisible = _INVISIBLE.subn("", text)
     tokens = 0
-    for pattern, replacement in (
-        (_PIPE_TOKEN, lambda m: f"<\\{m.group(1)}" if m.group(1) else f"\\{m.group(2)}>"),
-        (_BRACKET_TOKEN, r"[\\\1\2]"),
-        (_ANGLE_TOKEN, r"<\\\1\2"),
-        (_DOUBLE_ANGLE, r"<\\<\1\2>>"),
-        (_ROLE_LINE, r"\1\\\2"),
-    ):
+    for pattern, replacement in _REPLACEMENTS:
         text, count = pattern.subn(replacement, text)
         tokens += count
     return text, invisible, tokens
