@@ -34,13 +34,14 @@ _ROLE_LINE = re.compile(r"(?:^|(?<=\r))([ \t>]*)((?:#+[ \t]*)?(?:Human|Assistant
 
 # Invisible characters, as ranges (first, last): Unicode's format characters (category Cf) and line and
 # paragraph separators, C0/C1 controls other than tab, newline and carriage return, the Hangul fillers,
-# Mongolian variation selectors, variation selectors (U+FE00-FE0F, U+E0100-E01EF) and the tag block.
+# Mongolian variation selectors, variation selectors (U+FE00-FE0F) and the whole tag and variation-selector
+# supplement planes U+E0000-E01EF, unassigned gaps included (nothing there is ever visible).
 _INVISIBLE_RANGES = [
     (0x0, 0x8), (0xB, 0xC), (0xE, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C),
     (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x115F, 0x1160), (0x180B, 0x180E),
     (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F),
     (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
-    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE007F), (0xE0100, 0xE01EF),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE01EF),
 ]
 _INVISIBLE = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _INVISIBLE_RANGES) + "]")
 _REPLACEMENTS = (
