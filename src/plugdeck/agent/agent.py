@@ -13,7 +13,7 @@ from ..events import AnswerChecked, AnswerGiven, Event, PlannerNote, ProvenanceN
 from ..models.base import Model, ModelError
 from ..tools import Tool, Toolset
 from ..policy.load import Policy
-from ..policy.provenance import HISTORY_TRUST, Conversation, context_of, history_label
+from ..policy.provenance import Conversation, check_trust, context_of, history_label
 from .checks import AnswerCheck
 from .confirm import Confirmer
 from .loop import BudgetSpent, StepLimit, tool_loop
@@ -115,7 +115,7 @@ class Agent:
         of a previous run's `run.messages` and counts any other history as untrusted; "untrusted" (what
         a server must pass for a client's history); "trusted" (the caller vouches for it).
         """
-        _check_trust(history_trust)
+        check_trust(history_trust)
         queue: asyncio.Queue = asyncio.Queue()
         run = self._new_run(question, [*sinks, queue.put_nowait], api_key_id)
         run.confirmer = self.confirm or _refuse_unasked
@@ -139,7 +139,7 @@ class Agent:
         any process can then carry it on with `resume`, after a restart or on another replica.
         `api_key_id` labels who ran it (for costs per key); it is never a key itself. `history_trust`:
         see `stream`."""
-        _check_trust(history_trust)
+        check_trust(history_trust)
         run = self._new_run(question, sinks, api_key_id)
         run.confirmer = self.confirm
         run.start(self._drive(run, history, None, history_trust))
@@ -150,7 +150,7 @@ class Agent:
         api_key_id: str | None = None, history_trust: str = "auto",
     ) -> Run:
         """Blocking `run`. Without a `confirm` callback, actions that need a person's OK are refused."""
-        _check_trust(history_trust)
+        check_trust(history_trust)
 
         async def go() -> Run:
             run = self._new_run(question, sinks, api_key_id)
@@ -331,11 +331,6 @@ class Agent:
                                         context_of(run.events))
             if queue is not None:
                 queue.put_nowait(_END)
-
-
-def _check_trust(history_trust: str) -> None:
-    if history_trust not in HISTORY_TRUST:
-        raise ValueError(f"history_trust must be one of {', '.join(HISTORY_TRUST)}, not {history_trust!r}")
 
 
 class _BusyWhileReading:

@@ -92,12 +92,16 @@ def context_of(events: Iterable[Any]) -> Context:
     return context
 
 
+def check_trust(trust: str) -> None:
+    if trust not in HISTORY_TRUST:
+        raise ValueError(f"history_trust must be one of {', '.join(HISTORY_TRUST)}, not {trust!r}")
+
+
 def history_label(history: list[dict[str, Any]] | None, trust: str,
                   resolve: Callable[[str], Any]) -> dict[str, Any] | None:
     """The ProvenanceNoted fields for a run's history (None without one). `resolve` finds the tool
     behind a tool call name (for tool messages in a trusted history)."""
-    if trust not in HISTORY_TRUST:
-        raise ValueError(f"history_trust must be one of {', '.join(HISTORY_TRUST)}, not {trust!r}")
+    check_trust(trust)
     messages = [m for m in history or [] if m.get("role") != "system"]
     if not messages:
         return None
