@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from plugdeck.plugins.calc import MAX_DEPTH, CalcError, CalcResult, evaluate, parse
+from plugdeck.plugins.calculator.arithmetic import MAX_DEPTH, CalcError, CalcResult, evaluate, parse
 
 # ---- known answers -------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from plugdeck.plugins.calc import MAX_BITS, CalcError, evaluate
+from plugdeck.plugins.calculator.arithmetic import MAX_BITS, CalcError, evaluate
 
 DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "decimaltestdata"
 pytestmark = pytest.mark.skipif(not (DATA / "add.decTest").exists(),

@@ -119,7 +119,7 @@ _OPERATION = re.compile(r"[-+*/^%!×÷]|\b(?:of|mod|more than|less than)\b|[a-z]
 
 def arithmetic_expression(question: str) -> str | None:
     """Turn 'What is 17.5% of 2,340, plus 12?' into '17.5% of 2,340 + 12'; None if it isn't arithmetic."""
-    from ..plugins.calc import CalcError, parse
+    from ..plugins.calculator.arithmetic import CalcError, parse
 
     # A "!" that follows a number is a factorial ("10!"), not the end of the sentence.
     text = re.sub(r"(?<![\d)])!+$", "", question.strip().lower().rstrip(" ?.=")).rstrip(" ?.=")

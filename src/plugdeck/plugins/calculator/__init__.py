@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import __version__
-from ..tools import ToolError, tool
-from .base import Plugin
+from ... import __version__
+from ...tools import ToolError, tool
+from ..base import Plugin
 
 
 @tool(capabilities=("arithmetic",), timeout=5.0)
@@ -19,7 +19,7 @@ def calculate(expression: str) -> dict:
     Args:
         expression: The expression to evaluate, for example "17.5% of 2,340 + 12" or "sqrt(2) * 3".
     """
-    from .calc import CalcError, evaluate
+    from .arithmetic import CalcError, evaluate
 
     try:
         return evaluate(expression).to_dict()

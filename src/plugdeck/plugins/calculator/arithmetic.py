@@ -1,4 +1,4 @@
-"""Exact calculator engine: a small recursive-descent parser and a tree walker.
+"""Exact arithmetic for the calculator plugin: a small recursive-descent parser and a tree walker.
 
 Nothing is ever handed to eval/exec/compile: the input is read character by character into a
 tree of `_Node` tuples, which is then walked. Values are `Fraction` (exact) or `float`
