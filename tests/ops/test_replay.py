@@ -13,12 +13,12 @@ import pytest
 from plugdeck import Agent, RunStore, ScriptedModel, tool
 from plugdeck.assemble import load_plugins
 from plugdeck.config import load_config
-from plugdeck.ops.replay import replay_run
+from plugdeck.ops.run_replay import replay_run
 from plugdeck.plugins.calculator import plugin as calculator
 
 PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
 # `plugdeck runs replay` as its own program: the command function, run by typer as the CLI runs it.
-REPLAY = [sys.executable, "-c", "import typer; from plugdeck.cli.replay import replay_command; typer.run(replay_command)"]
+REPLAY = [sys.executable, "-c", "import typer; from plugdeck.cli.runs_replay import replay_command; typer.run(replay_command)"]
 PIZZERIA = Path(__file__).resolve().parents[2] / "examples" / "pizzeria"
 QUESTION = "What is 17.5% of 2,340, plus 12?"
 

@@ -143,7 +143,7 @@ async def test_a_parked_second_turn_keeps_its_provenance_when_carried_on_elsewhe
 
 
 async def test_a_replayed_chat_turn_sees_the_history_label_the_run_recorded():
-    from plugdeck.ops.replay import _history, _labelled
+    from plugdeck.ops.run_replay import _history, _labelled
 
     agent = Agent(two_turns(), tools=[read_document, place_order], policy=NO_CONFIRM)
     first = await agent.run("Summarise review.txt")

@@ -20,7 +20,7 @@ def check(
     """Validate the policy, replay the tool calls of stored runs under it, and show what would change."""
     from ..config import load_config
     from ..ops.runstore import RunStore
-    from ..policy.replay import replay
+    from ..policy.dry_run import dry_run
     from .main import CliError, _consoles, _load_plugins, _policy
 
     plugins = _load_plugins(None)
@@ -32,7 +32,7 @@ def check(
             stored = [store.get_run(run_id) for run_id in ids]
         except KeyError as exc:
             raise CliError(exc.args[0]) from None
-    changes, checked = replay(loaded, stored, tools)
+    changes, checked = dry_run(loaded, stored, tools)
     inactive = loaded.validate_tools(list(tools))  # patterns for plugins that are not installed
     if as_json:
         print(json.dumps({"policy": loaded.source, "runs": len(stored), "calls": checked, "inactive": inactive,

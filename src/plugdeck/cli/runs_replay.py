@@ -24,7 +24,7 @@ def replay_command(
     import asyncio
 
     from ..config import load_config
-    from ..ops.replay import replay_run
+    from ..ops.run_replay import replay_run
     from ..ops.runstore import RunStore
     from .render import consoles
 

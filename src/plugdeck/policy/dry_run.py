@@ -1,4 +1,4 @@
-"""A dry run for a new policy: replay the tool calls of stored runs and report what would change.
+"""A dry run for a new policy: judge the tool calls of stored runs again under it and report what would change.
 
 A run knows every tool it used: each call records the tool's traits (effect, origin, untrusted,
 private, egress), so tools that are not loaded now (a knowledge base named with `--kb`, a plugin
@@ -31,7 +31,7 @@ class Change:
         return asdict(self)
 
 
-def replay(policy: Policy, runs: list[dict[str, Any]], tools: dict[str, Tool]) -> tuple[list[Change], int]:
+def dry_run(policy: Policy, runs: list[dict[str, Any]], tools: dict[str, Tool]) -> tuple[list[Change], int]:
     """(changes, number of calls checked) for stored runs (as RunStore.get_run returns them)."""
     changes: list[Change] = []
     checked = 0
