@@ -4,6 +4,9 @@
 schema from elsewhere (an OpenAPI operation, an MCP tool, a function doc). Either way, the agent
 validates every call before running it and turns every failure into a `ToolError` that goes back
 to the model as data, never up the stack.
+
+A function whose first parameter is annotated `RunContext[...]` is handed the run's context there
+(the caller's `deps`, the run id, its usage so far): the model never sees that parameter.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ import inspect
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Literal, TypeVar, get_origin, overload
 
+from .errors import PlugdeckError
 from .schemas import json_schema_validator, normalize_schema, object_schema
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 Effect = Literal["read", "write"]
 # A tool's egress when its author did not say where its arguments go (see Tool.egress).
@@ -34,7 +42,31 @@ def idempotency_key() -> str | None:
     return _action_id.get()
 
 
-class ToolError(Exception):
+DepsT = TypeVar("DepsT")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunContext(Generic[DepsT]):
+    """What a tool may know of the run that calls it; the model never sees it.
+
+    Declare it as a tool function's first parameter, `ctx: RunContext[MyDeps]`, and `ctx.deps` is what
+    the caller passed to `agent.run(question, deps=...)`. Called outside a run (`Tool.call`,
+    `plugdeck tools call`), a tool gets a context with deps None and an empty run id.
+    """
+
+    deps: DepsT
+    run_id: str
+    usage: Usage  # the run's counters so far (model calls, tool calls, tokens, cost)
+    tool_name: str = ""  # the qualified name of the tool being called (plugin.tool)
+    call_id: str | None = None  # the model's id for this call
+    action_id: str | None = None  # the approved action's id, the same on any retry (an idempotency key)
+
+
+def _outside_a_run() -> RunContext[None]:
+    return RunContext(deps=None, run_id="", usage=Usage())
+
+
+class ToolError(PlugdeckError):
     """A failure the model should see and may correct: bad arguments, unknown tool, tool crash."""
 
     def __init__(self, message: str, kind: str = "tool_error"):
@@ -68,6 +100,7 @@ class Tool:
     origin: str = "local"  # local (made in code) | builtin | added (plugins add) | third-party
     summary: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False)  # for confirmations
     check: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda args: args, repr=False)
+    takes_context: bool = False  # func's first parameter is a RunContext, passed by position
 
     def __post_init__(self) -> None:
         if self.effect not in ("read", "write"):
@@ -92,18 +125,25 @@ class Tool:
             raise ToolError(f"arguments must be a JSON object, got {type(arguments).__name__}", "invalid_arguments")
         return self.check(arguments)
 
-    async def call(self, arguments: Any) -> Any:
+    async def call(self, arguments: Any, context: RunContext[Any] | None = None) -> Any:
         """Validate, then run: what `plugdeck tools call` does."""
-        return await self.invoke(self.validate(arguments))
+        return await self.invoke(self.validate(arguments), context=context)
 
-    async def invoke(self, kwargs: dict[str, Any], action_id: str | None = None) -> Any:
-        """Run with already validated arguments."""
+    async def invoke(self, kwargs: dict[str, Any], action_id: str | None = None,
+                     context: RunContext[Any] | None = None) -> Any:
+        """Run with already validated arguments. `action_id`: the approved action being run (see
+        idempotency_key); `context`: the run's, handed to a tool that takes one, with this tool's name
+        and the action id filled in."""
+        args: tuple[Any, ...] = ()
+        if self.takes_context:
+            context = context if context is not None else _outside_a_run()
+            args = (replace(context, tool_name=self.qualified_name, action_id=action_id),)
         token = _action_id.set(action_id)
         try:
             if self.is_async:
-                return await self.func(**kwargs)
+                return await self.func(*args, **kwargs)
             # Blocking work never runs on the event loop.
-            return await asyncio.to_thread(self.func, **kwargs)
+            return await asyncio.to_thread(self.func, *args, **kwargs)
         finally:
             _action_id.reset(token)
 
@@ -111,8 +151,14 @@ class Tool:
         return replace(self, plugin=plugin, origin=origin or self.origin)
 
 
+@overload
+def tool(func: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
 def tool(
-    func: Callable[..., Any] | None = None,
+    func: None = None,
+    /,
     *,
     name: str | None = None,
     description: str | None = None,
@@ -122,16 +168,34 @@ def tool(
     untrusted: bool = False,
     private: bool = False,
     egress: str | None = UNDECLARED,
-):
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect = "read",
+    timeout: float = 30.0,
+    capabilities: tuple[str, ...] = (),
+    untrusted: bool = False,
+    private: bool = False,
+    egress: str | None = UNDECLARED,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a Tool from a typed function. Usable as `@tool` or `@tool(effect="write")`.
 
     `untrusted`: its output comes from outside and may carry instructions; `private`: its output is the
     user's private data; `egress`: where its arguments are sent (None: nowhere outside this machine; left
-    undeclared, a tool with untrusted output is taken to reach anywhere)."""
+    undeclared, a tool with untrusted output is taken to reach anywhere). A first parameter annotated
+    `RunContext[...]` receives the run's context and is left out of the schema the model sees."""
 
     def build(fn: Callable[..., Any]) -> Tool:
         summary, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
-        model = _arguments_model(fn, arg_docs)
+        params = list(inspect.signature(fn, eval_str=True).parameters.values())
+        takes_context = bool(params) and _is_run_context(params[0].annotation)
+        model = _arguments_model(fn, params[1:] if takes_context else params, arg_docs)
         return Tool(
             name=name or fn.__name__,
             description=description or summary,
@@ -144,6 +208,7 @@ def tool(
             private=private,
             egress=egress,
             check=_pydantic_check(model),
+            takes_context=takes_context,
         )
 
     return build(func) if func is not None else build
@@ -177,21 +242,32 @@ def tool_from_schema(
 # ---- typed functions -> pydantic models -------------------------------------------------------
 
 
-def _arguments_model(fn: Callable[..., Any], arg_docs: dict[str, str]):
+def _is_run_context(annotation: Any) -> bool:
+    return annotation is RunContext or get_origin(annotation) is RunContext
+
+
+def _arguments_model(fn: Callable[..., Any], params: list[inspect.Parameter],
+                     arg_docs: dict[str, str]) -> type[BaseModel]:
     from pydantic import ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
-    for param in inspect.signature(fn, eval_str=True).parameters.values():
+    for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"tool {fn.__name__!r}: *args and **kwargs cannot be described to a model")
+        if _is_run_context(param.annotation):
+            raise TypeError(f"tool {fn.__name__!r}: the RunContext parameter {param.name!r} must come first")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise TypeError(f"tool {fn.__name__!r}: parameter {param.name!r} is positional-only; the model "
+                            f"passes arguments by name")
         annotation = Any if param.annotation is param.empty else param.annotation
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
     config = ConfigDict(strict=True, extra="forbid")
-    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+    model: type[BaseModel] = create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+    return model
 
 
-def _pydantic_check(model):
+def _pydantic_check(model: type[BaseModel]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     from pydantic import ValidationError
 
     names = tuple(model.model_fields)
@@ -207,7 +283,7 @@ def _pydantic_check(model):
     return check
 
 
-def _describe(exc) -> str:
+def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "arguments"

@@ -1,4 +1,4 @@
-"""Decisions: what the policy says about one tool call, and whether a budget has run out.
+"""Decisions: what the policy says about one tool call, and whether a limit has been reached.
 
 Checked in code, outside the model, before every tool call. The order: deny lists, access
 (allow lists and where the plugin came from), argument rules, confirmation lists, the data-flow
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..tools import Tool
+from ..usage import Limits, Usage
 from .flows import check_flow
 from .load import ArgumentRule, Policy
 from .provenance import Context, context_of
@@ -118,16 +119,34 @@ def values_at(data: Any, path: str):
     yield from items
 
 
-def budget_exceeded(policy: Policy, run, *, before: str) -> tuple[str, str] | None:
-    """(budget, message) when the run may not take its next step; `before` is 'model' or 'tool'."""
-    limits = policy.budgets
-    checks = [("max_tool_calls", run.calls_admitted, "tool calls")] if before == "tool" else [
-        ("max_steps", run.model_calls, "model calls"),
-        ("max_tokens", run.prompt_tokens + run.completion_tokens, "tokens"),
-        ("max_cost", run.cost, "cost"),
-    ]
-    for key, used, what in checks:
-        if key in limits and used >= limits[key]:
+# What each limit counts, and what it is checked before: a model call or a tool call.
+_BEFORE_MODEL = (("max_steps", "model calls"), ("max_tokens", "tokens"), ("max_cost", "cost"))
+_BEFORE_TOOL = (("max_tool_calls", "tool calls"),)
+
+
+def limit_reached(limits: Limits, usage: Usage, *, before: str) -> tuple[str, str] | None:
+    """(limit, message) when a run that used `usage` may not take its next step, else None.
+
+    `before` is 'model' (steps, tokens, cost) or 'tool' (tool calls). max_seconds is a deadline,
+    not a count: the run keeps it (see Limits)."""
+    if before not in ("model", "tool"):
+        raise ValueError(f"before must be 'model' or 'tool', not {before!r}")
+    used_of = {"max_steps": usage.model_calls, "max_tokens": usage.tokens, "max_cost": usage.cost,
+               "max_tool_calls": usage.calls_admitted}
+    for key, what in _BEFORE_MODEL if before == "model" else _BEFORE_TOOL:
+        limit = getattr(limits, key)
+        used = used_of[key]
+        if limit is not None and used >= limit:
             shown = f"{used:.4f}" if key == "max_cost" else str(used)
-            return key, f"the {key} budget ({limits[key]:g}) was reached: {shown} {what} used"
+            return key, f"the {key} budget ({limit:g}) was reached: {shown} {what} used"
     return None
+
+
+def budget_exceeded(policy: Policy, run: Any, *, before: str) -> tuple[str, str] | None:
+    """limit_reached for the policy's limits and a Run that keeps its own counters (until the Run
+    keeps a Usage: then call limit_reached with run.usage)."""
+    usage = getattr(run, "usage", None)
+    if not isinstance(usage, Usage):
+        usage = Usage(model_calls=run.model_calls, calls_admitted=run.calls_admitted,
+                      prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens, cost=run.cost)
+    return limit_reached(policy.limits, usage, before=before)

@@ -45,6 +45,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ..usage import Limits
 from .flows import FLOW_ACTIONS
 
 TOP_KEYS = {"allow": list, "deny": list, "confirm": list, "confirm_writes": bool, "budgets": dict, "answers": dict,
@@ -86,7 +87,7 @@ class Policy:
     deny: list[str] = field(default_factory=list)
     confirm: list[str] = field(default_factory=list)
     confirm_writes: bool = True
-    budgets: dict[str, float] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # [policy.budgets]; per agent and per run ones add to it
     grounded: bool = False
     numbers: str = "off"
     arguments: list[ArgumentRule] = field(default_factory=list)
@@ -94,6 +95,11 @@ class Policy:
     spotlight: str = "off"
     source: str = "defaults"
     lines: dict[str, int] = field(default_factory=dict, repr=False)  # "allow[0]" -> line number
+
+    @property
+    def budgets(self) -> dict[str, float]:
+        """The limits as the dict this used to be (read only; use `limits`)."""
+        return self.limits.to_dict()
 
     def where(self, key: str) -> str:
         line = self.lines.get(key)
@@ -206,11 +212,14 @@ def policy_from(table: dict[str, Any], text: str = "", source: str = "policy", p
     budgets = table.get("budgets", {})
     if isinstance(budgets, dict):
         check("budgets", budgets, BUDGET_KEYS)
+        limits: dict[str, float] = {}
         for key, value in budgets.items():
-            if key in BUDGET_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if key in BUDGET_KEYS and isinstance(value, BUDGET_KEYS[key]) and not isinstance(value, bool):
                 if value <= 0:
                     problems.append(f"{source}, line {locate('budgets', key)}: {key} must be more than 0")
-                policy.budgets[key] = value
+                else:
+                    limits[key] = value
+        policy.limits = Limits.from_dict(limits)
     answers = table.get("answers", {})
     if isinstance(answers, dict):
         check("answers", answers, ANSWER_KEYS)
