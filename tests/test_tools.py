@@ -8,7 +8,9 @@ from typing import Literal
 import jsonschema
 import pytest
 
-from plugdeck.tools import WIRE_NAME, Tool, ToolError, Toolset, parse_docstring, to_wire_name, tool, tool_from_schema
+from plugdeck.tools import (WIRE_NAME, RunContext, Tool, ToolError, Toolset, parse_docstring, to_wire_name, tool,
+                            tool_from_schema)
+from plugdeck.usage import Usage
 
 
 @tool
@@ -133,3 +135,67 @@ def test_toolset_maps_names_reversibly():
     assert toolset.resolve("web.search") is tools[0]  # a model echoing the original name still works
     assert toolset.resolve("nope") is None
     assert re.fullmatch(r"math_factorial_[0-9a-f]{6}", wires[3]) or re.fullmatch(r"math_factorial_[0-9a-f]{6}", wires[2])
+
+
+# ---- RunContext: dependencies for tools, never in the model's schema ---------------------------
+
+
+class Shop:
+    def __init__(self, prices):
+        self.prices = prices
+        self.seen = []
+
+
+@tool
+def price_of(ctx: RunContext[Shop], item: str) -> float:
+    """The price of one item.
+
+    Args:
+        ctx: Not for the model.
+        item: What to price.
+    """
+    ctx.deps.seen.append((ctx.run_id, ctx.tool_name, ctx.action_id, ctx.usage.model_calls))
+    return ctx.deps.prices[item]
+
+
+def test_the_context_parameter_is_not_in_the_schema():
+    assert price_of.takes_context
+    assert price_of.parameters == {"type": "object", "additionalProperties": False, "required": ["item"],
+                                   "properties": {"item": {"type": "string", "description": "What to price."}}}
+    with pytest.raises(ToolError, match="ctx"):  # the model cannot send one either
+        price_of.validate({"item": "tea", "ctx": {"deps": "forged"}})
+
+
+def test_the_context_is_injected_with_this_calls_details():
+    shop = Shop({"tea": 2.5})
+    context = RunContext(deps=shop, run_id="run_1", usage=Usage(model_calls=3))
+    assert asyncio.run(price_of.invoke(price_of.validate({"item": "tea"}), "act_9", context=context)) == 2.5
+    assert shop.seen == [("run_1", "price_of", "act_9", 3)]
+    assert context.tool_name == "" and context.action_id is None  # the caller's context is left as it was
+
+
+def test_async_tools_get_the_context_too_and_outside_a_run_deps_are_none():
+    @tool
+    async def whoami(ctx: RunContext[None], greeting: str = "hi") -> str:
+        """Say who runs this."""
+        return f"{greeting} {ctx.run_id or 'nobody'} {ctx.deps} {ctx.tool_name}"
+
+    assert list(whoami.parameters["properties"]) == ["greeting"]
+    assert asyncio.run(whoami.call({})) == "hi nobody None whoami"
+    context = RunContext(deps=None, run_id="r2", usage=Usage())
+    assert asyncio.run(whoami.in_plugin("me").call({"greeting": "yo"}, context)) == "yo r2 None me.whoami"
+
+
+def test_tools_without_a_context_are_unchanged():
+    assert not book_table.takes_context
+    context = RunContext(deps=Shop({}), run_id="r", usage=Usage())
+    assert asyncio.run(book_table.invoke({"restaurant": "L", "people": 1, "day": date(2026, 1, 2)}, None, context)) \
+        == "L:1:2026-01-02:inside"
+
+
+def test_a_context_parameter_anywhere_but_first_is_refused():
+    def late(item: str, ctx: RunContext[Shop]) -> str:
+        return item
+
+    with pytest.raises(TypeError, match="the RunContext parameter 'ctx' must come first"):
+        tool(late)
