@@ -56,9 +56,6 @@ class ModelProfile:
         register_secret(key, f"model profile {self.name} (${variable})")  # redacted wherever it turns up
         return key
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000
-
     def describe(self) -> dict[str, Any]:
         """What is safe to show: the variable that holds the key, never the key."""
         return {
@@ -107,6 +104,12 @@ class Config:
     def model_for(self, name: str | None = None, *, base_url: str | None = None, api_key: str | None = None):
         """The model to use: the offline rules model, a profile, or a model at an endpoint."""
         name = name or self.model
+        if base_url is None and name not in self.profiles:  # `PREFIX:NAME` for an installed model backend
+            from .models.backends import backend_model
+
+            model = backend_model(name)
+            if model is not None:
+                return model
         if base_url is None and name == "rules":
             from .models.rules import RulesModel
 

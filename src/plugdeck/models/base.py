@@ -80,17 +80,6 @@ class Model(Protocol):
     ) -> AsyncIterator[TextChunk | ModelResponse]: ...
 
 
-async def complete(model: Model, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> ModelResponse:
-    """Run one turn and return only its final response."""
-    response = None
-    async for item in model.stream(messages, tools):
-        if isinstance(item, ModelResponse):
-            response = item
-    if response is None:
-        raise ModelError(f"model {model.name!r} ended its turn without a response")
-    return response
-
-
 def last_user_turn(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """The latest user message and everything that came after it (tool calls, tool results)."""
     for i in range(len(messages) - 1, -1, -1):

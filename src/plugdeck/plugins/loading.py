@@ -57,15 +57,3 @@ def _taken(name: str, owner: str) -> str:
     # Two plugins of one name would share qualified tool names and the policy written for them (R12).
     return (f"{name!r} is already the name of a plugin from {owner}; this one is skipped so that it cannot take "
             "that plugin's tool names and the policy written for them")
-
-
-def find_plugin(name: str) -> Plugin:
-    plugins, problems = installed_plugins()
-    for plugin in plugins:
-        if plugin.name == name:
-            return plugin
-    for problem in problems:
-        if problem.name == name:
-            raise LookupError(f"plugin {name!r} failed to load: {problem.message}")
-    known = ", ".join(p.name for p in plugins) or "none"
-    raise LookupError(f"no plugin named {name!r} is installed (installed: {known})")

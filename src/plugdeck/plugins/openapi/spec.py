@@ -98,11 +98,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def load_spec(source: str, fetch: Fetch | None = None) -> Spec:
-    text = read_text(source, fetch)
-    return from_document(parse_text(text, source), source, url=source if is_url(source) else None)
-
-
 def from_document(document: dict[str, Any], source: str, url: str | None = None) -> Spec:
     """Check the version; convert Swagger 2.0; refuse anything else with a clear message."""
     if "openapi" in document:
