@@ -1,4 +1,4 @@
-"""Find installed plugins through the `plugdeck.plugins` entry-point group.
+"""Find installed plugins through the `plugdeck.plugins` entry-point group (read by plugdeck.extensions).
 
 Built-in plugins are registered there too, so a third-party plugin is just a pip package that
 declares an entry point. A plugin that fails to load is reported and skipped; the rest load.
@@ -7,11 +7,11 @@ declares an entry point. A plugin that fails to load is reported and skipped; th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
+from .. import extensions
 from .base import Plugin, plugin_from
 
-GROUP = "plugdeck.plugins"
+GROUP = extensions.PLUGINS
 
 
 @dataclass
@@ -25,32 +25,25 @@ def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
     plugins: list[Plugin] = []
     problems: list[LoadProblem] = []
     owners: dict[str, str] = {}  # plugin name -> the distribution that has it
-    # plugdeck's own entry points first: a built-in keeps its name, whatever else claims it.
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: (not _own(e), e.name)):
-        source = f"entry point {ep.value}"
-        dist = ep.dist.name if ep.dist is not None else "an unknown package"
-        if owners.get(ep.name) == dist:
-            continue  # the same distribution seen twice on sys.path (editable installs)
-        if ep.name in owners:
-            problems.append(LoadProblem(ep.name, source, _taken(ep.name, owners[ep.name])))
+    # plugdeck's own entry points come first: a built-in keeps its name, whatever else claims it.
+    for extension in extensions.declared(GROUP):
+        source = f"entry point {extension.target}"
+        if extension.name in owners:
+            problems.append(LoadProblem(extension.name, source, _taken(extension.name, owners[extension.name])))
             continue
         try:
-            plugin = plugin_from(ep.load(), name=ep.name)
+            plugin = plugin_from(extension.load(), name=extension.name)
         except Exception as exc:
-            problems.append(LoadProblem(ep.name, source, f"{type(exc).__name__}: {exc}"))
+            problems.append(LoadProblem(extension.name, source, f"{type(exc).__name__}: {exc}"))
             continue
         if plugin.name in owners:  # the entry point's name was free, the plugin's own is not
-            problems.append(LoadProblem(ep.name, source, _taken(plugin.name, owners[plugin.name])))
+            problems.append(LoadProblem(extension.name, source, _taken(plugin.name, owners[plugin.name])))
             continue
-        owners[ep.name] = owners[plugin.name] = dist
+        owners[extension.name] = owners[plugin.name] = extension.package
         plugin.source = plugin.source or source
-        plugin.set_origin("builtin" if _own(ep) else "third-party")
+        plugin.set_origin("builtin" if extension.builtin else "third-party")
         plugins.append(plugin)
     return plugins, problems
-
-
-def _own(ep) -> bool:
-    return ep.dist is not None and ep.dist.name == "plugdeck"
 
 
 def _taken(name: str, owner: str) -> str:
