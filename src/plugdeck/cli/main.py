@@ -8,6 +8,9 @@ from typing import Any, Optional
 
 import typer
 
+from ..errors import UserError
+
+
 def _click_style_help() -> None:
     """Recent typer writes each parameter's Python type in --help (`--json <bool>`, `--plugin <list[str]>`,
     `{question}`). Show help as click does: a flag bare, a value as a NAME in capitals (TEXT, INTEGER, a
@@ -121,11 +124,38 @@ def _register_extensions() -> None:
             runs_app.command(command[0])(command[1])
 
 
-class CliError(Exception):
-    """An error the user can fix; printed as one line."""
+def _add_installed_commands(argv: list[str]) -> None:
+    """Commands that packages add through the `plugdeck.commands` entry-point group. Read only when the
+    command line may name one (help, no command, a name that is not built in), so that `plugdeck ask`
+    imports no extension. A built-in keeps its name; one that fails to load is named and skipped."""
+    builtin = {info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands}
+    builtin |= {info.name for info in app.registered_groups}
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    if first in builtin:
+        return
+    from .. import extensions
+
+    for extension, value in extensions.loaded(extensions.COMMANDS):
+        problem = None
+        if extension.name in builtin:
+            problem = f"{extension.name!r} is a built-in command"
+        elif isinstance(value, typer.Typer):
+            app.add_typer(value, name=extension.name)
+        elif callable(value):
+            app.command(extension.name)(value)
+        else:
+            problem = f"it is a {type(value).__name__}, not a typer.Typer or a function"
+        if problem:
+            extensions.fail(extension, ValueError(problem))
+    for problem in extensions.problems(extensions.COMMANDS):
+        print(f"warning: {problem}", file=sys.stderr)
 
 
-class Cancelled(Exception):
+class CliError(UserError):
+    """An error the user can fix, raised by a command; printed as one line."""
+
+
+class Cancelled(UserError):
     """Ctrl-C stopped a run: it was recorded as cancelled (run_id None: before it started)."""
 
     def __init__(self, run_id: str | None, recorded: bool):
@@ -462,19 +492,13 @@ def tools_call(
 
 
 async def _call_under_policy(tool, args, policy, yes: bool):
-    """The agent's own admission path for one call: validation, policy, confirmation, timeout."""
-    from ..agent.executor import run_tool_calls
-    from ..agent.run import Run
-    from ..events import ToolFinished
-    from ..models.base import ToolCall
-    from ..tools import ToolError, Toolset
+    """The agent's own admission chain for one call: validation, policy, confirmation, timeout."""
+    from ..agent.executor import call_tool
+    from ..tools import ToolError
     from .confirm import terminal_confirmer
 
-    run = Run(f"tools call {tool.qualified_name}")
-    run.policy, run.confirmer = policy, terminal_confirmer(_consoles()[1], yes)
-    toolset = Toolset([tool])
-    await run_tool_calls(run, toolset, [ToolCall("cli", toolset.specs[0].name, args, json.dumps(args))], step=1)
-    finished = next(e for e in run.events if isinstance(e, ToolFinished))
+    finished = await call_tool(tool, args, policy=policy, confirmer=terminal_confirmer(_consoles()[1], yes),
+                               question=f"tools call {tool.qualified_name}", call_id="cli")
     if finished.error:
         raise ToolError(finished.error["message"], finished.error["kind"])
     return finished.result
@@ -671,6 +695,7 @@ _register_extensions()
 
 def main() -> None:
     debug = "--debug" in sys.argv
+    _add_installed_commands(sys.argv[1:])
     try:
         app()
     except (Cancelled, KeyboardInterrupt) as exc:
@@ -690,16 +715,12 @@ def main() -> None:
         print(f"error: this needs an optional part that is not installed ({exc}): "
               f"{install_hint(extra_of(exc.name or '') or 'all')}", file=sys.stderr)
         sys.exit(1)
-    except (CliError, Exception) as exc:
+    except Exception as exc:
         if debug:
             raise
-        from ..config import ConfigError
-
-        known = isinstance(exc, (CliError, ConfigError)) or type(exc).__name__ in (
-            "ModelError", "PolicyError", "RegistryError", "KnowledgeError", "EmbeddingError", "SettingsError",
-            "SetupError", "MissingExtra")
         from ..redaction import redact
 
+        known = isinstance(exc, UserError)  # written for the person; anything else is a bug of ours
         message = redact(str(exc) if known else f"{type(exc).__name__}: {exc}")  # no secret on the screen or in logs
         print(f"error: {message}" + ("" if known else " (run with --debug for the traceback)"), file=sys.stderr)
         sys.exit(1)

@@ -13,10 +13,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
+from ..errors import ServiceError
 from ..tools import ToolSpec
 
 
-class ModelError(Exception):
+class ModelError(ServiceError):
     """The model could not produce a turn (unreachable, refused, broken stream). Ends the run."""
 
     def __init__(self, message: str, *, status: int | None = None):

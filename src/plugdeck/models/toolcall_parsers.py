@@ -13,11 +13,13 @@ import json
 import re
 from typing import Any
 
+from ..errors import PlugdeckError
+
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
 
 
-class ArgumentsError(ValueError):
+class ArgumentsError(PlugdeckError, ValueError):
     pass
 
 

@@ -38,6 +38,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import UserError
+
 CHECK_TYPES = ("exact", "contains", "numeric", "tool_used", "grounded")
 CASE_KEYS = {"id", "question", "expected", "checks", "status"}
 CHECK_KEYS = {
@@ -51,7 +53,7 @@ RESULTS_FILE, REPORT_FILE = "results.json", "report.html"
 FORMAT_VERSION = 1
 
 
-class EvalError(ValueError):
+class EvalError(UserError, ValueError):
     """A cases or results file that cannot be used; the message says where and why."""
 
 

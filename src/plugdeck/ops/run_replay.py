@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..assemble import AgentSetup, SetupError, build_agent, load_plugins
 from ..config import Config
+from ..errors import UserError
 from ..models.base import ModelError
 from ..models.scripted import ScriptedModel
 from ..tools import Tool, ToolError, Toolset
@@ -25,7 +26,7 @@ from ..tools import Tool, ToolError, Toolset
 KNOWLEDGE_TOOL = "search_knowledge"
 
 
-class ReplayError(ValueError):
+class ReplayError(UserError, ValueError):
     """A stored run that cannot be replayed; the message says why."""
 
 

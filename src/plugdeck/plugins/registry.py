@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import UserError
 from .base import Plugin
 from .loading import LoadProblem
 
@@ -25,7 +26,7 @@ BUILDERS = {
 }
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     pass
 
 

@@ -25,12 +25,13 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..assemble import AgentSetup
 from ..config import Config
+from ..errors import UserError
 from ..loopback import is_loopback_host
 from ..redaction import register_secret
 from . import openai_api, rest
 from .agents import AgentCatalog, configured_agents
 from .auth import Authenticator, Guard
-from .errors import ApiError, error_body
+from .errors import ApiError, error_body, from_user_error
 from .keys import KeyStore
 from .runs_live import LiveRegistry
 from .state import ServerState
@@ -90,6 +91,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(UserError)  # e.g. a PolicyError or a ModelError that no route turned into an ApiError
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        return from_user_error(exc).response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
+
 PREFIX = "pdk_"
 _TOKEN = re.compile(r"^pdk_([0-9a-f]{10})_([A-Za-z0-9_-]{20,})$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
@@ -31,7 +33,7 @@ _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class KeyProblem(ValueError):
+class KeyProblem(UserError, ValueError):
     """A key request a person can fix (bad rate, unknown key, bad name)."""
 
 

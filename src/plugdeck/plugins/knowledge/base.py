@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from ...errors import UserError
 from .chunking import chunk_document
 from .embeddings import Embedder
 from .ingest import Candidate, scan
@@ -37,7 +38,7 @@ LOADING = "loading the embedding model"  # Progress.current while the model load
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-class KnowledgeError(Exception):
+class KnowledgeError(UserError):
     """Something a person can fix: a missing knowledge base, another embedding model, nothing to add."""
 
 

@@ -14,11 +14,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
+from ...errors import ServiceError
+
 if TYPE_CHECKING:
     import numpy as np
 
 
-class EmbeddingError(Exception):
+class EmbeddingError(ServiceError):
     """The embedder could not produce vectors (model missing, endpoint down or refusing)."""
 
 

@@ -24,11 +24,13 @@ import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ...errors import UserError
+
 MB = 1_000_000
 RATIO_FLOOR = 1 * MB  # small members may compress very well (repeated styles); only big ones are judged by ratio
 
 
-class OverLimit(Exception):
+class OverLimit(UserError):
     """A file over one of the caps: it is skipped, with this message as the reason."""
 
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import UserError
 from .limits import (InflateBudget, OverLimit, ReadLimits, check_characters, check_file_size, check_zip, megabytes,
                      over)
 from .text import plain, visible
@@ -29,7 +30,7 @@ HTML_MARKUP = 4  # an HTML source may be this many times max_chars: markup is no
 FORM_DEPTH = 8  # form XObjects inside form XObjects, followed this deep
 
 
-class ReadError(Exception):
+class ReadError(UserError):
     """A file that cannot be ingested, with the reason."""
 
 

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import config_files
+from ...errors import UserError
 from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
 from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder
 from .limits import ReadLimits
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     pass
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urljoin
 
+from ...errors import UserError
 from ...redaction import register_secret
 from ...tools import ToolError
 
@@ -29,7 +30,7 @@ PostForm = Callable[[str, dict[str, str], dict[str, str]], Awaitable[tuple[int, 
 TOKEN_EARLY_REFRESH = 30.0  # seconds before expiry that a cached token is renewed
 
 
-class AuthError(ValueError):
+class AuthError(UserError, ValueError):
     """Auth options that do not fit the spec; raised when the plugin is added or built."""
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from ...errors import UserError
 from ...tools import Tool, to_wire_name, tool_from_schema
 from .spec import METHODS, Resolver, Spec, SpecError
 
@@ -23,7 +24,7 @@ DESCRIPTION_LIMIT = 1024
 READ_METHODS = {"get", "head"}
 
 
-class OperationProblem(ValueError):
+class OperationProblem(UserError, ValueError):
     """An operation plugdeck cannot turn into a tool; the others still load."""
 
 

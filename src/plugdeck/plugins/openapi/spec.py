@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urljoin
 
+from ...errors import UserError
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 MAX_REF_DEPTH = 12  # nested references inlined per schema before a placeholder stands in
 
 Fetch = Callable[[str], str]
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec plugdeck cannot use; the message names the spec and the problem."""
 
 

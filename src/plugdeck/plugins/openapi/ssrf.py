@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
+from ...errors import UserError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_ADDRESSES = frozenset(
@@ -44,7 +46,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 Resolver = Callable[[str, int], Iterable[str]]
 
 
-class BlockedURL(Exception):
+class BlockedURL(UserError):
     """A URL the guard refuses; the message says why and what to do, never the query string."""
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...errors import ServiceError
 from ...redaction import redact, register_secret
 from .url import BadURL, DatabaseURL, parse_url
 
@@ -42,7 +43,7 @@ CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a database server
 CUT_GRACE = 1.0  # seconds past its deadline before a query the server did not stop is cut off
 
 
-class DatabaseError(Exception):
+class DatabaseError(ServiceError):
     """A failure to tell the model or the person: `kind` is unreachable, query_refused, timeout, query_failed
     or privileged_account."""
 

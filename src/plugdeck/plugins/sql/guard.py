@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import re
 
+from ...errors import UserError
+
 # sqlglot logs a warning when it falls back to an opaque Command; we refuse those anyway, and a
 # library must not print to stderr on its own.
 logging.getLogger("sqlglot").addHandler(logging.NullHandler())
@@ -79,7 +81,7 @@ _FORMAT_SPEC = re.compile(r"%[^a-zA-Z%]*")
 _INTO_FILE = re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b|\bLOAD\s+(DATA|XML)\b", re.IGNORECASE)
 
 
-class QueryRefused(ValueError):
+class QueryRefused(UserError, ValueError):
     """The query is not one plain read query; the message says what to change."""
 
 

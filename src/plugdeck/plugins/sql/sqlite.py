@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...errors import PlugdeckError
 from . import sqlite_worker
 from .connect import CONNECT_TIMEOUT, Database, DatabaseError, Rows
 
@@ -30,7 +31,7 @@ WORKER = [sys.executable, "-I", "-S", sqlite_worker.__file__]  # no site-package
 IDLE_WORKERS = 4  # kept per database for the next queries
 
 
-class _Killed(Exception):
+class _Killed(PlugdeckError):
     """The worker was killed at the deadline."""
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ...errors import UserError
+
 BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql",
             "mariadb": "mysql"}
 EXAMPLES = "sqlite:///path/to/file.db, postgresql://user@host:5432/dbname or mysql://user@host:3306/dbname"
 
 
-class BadURL(ValueError):
+class BadURL(UserError, ValueError):
     pass
 
 
