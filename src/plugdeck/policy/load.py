@@ -45,6 +45,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..usage import Limits
 from .flows import FLOW_ACTIONS
 
@@ -59,7 +60,7 @@ RULE_KEYS = {"tool": str, "path": str, "min": (int, float), "max": (int, float),
 NUMBER_MODES = ("off", "flag", "refuse")
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError, ValueError):
     pass
 
 

@@ -27,6 +27,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from fractions import Fraction
 from typing import NamedTuple, NoReturn
 
+from ...errors import UserError
+
 MAX_LENGTH = 1000  # characters of input
 MAX_DEPTH = 100  # nesting of parentheses, function calls and exponents
 # Tree height bounds the evaluator's recursion (2-3 Python frames per level); chains, signs and
@@ -51,7 +53,7 @@ _NUMBER_GROUPED = re.compile(r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)
 _NUMBER_PLAIN = re.compile(r"(?P<int>[0-9]+)?" + _FRACTION_PART)
 
 
-class CalcError(ValueError):
+class CalcError(UserError, ValueError):
     """A problem with an expression; str(err) is one sentence meant for a person.
 
     kind is "syntax", "limit", "math" or "name"; position is a 0-based character offset.
