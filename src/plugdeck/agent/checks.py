@@ -1,25 +1,6 @@
-"""Answer checks: code that inspects the final answer before it is given (grounding, numbers).
+"""Answer checks: the types live in plugdeck.checks (below the agent, so policy and plugins can
+implement them); this name is kept for code that imports them from here."""
 
-A check sees the answer and the run (every tool result so far) and returns its verdict and the
-answer to give: unchanged, with unsupported parts dropped or flagged, or replaced.
-"""
+from ..checks import AnswerCheck, CheckedRun, CheckResult
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from .run import Run
-
-
-@dataclass
-class CheckResult:
-    passed: bool
-    answer: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-class AnswerCheck(Protocol):
-    name: str
-
-    async def check(self, answer: str, run: Run) -> CheckResult: ...
+__all__ = ["AnswerCheck", "CheckedRun", "CheckResult"]

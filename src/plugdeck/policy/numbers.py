@@ -11,7 +11,7 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..agent.checks import CheckResult
+from ..checks import CheckResult
 from ..events import ToolFinished
 
 NUMBER = re.compile(r"(?<![\w.])[-−]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)|(?<![\w.,])[-−]?\d+(?:\.\d+)?(?![\w.]*\d)")

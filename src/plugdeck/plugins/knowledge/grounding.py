@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ...agent.checks import CheckResult
+from ...checks import CheckResult
 from .citations import (
     TOOL_NAME, SeenPassage, declined, dont_say, markers, passages_of_run, sources_footer, strip_markers,
 )
@@ -71,7 +71,7 @@ class _Sentence:
 
 
 class GroundingCheck:
-    """An answer check (see plugdeck.agent.checks) for answers from knowledge bases."""
+    """An answer check (see plugdeck.checks) for answers from knowledge bases."""
 
     name = "grounding"
 
