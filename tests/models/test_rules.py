@@ -3,8 +3,9 @@
 import pytest
 
 from plugdeck import Agent
-from plugdeck.models.rules import RulesModel, arithmetic_expression
+from plugdeck.models.rules import RulesModel
 from plugdeck.plugins.calculator import plugin as calculator
+from plugdeck.plugins.calculator.rules_skill import arithmetic_expression
 
 
 @pytest.mark.parametrize("question, expression", [
@@ -39,7 +40,7 @@ def test_other_questions_are_not_arithmetic(question):
 def test_answers_come_from_the_calculator(question, answer):
     run = Agent(RulesModel(), [calculator]).run_sync(question)
     assert run.status == "ok" and run.answer == answer
-    assert run.tool_calls == 1 and run.tool_results[0].tool == "calculator.calculate"
+    assert run.usage.tool_calls == 1 and run.tool_results[0].tool == "calculator.calculate"
 
 
 def test_calculator_errors_are_reported_not_guessed():
@@ -49,12 +50,12 @@ def test_calculator_errors_are_reported_not_guessed():
 
 def test_without_the_calculator_it_says_so():
     run = Agent(RulesModel(), []).run_sync("What is 2 + 2?")
-    assert run.tool_calls == 0 and "no plugin with that capability" in run.answer
+    assert run.usage.tool_calls == 0 and "no plugin with that capability" in run.answer
 
 
 def test_unknown_requests_get_the_connect_hint():
     run = Agent(RulesModel(), [calculator]).run_sync("Write me a poem")
-    assert run.tool_calls == 0 and "can't answer that offline" in run.answer and "--base-url" in run.answer
+    assert run.usage.tool_calls == 0 and "can't answer that offline" in run.answer and "--base-url" in run.answer
 
 
 @pytest.mark.parametrize("question, expression, result", [

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from plugdeck import Agent, RulesModel, ScriptedModel
-from plugdeck.models.rules import arithmetic_skill
 from plugdeck.plugins.calculator import plugin as calculator
+from plugdeck.plugins.calculator.rules_skill import arithmetic_skill
 from plugdeck.plugins.knowledge import KnowledgeBase, KnowledgeError, knowledge_plugin, knowledge_skill
 from plugdeck.tools import ToolError
 
@@ -102,4 +102,4 @@ async def test_without_a_knowledge_base_the_skill_steps_aside():
     agent = Agent(RulesModel([arithmetic_skill(), knowledge_skill()]), [calculator])
     run = await agent.run("Who wrote Hamlet?")
     assert run.answer.startswith("I can't answer that offline") and "plugdeck ask --kb NAME" in run.answer
-    assert run.tool_calls == 0
+    assert run.usage.tool_calls == 0
