@@ -292,7 +292,7 @@ def serve(
     from ..config import ConfigError, load_config
     from ..loopback import is_loopback_host
     from ..ops.runstore import RunStore
-    from ..plugins.mcp.server import build_server, serve_http, serve_stdio
+    from ..server.mcp import build_server, serve_http, serve_stdio
     from ..server.keys import KeyStore
 
     try:

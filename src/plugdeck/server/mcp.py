@@ -1,5 +1,8 @@
 """plugdeck as an MCP server: `plugdeck mcp serve` (stdio) or `plugdeck mcp serve --http PORT`.
 
+A surface, like the HTTP server and the CLI: it serves the agent, so it lives beside them and not
+among the plugins (plugins.mcp is the other direction: MCP servers used as plugins).
+
 Every tool of the given plugins is exposed under its qualified name (`calculator.calculate`) with
 its JSON Schema, and `ask` runs plugdeck's agent on a question. Over HTTP the server binds to
 127.0.0.1 unless told otherwise and, as the MCP transport spec requires against DNS rebinding,
@@ -17,8 +20,8 @@ import json
 import re
 from typing import Any, Callable
 
-from ...loopback import is_loopback_host, is_loopback_host_header, is_loopback_origin
-from ...tools import Tool
+from ..loopback import is_loopback_host, is_loopback_host_header, is_loopback_origin
+from ..tools import Tool
 
 ASK = "ask"
 SERVER_NAME = "plugdeck"
@@ -85,7 +88,7 @@ def build_server(agent: Any, *, version: str = "", assume_yes: bool = False):
         tool = by_name.get(params.name)
         if tool is None:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
-        return await _call(tool, arguments, agent.policy, assume_yes)
+        return await call_through_policy(tool, arguments, agent.policy, assume_yes)
 
     return Server(
         SERVER_NAME,
@@ -97,12 +100,13 @@ def build_server(agent: Any, *, version: str = "", assume_yes: bool = False):
     )
 
 
-async def _call(tool: Tool, arguments: dict[str, Any], policy: Any, assume_yes: bool) -> Any:
-    """One call through the agent's own admission path: validation, policy, confirmation, timeout."""
-    from ...agent.executor import run_tool_call
-    from ...agent.run import Run
-    from ...models.base import ToolCall
-    from ...tools import Toolset
+async def call_through_policy(tool: Tool, arguments: dict[str, Any], policy: Any, assume_yes: bool) -> Any:
+    """Run one tool through the agent's own admission path (validation, policy, confirmation, timeout),
+    as if the model had called it; the MCP client gets the result or the refusal."""
+    from ..agent.executor import run_tool_call
+    from ..agent.run import Run
+    from ..models.base import ToolCall
+    from ..tools import Toolset
 
     def confirm(action: Any) -> bool:
         return assume_yes
