@@ -196,11 +196,35 @@ def _user_config_path() -> Path:
     return Path(base) / "plugdeck" / "config.toml"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def config_tables(section: str, cwd: Path | None = None) -> list[tuple[Path, Any]]:
+    """`[section]` of each configuration file that has one, in reading order (a later one wins).
+
+    Features with tables of their own (agents, telemetry, knowledge) read them through this, and check
+    their own keys; only this module opens and parses the configuration files.
+    """
+    found = []
+    for path in config_files(cwd):
+        if path.is_file():
+            data = read_toml(path)
+            if section in data:
+                found.append((path, data[section]))
+    return found
+
+
+def read_toml(path: Path, *, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """One TOML file, parsed; a syntax error is raised as `error`, naming the file and the line."""
+    return parse_toml(path.read_text(encoding="utf-8"), path, error=error)
+
+
+def parse_toml(text: str, source: str | Path, *, error: type[Exception] = ConfigError) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise error(f"{source}: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path)
     # Sections owned by later features (policy, plugins, ...) are read by them; ignore here.
     unknown = {k for k, v in data.items() if not isinstance(v, dict)} - _TOP_KEYS
     if unknown:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from ..config import Config, ConfigError, config_files
+from ..config import Config, ConfigError, config_tables
 from ..events import Event, event_from_dict
 from ..models.base import decoded
 from ..redaction import redact, register_secret
@@ -86,9 +85,8 @@ def telemetry_settings(cwd=None) -> TelemetrySettings | None:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     table: dict[str, Any] = {}
-    for path in config_files(cwd):
-        if path.is_file():
-            table.update(_telemetry_table(path))
+    for path, section in config_tables("telemetry", cwd):
+        table.update(_telemetry_table(path, section))
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")  # the full URL, as the spec says
     if not endpoint:
         base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or table.get("otlp_endpoint")
@@ -413,11 +411,7 @@ def _text_parts(content: Any) -> list[dict[str, Any]]:
 # ---- small things ---------------------------------------------------------------------------------
 
 
-def _telemetry_table(path) -> dict[str, Any]:
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("telemetry", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+def _telemetry_table(path, table: Any) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: telemetry must be a table ([telemetry])")
     unknown = set(table) - TELEMETRY_KEYS

@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ..config import parse_toml
 from ..errors import UserError
 from ..usage import Limits
 from .flows import FLOW_ACTIONS
@@ -148,24 +148,17 @@ def load_policy(path: str | Path | None = None, *, project_file: Path | None = N
         if not path.is_file():
             raise PolicyError(f"policy file {path} does not exist")
         text = path.read_text(encoding="utf-8")
-        data = _parse(text, path)
+        data = parse_toml(text, path, error=PolicyError)
         table = data.get("policy", data)  # a policy file may have a [policy] table or be one
         prefix = "policy" if "policy" in data else ""
         return policy_from(table, text, str(path), prefix)
     project_file = project_file or Path.cwd() / "plugdeck.toml"
     if project_file.is_file():
         text = project_file.read_text(encoding="utf-8")
-        data = _parse(text, project_file)
+        data = parse_toml(text, project_file, error=PolicyError)
         if "policy" in data:
             return policy_from(data["policy"], text, str(project_file), "policy")
     return Policy()
-
-
-def _parse(text: str, path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
 
 
 def policy_from(table: dict[str, Any], text: str = "", source: str = "policy", prefix: str = "policy") -> Policy:

@@ -14,13 +14,12 @@ sees the others.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..assemble import AgentSetup, build_agent
-from ..config import Config, ConfigError, config_files
+from ..config import Config, ConfigError, config_tables
 from .errors import ApiError
 from .keys import ApiKey
 
@@ -39,15 +38,12 @@ class AgentSpec:
 def configured_agents(default: AgentSetup, cwd: Path | None = None) -> dict[str, AgentSpec]:
     """`plugdeck` first (flags over `[agents.plugdeck]`), then the other `[agents.NAME]` tables."""
     tables: dict[str, dict[str, Any]] = {}
-    for path in config_files(cwd):
-        if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8")).get("agents", {})
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            for name, table in data.items():
-                _check(path, name, table)
-                tables.setdefault(name, {}).update(table)
+    for path, data in config_tables("agents", cwd):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: agents must be tables, one per agent ([agents.NAME])")
+        for name, table in data.items():
+            _check(path, name, table)
+            tables.setdefault(name, {}).update(table)
     agents = {DEFAULT_AGENT: _spec(DEFAULT_AGENT, tables.pop(DEFAULT_AGENT, {}), default)}
     for name, table in tables.items():
         agents[name] = _spec(name, table, AgentSetup())

@@ -20,11 +20,10 @@ overridden by `PLUGDECK_EMBEDDING_*` variables.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...config import config_files
+from ...config import config_tables
 from ...errors import UserError
 from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
 from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder
@@ -54,17 +53,14 @@ class KnowledgeSettings:
 
 def load_settings(cwd: Path | None = None) -> KnowledgeSettings:
     table: dict = {}
-    for path in config_files(cwd):
-        if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8")).get("knowledge", {})
-            except tomllib.TOMLDecodeError as exc:
-                raise SettingsError(f"{path}: {exc}") from None
-            embeddings = {**table.get("embeddings", {}), **data.get("embeddings", {})}
-            limits = {**table.get("limits", {}), **data.get("limits", {})}
-            table.update(data)
-            table["embeddings"] = embeddings
-            table["limits"] = limits
+    for path, data in config_tables("knowledge", cwd):
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: knowledge must be a table ([knowledge])")
+        embeddings = {**table.get("embeddings", {}), **data.get("embeddings", {})}
+        limits = {**table.get("limits", {}), **data.get("limits", {})}
+        table.update(data)
+        table["embeddings"] = embeddings
+        table["limits"] = limits
     embeddings = table.get("embeddings", {})
     environment = {
         "base_url": os.environ.get("PLUGDECK_EMBEDDING_URL"),
