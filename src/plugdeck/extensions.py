@@ -35,7 +35,7 @@ __all__ = [
     "PLUGINS", "MODELS", "COMMANDS", "EMBEDDERS", "RULES_SKILLS", "HOOKS", "Extension", "Problem", "ExtensionError",
     "declared", "named", "load", "get", "required", "loaded", "problems", "refresh",
     "model_backend", "embedder_backend", "rules_skills",
-    "ToolCallInfo", "before_tool_call", "after_tool_call", "register_hooks",
+    "ToolCallInfo", "before_tool_call", "after_tool_call", "register_hooks", "has_tool_hooks",
 ]
 
 PLUGINS = "plugdeck.plugins"
@@ -247,6 +247,12 @@ def has_tool_hooks() -> bool:
     """Whether any tool-call hook is installed or registered (cheap: the admission chain asks per call)."""
     with _lock:
         return bool(_registered) or bool(declared(HOOKS))
+
+
+def has_tool_hooks() -> bool:
+    """Whether any hook is installed or registered: lets a caller skip building a ToolCallInfo per call."""
+    with _lock:
+        return bool(_registered) or bool(named(HOOKS))
 
 
 def _hooks() -> list[tuple[str, Any]]:

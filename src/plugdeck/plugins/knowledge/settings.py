@@ -44,6 +44,14 @@ class KnowledgeSettings:
     limits: ReadLimits = field(default_factory=ReadLimits)
 
     def embedder(self) -> Embedder:
+        if not self.embedding_base_url and ":" in (self.embedding_model or ""):
+            # `PREFIX:NAME` with no endpoint: an embedder a package registers (plugdeck.embedders)
+            from ... import extensions
+
+            prefix, _, name = (self.embedding_model or "").partition(":")
+            backend = extensions.embedder_backend(prefix)
+            if backend is not None:
+                return backend(name)
         if not self.embedding_base_url:
             return LocalEmbedder()
         if not self.embedding_model:
