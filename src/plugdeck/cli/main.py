@@ -66,11 +66,11 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "store")
 # The optional part (pip extra, see plugdeck.extras) each extension's commands need: checked before a
 # command starts, so that nothing is half done without it. `add` is `plugdeck plugins add NAME`.
 NEEDS = {("kb", "group"): "knowledge", ("mcp", "group"): "mcp", ("serve", "group"): "server",
-         ("openapi", "add"): "openapi", ("mcp", "add"): "mcp", ("sql", "add"): "sql"}
+         ("openapi", "add"): "openapi", ("mcp", "add"): "mcp", ("sql", "add"): "sql", ("store", "group"): "store"}
 
 
 def _needing(extra: str, what: str, command):
@@ -122,6 +122,8 @@ def _register_extensions() -> None:
             plugins_app.command(command[0])(command[1])
         for command in getattr(module, "runs_commands", {}).items():  # e.g. runs replay
             runs_app.command(command[0])(command[1])
+        for command in getattr(module, "app_commands", {}).items():  # e.g. plugdeck install
+            app.command(command[0])(command[1])
 
 
 def _add_installed_commands(argv: list[str]) -> None:

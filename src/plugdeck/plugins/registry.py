@@ -23,6 +23,7 @@ BUILDERS = {
     "openapi": "plugdeck.plugins.openapi:build_plugin",
     "mcp": "plugdeck.plugins.mcp:build_plugin",
     "sql": "plugdeck.plugins.sql:build_plugin",
+    "store": "plugdeck.store.runtime:build_plugin",  # installed from a store (plugdeck install)
 }
 
 

@@ -1,0 +1,257 @@
+"""`plugdeck store ...` (serve, keygen, publish, add, search) and `plugdeck install NS/NAME`.
+
+Module-level imports stay light: this module loads with every CLI start."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+
+group = typer.Typer(help="The plugin store: run a registry, publish, add a store, search.", no_args_is_help=True)
+
+StoreOpt = typer.Option(None, "--store", help="A store added with plugdeck store add (its name or URL).")
+YesOpt = typer.Option(False, "--yes", "-y", help="Consent without asking (scripts). Never implied without a terminal.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def _home() -> Path:
+    from ..config import load_config
+
+    return load_config().home
+
+
+def _consent(question: str, yes: bool, what: str) -> None:
+    from .confirm import ask_person
+
+    answer = ask_person(question, yes, what)
+    if isinstance(answer, str):
+        _fail(answer)
+    if not answer:
+        _fail("not approved; nothing was changed")
+
+
+def _keys_dir(home: Path) -> Path:
+    return home / "store" / "keys"
+
+
+# ---- registry side ----------------------------------------------------------------------------
+
+
+@group.command("serve")
+def serve(
+    port: int = typer.Option(8700, "--port", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Default loopback only."),
+    folder: Optional[Path] = typer.Option(None, "--dir", help="The registry's folder (default PLUGDECK_HOME/registry)."),
+    max_upload: int = typer.Option(50 * 1024 * 1024, "--max-upload", help="Largest upload accepted, in bytes."),
+    admin_token_env: Optional[str] = typer.Option(
+        None, "--admin-token-env", help="An environment variable holding the admin token; with it, claiming a "
+                                        "namespace needs that token (default: first come, first served)."),
+) -> None:
+    """Run a store registry: REST API, OpenAPI document at /openapi.json, TUF files under /tuf."""
+    import uvicorn
+
+    from ..store.client import root_fingerprint
+    from ..store.service import create_app
+
+    folder = folder or _home() / "registry"
+    admin_token = None
+    if admin_token_env:
+        admin_token = os.environ.get(admin_token_env)
+        if not admin_token:
+            _fail(f"${admin_token_env} is empty")
+    app = create_app(folder, max_upload=max_upload, admin_token=admin_token)
+    fingerprint = root_fingerprint((folder / "metadata" / "1.root.json").read_bytes())
+    print(f"store at http://{host}:{port} (folder {folder})\nroot fingerprint {fingerprint}\n"
+          f"keys in {folder / 'keys'}: move root.pem and targets.pem off this server; it needs only online.pem",
+          file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@group.command("keygen")
+def keygen(namespace: str = typer.Argument(..., help="The namespace the key will publish in, e.g. acme")) -> None:
+    """Make a publisher key (Ed25519) for a namespace; the private key never leaves this machine."""
+    from ..store import keys
+
+    try:
+        signer = keys.generate(keys.key_path(_keys_dir(_home()), namespace))
+    except keys.StoreKeyError as exc:
+        _fail(str(exc))
+    print(f"key for namespace {namespace!r}: {keys.key_path(_keys_dir(_home()), namespace)}\n"
+          f"key id {signer.public_key.keyid}")
+
+
+@group.command("publish")
+def publish(
+    project: Path = typer.Argument(..., help="A plugin project folder (plugdeck plugins new makes one)."),
+    store: str = typer.Option(..., "--store", help="The store's URL."),
+    key: str = typer.Option(..., "--key", help="The namespace whose key signs (plugdeck store keygen NAME)."),
+    admin_token_env: Optional[str] = typer.Option(None, "--admin-token-env",
+                                                  help="Variable with the store's admin token, to claim the namespace."),
+) -> None:
+    """Build the package, sign its namespace's metadata with your key, and upload it."""
+    from ..store import keys
+    from ..store.publish import PublishError, build, register, upload
+
+    home = _home()
+    try:
+        signer = keys.load(keys.key_path(_keys_dir(home), key))
+        package = build(project, key)
+        token = _token(home, store, key)
+        if token is None:
+            token = register(store, key, signer, os.environ.get(admin_token_env) if admin_token_env else None)
+            _save_token(home, store, key, token)
+            print(f"claimed namespace {key!r} at {store}", file=sys.stderr)
+        answer = upload(store, package, signer, token)
+    except (PublishError, keys.StoreKeyError) as exc:
+        _fail(str(exc))
+    for finding in answer["checks"]["scanner"]:
+        print(f"scanner: {finding}", file=sys.stderr)
+    print(f"published {answer['name']} {answer['version']} ({len(package.manifest.tools)} tools)")
+
+
+def _tokens_path(home: Path) -> Path:
+    return home / "store" / "tokens.json"
+
+
+def _token(home: Path, store: str, namespace: str) -> str | None:
+    path = _tokens_path(home)
+    tokens = json.loads(path.read_text()) if path.exists() else {}
+    return tokens.get(f"{store.rstrip('/')} {namespace}")
+
+
+def _save_token(home: Path, store: str, namespace: str, token: str) -> None:
+    path = _tokens_path(home)
+    tokens = json.loads(path.read_text()) if path.exists() else {}
+    tokens[f"{store.rstrip('/')} {namespace}"] = token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(tokens, out)
+
+
+# ---- client side ------------------------------------------------------------------------------
+
+
+@group.command("add")
+def add(
+    name: str = typer.Argument(..., help="A name for the store, e.g. team"),
+    url: str = typer.Argument(..., help="The store's URL, e.g. http://127.0.0.1:8700"),
+    fingerprint: Optional[str] = typer.Option(None, "--fingerprint",
+                                              help="The root fingerprint the store's operator published; must match."),
+    yes: bool = YesOpt,
+) -> None:
+    """Add a store: shows its root fingerprint and pins it as the root of trust."""
+    from ..store.client import StoreError, add_store, fetch_first_root, root_fingerprint
+
+    home = _home()
+    try:
+        root = fetch_first_root(url)
+        print(f"store {url}\nroot fingerprint {root_fingerprint(root)}", file=sys.stderr)
+        if fingerprint is None:
+            _consent("Trust this root (compare the fingerprint with the one the store's operator published)?",
+                     yes, "adding a store")
+        entry = add_store(home, name, url, root, fingerprint=fingerprint)
+    except StoreError as exc:
+        _fail(str(exc))
+    print(f"added store {name!r} ({entry['url']}), root {entry['fingerprint']}")
+
+
+@group.command("search")
+def search(
+    query: str = typer.Argument("", help="Words to look for in names, descriptions and tools."),
+    store: Optional[str] = StoreOpt,
+    kind: Optional[str] = typer.Option(None, "--kind", help="python, openapi or mcp."),
+    namespace: Optional[str] = typer.Option(None, "--publisher", help="Only this publisher's namespace."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many results."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search a store's listings (latest versions), best match first."""
+    from ..store.client import StoreError, resolve, search as find, stores
+
+    home = _home()
+    try:
+        url = store.rstrip("/") if store and "://" in store and store.rstrip("/") not in \
+            [s["url"] for s in stores(home).values()] else resolve(home, store)[1]
+        results = find(url, query, kind=kind, namespace=namespace, limit=limit)
+    except StoreError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    if not results:
+        print("no packages found")
+    for r in results:
+        tools = ", ".join(t["name"] for t in r["tools"])
+        print(f"{r['name']} {r['version']} ({r['kind']}): {r['description']}\n  tools: {tools}")
+
+
+def install(
+    package: str = typer.Argument(..., help="NAMESPACE/NAME, e.g. acme/weather"),
+    store: Optional[str] = StoreOpt,
+    version: Optional[str] = typer.Option(None, "--version", help="A version (default: the latest)."),
+    yes: bool = YesOpt,
+) -> None:
+    """Install a plugin from a store: verified through TUF, shown with its tools and permissions, then
+    installed only with your consent, and pinned in plugdeck.lock."""
+    from ..config import load_config
+    from ..extras import MissingExtra, require
+    from ..plugins.registry import RegistryError
+    from ..store import client
+
+    try:
+        require("store", "plugdeck install")
+    except MissingExtra as exc:
+        _fail(str(exc))
+    home = load_config().home
+    try:
+        if store and "://" in store and store.rstrip("/") not in [s["url"] for s in client.stores(home).values()]:
+            root = client.fetch_first_root(store)
+            print(f"store {store} is new here; root fingerprint {client.root_fingerprint(root)}", file=sys.stderr)
+            _consent("Trust this store's root?", yes, "adding a store")
+            client.add_store(home, client.name_for_url(store), store, root)
+
+        def consent(fetched, findings) -> bool:
+            _show(fetched, findings)
+            _consent(f"Install {fetched.manifest.name} {fetched.manifest.version}?", yes, "installing a plugin")
+            return True
+
+        entry = client.install(home, package, store=store, version=version, consent=consent)
+    except (client.StoreError, RegistryError) as exc:
+        _fail(str(exc))
+    print(f"installed {package} {entry['version']} as plugin {entry['plugin']!r} (pinned in plugdeck.lock)")
+
+
+def _show(fetched, findings) -> None:
+    """Everything the person consents to, every text in full with invisible characters spelled out."""
+    from ..plugins.scan import spell_out
+
+    m = fetched.manifest
+    say = lambda text="": print(text, file=sys.stderr)  # noqa: E731
+    say(f"{m.name} {m.version} ({m.kind}) from store {fetched.store}, signed by namespace {m.namespace!r}")
+    say(f"  {spell_out(m.description)}")
+    say("tools:")
+    for t in m.tools:
+        say(f"  {m.plugin}.{t.name} [{t.effect}]: {spell_out(t.description)}")
+        say(f"    parameters: {spell_out(json.dumps(t.parameters, ensure_ascii=False))}")
+    p = m.permissions
+    limits = {k: v for k, v in p.limits.model_dump().items() if v is not None}
+    say("permissions:")
+    say(f"  network: {', '.join(p.network) or 'none'}")
+    say(f"  secrets: {', '.join(p.secrets) or 'none'}")
+    say(f"  filesystem: {p.filesystem}")
+    say(f"  limits: {json.dumps(limits) if limits else 'none declared'}")
+    for finding in findings:
+        say(f"scanner: {finding}")
+
+
+app_commands: dict[str, Any] = {"install": install}

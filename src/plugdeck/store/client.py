@@ -1,0 +1,300 @@
+"""The store client: add a store with its root of trust, search it, fetch and install packages.
+
+Every file that is installed comes through python-tuf's ngclient Updater, which checks the chain
+root -> timestamp -> snapshot -> targets -> bin -> namespace (signatures, versions, expiry, hashes)
+before it hands the bytes over; nothing is unpacked before that. Search results come from the REST
+API and are only listings: what is installed is what TUF verified.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from .layout import artifact_path, manifest_path
+from .manifest import Manifest, ManifestError, parse_manifest
+
+
+class StoreError(UserError, ValueError):
+    """Something about a store or a package that the person can act on; the message says what."""
+
+
+class TrustFailure(StoreError):
+    """TUF refused the store's metadata or a file: nothing was installed."""
+
+
+# ---- stores -----------------------------------------------------------------------------------
+
+
+def stores_path(home: Path) -> Path:
+    return Path(home) / "store" / "stores.json"
+
+
+def stores(home: Path) -> dict[str, dict[str, Any]]:
+    path = stores_path(home)
+    return json.loads(path.read_text(encoding="utf-8")).get("stores", {}) if path.exists() else {}
+
+
+def _save_stores(home: Path, known: dict[str, dict[str, Any]]) -> None:
+    path = stores_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
+        json.dump({"stores": known}, tmp, indent=2)
+    os.replace(tmp.name, path)
+
+
+def root_fingerprint(root_bytes: bytes) -> str:
+    """What a person compares with the fingerprint the store's operator publishes: the sha256 of the
+    store's first root metadata, the same for the store's whole life (later roots chain from it)."""
+    return "sha256:" + hashlib.sha256(root_bytes).hexdigest()
+
+
+def fetch_first_root(url: str) -> bytes:
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/tuf/metadata/1.root.json", timeout=30)
+    except httpx.HTTPError as exc:
+        raise StoreError(f"cannot reach the store at {url}: {exc}") from None
+    if answer.status_code != 200:
+        raise StoreError(f"{url} is not a plugdeck store (no TUF root at /tuf/metadata/1.root.json: "
+                         f"{answer.status_code})")
+    return answer.content
+
+
+def add_store(home: Path, name: str, url: str, root: bytes, *, fingerprint: str | None = None) -> dict[str, Any]:
+    """Pin `root` (fetched by the caller, after showing its fingerprint) as this store's root of trust."""
+    from tuf.api.metadata import Metadata, Root
+
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name):
+        raise StoreError(f"store name {name!r}: use lowercase letters, digits, '-' and '_'")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise StoreError(f"{url!r} is not an http(s) URL")
+    actual = root_fingerprint(root)
+    if fingerprint is not None and fingerprint != actual:
+        raise TrustFailure(f"the store's root fingerprint is {actual}, not the {fingerprint} you expected; "
+                           "not added")
+    try:
+        md = Metadata.from_bytes(root)
+        if not isinstance(md.signed, Root) or md.signed.version != 1:
+            raise ValueError("not version 1 root metadata")
+        md.signed.verify_delegate("root", md.signed_bytes, md.signatures)  # self-signed, as a root must be
+    except Exception as exc:
+        raise TrustFailure(f"the store's root metadata is not valid: {exc}") from None
+    known = stores(home)
+    if name in known and known[name]["url"] != url.rstrip("/"):
+        raise StoreError(f"a store named {name!r} is already added ({known[name]['url']}); choose another name")
+    folder = store_dir(home, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "metadata").mkdir(parents=True)
+    (folder / "metadata" / "root.json").write_bytes(root)
+    known[name] = {"url": url.rstrip("/"), "fingerprint": actual}
+    _save_stores(home, known)
+    return known[name]
+
+
+def store_dir(home: Path, name: str) -> Path:
+    return Path(home) / "store" / "stores" / name
+
+
+def resolve(home: Path, store: str | None) -> tuple[str, str]:
+    """(name, url) of a store given by name or URL; the only one added when none is given."""
+    known = stores(home)
+    if store is None:
+        if len(known) == 1:
+            (name, entry), = known.items()
+            return name, entry["url"]
+        raise StoreError("give --store NAME (added stores: " + (", ".join(known) or "none; plugdeck store add NAME URL")
+                         + ")")
+    if store in known:
+        return store, known[store]["url"]
+    for name, entry in known.items():
+        if entry["url"] == store.rstrip("/"):
+            return name, entry["url"]
+    raise StoreError(f"no store {store!r} is added; add it first (it shows the root fingerprint to check): "
+                     f"plugdeck store add NAME {store if '://' in store else 'URL'}")
+
+
+def name_for_url(url: str) -> str:
+    parsed = urlparse(url)
+    return "store-" + re.sub(r"[^a-z0-9_-]+", "-", f"{parsed.hostname or ''}-{parsed.port or ''}".lower()).strip("-")
+
+
+# ---- search (listings, unverified) ------------------------------------------------------------
+
+
+def search(url: str, query: str, *, kind: str | None = None, namespace: str | None = None,
+           limit: int = 20) -> list[dict[str, Any]]:
+    import httpx
+
+    params = {k: v for k, v in {"q": query, "kind": kind, "namespace": namespace, "limit": limit}.items() if v}
+    try:
+        answer = httpx.get(f"{url}/api/v1/search", params=params, timeout=30)
+    except httpx.HTTPError as exc:
+        raise StoreError(f"cannot reach the store at {url}: {exc}") from None
+    if answer.status_code != 200:
+        raise StoreError(f"the store answered {answer.status_code} to the search")
+    return answer.json()["results"]
+
+
+def latest_version(url: str, package: str) -> str:
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/api/v1/packages/{package}", timeout=30)
+    except httpx.HTTPError as exc:
+        raise StoreError(f"cannot reach the store at {url}: {exc}") from None
+    if answer.status_code == 404:
+        raise StoreError(f"the store has no package {package}")
+    if answer.status_code != 200:
+        raise StoreError(f"the store answered {answer.status_code} for {package}")
+    return answer.json()["latest"]
+
+
+# ---- verified download ------------------------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    store: str
+    manifest: Manifest
+    manifest_bytes: bytes
+    artifact: bytes
+
+
+def _updater(home: Path, name: str, url: str):
+    from tuf.ngclient import Updater
+
+    folder = store_dir(home, name)
+    (folder / "cache").mkdir(parents=True, exist_ok=True)
+    return Updater(metadata_dir=str(folder / "metadata"), metadata_base_url=f"{url}/tuf/metadata/",
+                   target_base_url=f"{url}/tuf/targets/", target_dir=str(folder / "cache"),
+                   bootstrap=None)  # the root pinned by store add (and the roots it has verified since)
+
+
+def fetch(home: Path, store: str, package: str, version: str) -> Fetched:
+    """The package's manifest and artifact, each verified by TUF, and checked against each other."""
+    from tuf.api import exceptions as tuf_errors
+
+    name, url = resolve(home, store)
+    try:
+        updater = _updater(home, name, url)
+        updater.refresh()
+        manifest_bytes = _download(updater, manifest_path(package, version), f"{package} {version}")
+        try:
+            manifest = parse_manifest(manifest_bytes)
+        except ManifestError as exc:
+            raise StoreError(f"{package} {version}: {exc}") from None
+        if (manifest.name, manifest.version) != (package, version):
+            raise TrustFailure(f"the manifest at {package} {version} is for {manifest.name} {manifest.version}")
+        artifact = _download(updater, artifact_path(package, version, manifest.artifact.file),
+                             f"the artifact of {package} {version}")
+    except tuf_errors.ExpiredMetadataError as exc:
+        raise TrustFailure(f"the store's signed metadata has expired ({exc}): the store may be frozen or a "
+                           "mirror is replaying old metadata; nothing was installed") from None
+    except tuf_errors.BadVersionNumberError as exc:
+        raise TrustFailure(f"the store offered older or mismatched metadata ({exc}): a rollback or "
+                           "mix-and-match; nothing was installed") from None
+    except tuf_errors.UnsignedMetadataError as exc:
+        raise TrustFailure(f"the store's metadata is not signed by the keys it must be ({exc}); nothing was "
+                           "installed") from None
+    except tuf_errors.LengthOrHashMismatchError as exc:
+        raise TrustFailure(f"a file from the store does not match its signed hash or length ({exc}): it was "
+                           "tampered with; nothing was installed") from None
+    except tuf_errors.DownloadError as exc:
+        raise TrustFailure(f"downloading from the store failed ({exc}); nothing was installed") from None
+    except tuf_errors.RepositoryError as exc:
+        raise TrustFailure(f"the store's metadata was refused ({type(exc).__name__}: {exc}); nothing was "
+                           "installed") from None
+    if hashlib.sha256(artifact).hexdigest() != manifest.artifact.sha256:
+        raise TrustFailure(f"the artifact of {package} {version} is not the one its manifest names")
+    return Fetched(name, manifest, manifest_bytes, artifact)
+
+
+def _download(updater, path: str, what: str) -> bytes:
+    info = updater.get_targetinfo(path)
+    if info is None:
+        raise TrustFailure(f"{what} is not in the store's signed metadata (not published, or not signed by "
+                           "its namespace's key); nothing was installed")
+    cached = updater.find_cached_target(info)
+    return Path(cached or updater.download_target(info)).read_bytes()
+
+
+# ---- install ----------------------------------------------------------------------------------
+
+
+def scan(manifest: Manifest) -> list:
+    from ..plugins.scan import ToolText, scan_tools
+
+    return scan_tools(ToolText.of(t.name, t.description, t.parameters) for t in manifest.tools)
+
+
+def install(home: Path, package: str, *, store: str | None = None, version: str | None = None,
+            consent: Callable[[Fetched, list], bool]) -> dict[str, Any]:
+    """Fetch (TUF-verified), ask `consent` (shown the manifest and the scanner's findings), unpack, lock
+    and register. Returns the lock entry. Nothing is written unless consent is given."""
+    from ..plugins import registry
+    from . import lock
+    from .unpack import UnpackError, unpack_wheel
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,38}/[a-z][a-z0-9_-]{0,63}", package):
+        raise StoreError(f"{package!r} is not namespace/name (e.g. acme/weather)")
+    name, url = resolve(home, store)
+    version = version or latest_version(url, package)
+    fetched = fetch(home, name, package, version)
+    manifest = fetched.manifest
+    if manifest.kind != "python":
+        raise StoreError(f"{package} is a {manifest.kind} package; this plugdeck installs python packages only")
+    data = lock.read(home)
+    previous = data["packages"].get(package)
+    owners = registry.configured(home)
+    owner = owners.get(manifest.plugin)
+    if owner is not None and owner.get("options", {}).get("package") != package:
+        raise StoreError(f"a plugin named {manifest.plugin!r} is already added; remove it first "
+                         f"(plugdeck plugins remove {manifest.plugin})")
+    if manifest.plugin in registry.installed_names():
+        raise StoreError(f"{manifest.plugin!r} is the name of an installed plugin; {package} cannot take it")
+    if not consent(fetched, scan(manifest)):
+        raise StoreError("not installed: no consent")
+    target = lock.package_dir(home, package, version)
+    staging = Path(tempfile.mkdtemp(dir=_parent(target), prefix=".installing-"))
+    try:
+        files = unpack_wheel(fetched.artifact, staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except UnpackError as exc:
+        raise StoreError(f"{package} {version}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    entry = {
+        "store": name, "store_url": url, "version": version, "kind": manifest.kind, "plugin": manifest.plugin,
+        "entry_point": manifest.entry_point,
+        "artifact": {"file": manifest.artifact.file, "sha256": manifest.artifact.sha256},
+        "manifest_sha256": hashlib.sha256(fetched.manifest_bytes).hexdigest(),
+        "tools": manifest.tool_digests(),
+        "permissions": manifest.permissions.model_dump(),
+        "files": files,
+    }
+    data["packages"][package] = entry
+    lock.write(home, data)
+    registry.add(home, manifest.plugin, "store", {"package": package}, replace=owner is not None)
+    if previous and previous["version"] != version:
+        shutil.rmtree(lock.package_dir(home, package, previous["version"]), ignore_errors=True)
+    return entry
+
+
+def _parent(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent

@@ -1,0 +1,52 @@
+"""The `store` plugin kind (registry.BUILDERS): a package installed from a store, loaded for a run only
+when its files and its tools still match plugdeck.lock. Its consent is the install's, so the plugin
+is `added` for the policy; a package that was never installed has no lock entry and never loads."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from ..plugins.base import Plugin, plugin_from
+from . import lock
+from .manifest import ToolDefinition
+
+
+def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
+    package = options.get("package", "")
+    entry = lock.read(home)["packages"].get(package)
+    if entry is None:
+        raise lock.LockError(f"{package or name} is not in plugdeck.lock; install it with plugdeck install {package}")
+    if entry.get("disabled"):
+        raise lock.LockError(f"{package} is disabled: {entry['disabled']}")
+    folder = lock.package_dir(home, package, entry["version"])
+    lock.check_files(folder, entry["files"], package)
+    if entry["kind"] != "python":
+        raise lock.LockError(f"{package}: store packages of kind {entry['kind']!r} cannot run yet")
+    lib = str(folder / "lib")
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
+    module, _, attr = entry["entry_point"].partition(":")
+    plugin = plugin_from(getattr(import_module(module), attr), name=entry["plugin"])
+    if plugin.name != name:
+        raise lock.LockError(f"{package}: the package's plugin is named {plugin.name!r}, not {name!r}")
+    check_tools(plugin, entry["tools"], package)
+    plugin.version = entry["version"]
+    plugin.source = f"store {entry['store']}: {package} {entry['version']}"
+    return plugin
+
+
+def tool_definitions(plugin: Plugin) -> list[ToolDefinition]:
+    return [ToolDefinition.model_validate({k: t[k] for k in ("name", "description", "effect", "parameters", "timeout")
+                                           if k in t}) for t in plugin.manifest()["tools"]]
+
+
+def check_tools(plugin: Plugin, locked: dict[str, str], package: str) -> None:
+    """The tools the code defines now are the ones consented to, definition for definition (R11)."""
+    live = {t.name: t.digest() for t in tool_definitions(plugin)}
+    if live != locked:
+        changed = sorted(n for n in set(live) | set(locked) if live.get(n) != locked.get(n))
+        raise lock.LockError(f"{package}: tool definitions differ from those consented to at install "
+                             f"({', '.join(changed)}); refusing to load it")

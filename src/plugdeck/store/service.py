@@ -1,0 +1,286 @@
+"""The registry service: `plugdeck store serve`.
+
+REST under /api/v1 (its OpenAPI document at /openapi.json), and the TUF repository as static files
+under /tuf/metadata and /tuf/targets, which a CDN may front: clients trust those files because of
+their signatures, not because of this server. Listings live in SQLite (a folder's `registry.db`),
+searched with FTS5 over names, descriptions and tool definitions.
+
+Publishing needs the namespace's API token and an upload signed by the namespace's key (see repo.py);
+uploads over the size limit are refused before they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from .keys import StoreKeyError, public_key_from_dict
+from .layout import artifact_path, manifest_path
+from .manifest import ManifestError, parse_manifest, version_key
+from .repo import Repository, TrustError, check_namespace_name
+
+DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS namespaces (
+    name TEXT PRIMARY KEY, public_key TEXT NOT NULL, token_sha256 TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS packages (
+    name TEXT NOT NULL, version TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL,
+    description TEXT NOT NULL, manifest TEXT NOT NULL, checks TEXT NOT NULL, published_at REAL NOT NULL,
+    installs INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, version));
+CREATE VIRTUAL TABLE IF NOT EXISTS listing USING fts5(name, description, tools, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS latest (name TEXT PRIMARY KEY, version TEXT NOT NULL, listing_rowid INTEGER NOT NULL);
+"""
+
+
+class NamespaceClaim(BaseModel):
+    namespace: str
+    public_key: dict[str, Any]
+
+
+class Listings:
+    """The registry's database: namespaces, package versions, and the search index of latest versions."""
+
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()
+
+    def namespace(self, name: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT public_key, token_sha256 FROM namespaces WHERE name = ?", (name,)).fetchone()
+        return None if row is None else {"public_key": json.loads(row[0]), "token_sha256": row[1]}
+
+    def add_namespace(self, name: str, public_key: dict[str, Any]) -> str:
+        token = "pds_" + secrets.token_urlsafe(32)
+        with self.lock:
+            try:
+                self.db.execute("INSERT INTO namespaces VALUES (?, ?, ?, ?)",
+                                (name, json.dumps(public_key), _sha256(token), time.time()))
+            except sqlite3.IntegrityError:
+                raise TrustError(f"namespace {name!r} is already taken") from None
+        return token
+
+    def namespace_of_token(self, token: str) -> str | None:
+        row = self.db.execute("SELECT name FROM namespaces WHERE token_sha256 = ?", (_sha256(token),)).fetchone()
+        return None if row is None else row[0]
+
+    def has_version(self, name: str, version: str) -> bool:
+        return self.db.execute("SELECT 1 FROM packages WHERE name = ? AND version = ?", (name, version)).fetchone() \
+            is not None
+
+    def add_version(self, manifest, checks: dict[str, Any]) -> None:
+        """Record a version; the search index keeps one row per package, its highest version."""
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                self.db.execute("INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                                (manifest.name, manifest.version, manifest.namespace, manifest.kind,
+                                 manifest.description, manifest.to_bytes().decode(), json.dumps(checks), time.time()))
+                row = self.db.execute("SELECT version, listing_rowid FROM latest WHERE name = ?",
+                                      (manifest.name,)).fetchone()
+                if row is None or version_key(manifest.version) > version_key(row[0]):
+                    if row is not None:
+                        self.db.execute("DELETE FROM listing WHERE rowid = ?", (row[1],))
+                    tools = " ".join(f"{t.name.replace('_', ' ')} {t.description}" for t in manifest.tools)
+                    cursor = self.db.execute("INSERT INTO listing (name, description, tools) VALUES (?, ?, ?)",
+                                             (manifest.name.replace("/", " ").replace("-", " "),
+                                              manifest.description, tools))
+                    self.db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?)",
+                                    (manifest.name, manifest.version, cursor.lastrowid))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def search(self, query: str, *, kind: str | None = None, namespace: str | None = None,
+               limit: int = 20) -> list[dict[str, Any]]:
+        """Latest versions matching every word of `query` (any word's prefix), best match first, then
+        most installed; with no query, every package by installs."""
+        words = [w for w in "".join(c if c.isalnum() else " " for c in query.lower()).split() if w]
+        sql = ("SELECT p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs FROM latest l "
+               "JOIN packages p ON p.name = l.name AND p.version = l.version")
+        params: list[Any] = []
+        where = []
+        order = "p.installs DESC, p.name"
+        if words:
+            sql += " JOIN listing ON listing.rowid = l.listing_rowid"
+            where.append("listing MATCH ?")
+            params.append(" ".join(f'"{w}"*' for w in words))
+            order = "bm25(listing, 10.0, 3.0, 1.0), p.installs DESC, p.name"
+        if kind:
+            where.append("p.kind = ?")
+            params.append(kind)
+        if namespace:
+            where.append("p.namespace = ?")
+            params.append(namespace)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order} LIMIT ?"
+        params.append(max(1, min(limit, 100)))
+        rows = self.db.execute(sql, params).fetchall()
+        return [_listing(row) for row in rows]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT name, version, kind, description, manifest, checks, installs FROM packages "
+                               "WHERE name = ?", (name,)).fetchall()
+        return sorted((_listing(r) for r in rows), key=lambda r: version_key(r["version"]), reverse=True)
+
+
+def _listing(row) -> dict[str, Any]:
+    manifest = json.loads(row[4])
+    return {"name": row[0], "version": row[1], "kind": row[2], "description": row[3],
+            "tools": [{"name": t["name"], "description": t.get("description", ""), "effect": t.get("effect", "read")}
+                      for t in manifest["tools"]],
+            "permissions": manifest.get("permissions", {}), "checks": json.loads(row[5]), "installs": row[6]}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def publish_checks(manifest) -> dict[str, Any]:
+    """The registry's own checks, shown on the listing; a high scanner finding refuses the upload (R13)."""
+    from ..plugins.scan import ToolText, blocking, scan_tools
+
+    findings = scan_tools(ToolText.of(t.name, t.description, t.parameters) for t in manifest.tools)
+    return {"schema": "ok", "scanner": [str(f) for f in findings], "blocking": [str(f) for f in blocking(findings)]}
+
+
+def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_token: str | None = None,
+               renew_every: float = 600.0):
+    """The registry app over `folder` (created if empty). With `admin_token`, claiming a namespace needs
+    it; without, namespaces are first come, first served (as on PyPI)."""
+    from contextlib import asynccontextmanager
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    repo = Repository.open_or_create(folder)
+    listings = Listings(folder / "registry.db")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        async def renew():
+            while True:
+                await asyncio.sleep(renew_every)
+                await asyncio.to_thread(repo.renew_if_due)
+
+        task = asyncio.create_task(renew())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="plugdeck store", version="1", lifespan=lifespan,
+                  description="A plugdeck plugin registry: search, publish, and TUF-signed packages.")
+    app.state.repo, app.state.listings = repo, listings
+
+    @app.middleware("http")
+    async def upload_limit(request: Request, call_next):
+        # Refused before a byte of the body is read: a declared size over the limit, or no size at all.
+        if request.method == "POST" and request.url.path == "/api/v1/packages":
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return JSONResponse({"detail": "an upload needs a Content-Length"}, status_code=411)
+            if int(length) > max_upload:
+                return JSONResponse({"detail": f"the upload is {int(length)} bytes; this store takes at most "
+                                               f"{max_upload}"}, status_code=413)
+        return await call_next(request)
+
+    def publisher(request: Request) -> str:
+        auth = request.headers.get("authorization", "")
+        namespace = listings.namespace_of_token(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") \
+            else None
+        if namespace is None:
+            raise HTTPException(401, "a valid namespace API token is needed (Authorization: Bearer ...)")
+        return namespace
+
+    @app.post("/api/v1/namespaces", status_code=201)
+    def claim_namespace(claim: NamespaceClaim, request: Request) -> dict[str, Any]:
+        """Claim a namespace for a publisher's Ed25519 key; the API token is returned once."""
+        if admin_token is not None and request.headers.get("authorization") != f"Bearer {admin_token}":
+            raise HTTPException(403, "this store registers namespaces only with its admin token")
+        try:
+            check_namespace_name(claim.namespace)
+            key = public_key_from_dict(claim.public_key)
+            token = listings.add_namespace(claim.namespace, key.to_dict() | {"keyid": key.keyid})
+        except (TrustError, StoreKeyError) as exc:
+            raise HTTPException(409 if "taken" in str(exc) else 422, str(exc)) from None
+        return {"namespace": claim.namespace, "token": token}
+
+    @app.get("/api/v1/namespaces/{namespace}/metadata")
+    def namespace_metadata(namespace: str) -> Response:
+        """The namespace's current signed metadata (what its publisher signs the next version on top of)."""
+        md = repo.role(namespace) if listings.namespace(namespace) else None
+        if md is None:
+            raise HTTPException(404, f"namespace {namespace!r} has published nothing yet")
+        from tuf.api.serialization.json import JSONSerializer
+
+        return Response(md.to_bytes(JSONSerializer(compact=True)), media_type="application/json")
+
+    @app.post("/api/v1/packages", status_code=201)
+    async def publish(request: Request) -> dict[str, Any]:
+        """Publish a version: multipart fields manifest, artifact and metadata (the namespace's next
+        metadata, signed by its key)."""
+        namespace = publisher(request)
+        form = await request.form(max_files=3, max_fields=3)
+        parts = {}
+        for field in ("manifest", "artifact", "metadata"):
+            item = form.get(field)
+            if item is None or isinstance(item, str):
+                raise HTTPException(422, f"the upload needs a file field {field!r}")
+            parts[field] = await item.read()
+        try:
+            manifest = parse_manifest(parts["manifest"])
+        except ManifestError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if manifest.namespace != namespace:
+            raise HTTPException(403, f"this token publishes in namespace {namespace!r}, not {manifest.namespace!r}")
+        if listings.has_version(manifest.name, manifest.version):
+            raise HTTPException(409, f"{manifest.name} {manifest.version} is already published; versions are "
+                                     "immutable, so publish a new version")
+        artifact = parts["artifact"]
+        if hashlib.sha256(artifact).hexdigest() != manifest.artifact.sha256 or len(artifact) != manifest.artifact.length:
+            raise HTTPException(422, "the artifact does not match the sha256 and length in its manifest")
+        checks = publish_checks(manifest)
+        if checks["blocking"]:
+            raise HTTPException(422, "the metadata scanner found what reads like hidden instructions to the model "
+                                     "in the tool definitions:\n" + "\n".join(checks["blocking"]))
+        files = {manifest_path(manifest.name, manifest.version): parts["manifest"],
+                 artifact_path(manifest.name, manifest.version, manifest.artifact.file): artifact}
+        try:
+            version = await asyncio.to_thread(repo.accept, namespace, listings.namespace(namespace)["public_key"],
+                                              parts["metadata"], files)
+        except TrustError as exc:
+            raise HTTPException(422, str(exc)) from None
+        listings.add_version(manifest, checks)
+        return {"name": manifest.name, "version": manifest.version, "namespace_metadata_version": version,
+                "checks": checks}
+
+    @app.get("/api/v1/search")
+    def search(q: str = "", kind: str | None = None, namespace: str | None = None, limit: int = 20) -> dict[str, Any]:
+        """Packages (their latest versions) matching every word of q over names, descriptions and tools."""
+        return {"results": listings.search(q, kind=kind, namespace=namespace, limit=limit)}
+
+    @app.get("/api/v1/packages/{namespace}/{package}")
+    def package(namespace: str, package: str) -> dict[str, Any]:
+        """A package's versions, newest first, with tools, permissions and publish-time checks."""
+        versions = listings.versions(f"{namespace}/{package}")
+        if not versions:
+            raise HTTPException(404, f"no package {namespace}/{package}")
+        return {"name": f"{namespace}/{package}", "latest": versions[0]["version"], "versions": versions}
+
+    app.mount("/tuf/metadata", StaticFiles(directory=repo.metadata_dir), name="metadata")
+    app.mount("/tuf/targets", StaticFiles(directory=repo.targets_dir), name="targets")
+    return app
+
