@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -72,15 +71,6 @@ def test_operation_counts_of_known_specs(path, count):
 def test_the_meta_schema_is_refused_clearly():
     with pytest.raises(SpecError, match="openapi-3.0-schema.yaml is not an OpenAPI document"):
         load_source(str(META_SCHEMA), guard_for({}))
-
-
-def test_large_spec_import_time():
-    path = OPENAPI / "spotify-sonallux" / "fixed-spotify-open-api.yml"
-    started = time.perf_counter()
-    plugin = _prepared(path).plugin()
-    elapsed = time.perf_counter() - started
-    size = sum(len(json.dumps(t.parameters)) for t in plugin.tools)
-    print(f"\nspotify: {len(plugin.tools)} tools, {size} schema characters, imported in {elapsed * 1000:.0f} ms")
 
 
 # ---- $ref cycles ---------------------------------------------------------------------------------
