@@ -77,6 +77,7 @@ def knowledge_plugin(names: list[str], config: Config):
 def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Iterable[Any] = (),
                 warn: Callable[[str], None] | None = None):
     from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
+    from .models.profiles import model_for
     from .policy.numbers import NumberCheck
 
     if config.planner not in ("loop", "plan", "auto"):
@@ -104,7 +105,7 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
 
     trace = telemetry_sink(config)  # None (and no OpenTelemetry import) unless an endpoint is configured
     agent = Agent(
-        config.model_for(setup.model, base_url=setup.base_url),
+        model_for(config, setup.model, base_url=setup.base_url),
         plugins,
         max_steps=config.max_steps,
         deadline=config.deadline,

@@ -103,53 +103,6 @@ class Config:
             f"or add [models.{name}] to plugdeck.toml."
         )
 
-    def model_for(self, name: str | None = None, *, base_url: str | None = None, api_key: str | None = None):
-        """The model to use: the offline rules model, a profile, or a model at an endpoint."""
-        name = name or self.model
-        if base_url is None and name not in self.profiles:  # `PREFIX:NAME` for an installed model backend
-            from .models.backends import backend_model
-
-            model = backend_model(name)
-            if model is not None:
-                return model
-        if base_url is None and name == "rules":
-            from .models.rules import RulesModel
-
-            return RulesModel()
-        if base_url is None and name not in self.profiles and self.base_url:
-            base_url = self.base_url
-        if base_url is not None:
-            if name == "rules":
-                raise ConfigError("--base-url needs --model NAME: the model to use at that endpoint")
-            profile = ModelProfile(name=name, base_url=base_url, model=name)
-        else:
-            profile = self.profile(name)
-        model = _openai_model(profile, api_key)
-        if not profile.fallbacks:
-            return model
-        from .models.fallback import FallbackModel
-
-        # One level: the fallbacks' own fallbacks are not followed, so a chain can never loop.
-        chain = [(model, profile.context_window)]
-        chain += [(_openai_model(self.profile(other), None), self.profile(other).context_window)
-                  for other in profile.fallbacks if other != name]
-        return FallbackModel(chain, name=name)
-
-
-def _openai_model(profile: ModelProfile, api_key: str | None):
-    from .models.openai import OpenAIModel
-
-    model = OpenAIModel(
-        profile.model,
-        profile.base_url,
-        api_key=api_key or profile.api_key(),
-        deadline=profile.deadline,
-        stream=profile.stream,
-        max_retries=profile.max_retries,
-    )
-    model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
-    return model
-
 
 def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) -> Config:
     merged: dict[str, Any] = {}

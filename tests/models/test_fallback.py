@@ -12,6 +12,7 @@ from plugdeck.models import fallback
 from plugdeck.models.base import ModelError, ModelResponse
 from plugdeck.models.fallback import FallbackModel
 from plugdeck.models.openai import OpenAIModel
+from plugdeck.models.profiles import model_for
 
 QUESTION = [{"role": "user", "content": "Hello?"}]
 TOO_LONG = {"fault": "400", "message": "This model's maximum context length is 8192 tokens, you asked for 9000"}
@@ -125,7 +126,7 @@ model = "backup-model"
 input_price = 1000000.0
 """)
         config = load_config(cwd=tmp_path)
-        model = config.model_for()
+        model = model_for(config)
         assert isinstance(model, FallbackModel) and model.name == "main"
         run = await Agent(model, system_prompt=None).run("Hello?")
         assert run.answer == "hello from the backup"
@@ -143,4 +144,4 @@ model = "m"
 fallbacks = ["nowhere"]
 """)
     with pytest.raises(ConfigError, match="no model profile named 'nowhere'"):
-        load_config(cwd=tmp_path).model_for("main")
+        model_for(load_config(cwd=tmp_path), "main")

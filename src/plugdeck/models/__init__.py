@@ -14,5 +14,6 @@ def resolve_model(name: str) -> Model:
 
         return RulesModel()
     from ..config import load_config
+    from .profiles import model_for
 
-    return load_config().model_for(name)
+    return model_for(load_config(), name)

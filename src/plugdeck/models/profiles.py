@@ -1,0 +1,65 @@
+"""The model a configuration names: an installed backend (`PREFIX:NAME`), the offline rules model, a
+profile (with its fallbacks), or a model at an endpoint.
+
+Here, in models/, rather than on Config: the configuration only reads settings, and the layer that
+makes models reads it, never the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..config import ConfigError, ModelProfile
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .base import Model
+
+
+def model_for(config: Config, name: str | None = None, *, base_url: str | None = None,
+              api_key: str | None = None) -> Model:
+    """The model to use: the offline rules model, a profile, or a model at an endpoint."""
+    name = name or config.model
+    if base_url is None and name not in config.profiles:  # `PREFIX:NAME` for an installed model backend
+        from .backends import backend_model
+
+        model = backend_model(name)
+        if model is not None:
+            return model
+    if base_url is None and name == "rules":
+        from .rules import RulesModel
+
+        return RulesModel()
+    if base_url is None and name not in config.profiles and config.base_url:
+        base_url = config.base_url
+    if base_url is not None:
+        if name == "rules":
+            raise ConfigError("--base-url needs --model NAME: the model to use at that endpoint")
+        profile = ModelProfile(name=name, base_url=base_url, model=name)
+    else:
+        profile = config.profile(name)
+    model = _openai_model(profile, api_key)
+    if not profile.fallbacks:
+        return model
+    from .fallback import FallbackModel
+
+    # One level: the fallbacks' own fallbacks are not followed, so a chain can never loop.
+    chain = [(model, profile.context_window)]
+    chain += [(_openai_model(config.profile(other), None), config.profile(other).context_window)
+              for other in profile.fallbacks if other != name]
+    return FallbackModel(chain, name=name)
+
+
+def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
+    from .openai import OpenAIModel
+
+    model = OpenAIModel(
+        profile.model,
+        profile.base_url,
+        api_key=api_key or profile.api_key(),
+        deadline=profile.deadline,
+        stream=profile.stream,
+        max_retries=profile.max_retries,
+    )
+    model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
+    return model
