@@ -57,7 +57,13 @@ def check_files(folder: Path, files: dict[str, str], package: str) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         raise LockError(f"{package}: its installed files are missing ({folder}); reinstall it")
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    import shutil
+
+    # Compiled files are not locked: drop them, so Python compiles the verified sources again rather
+    # than trusting a .pyc that someone may have placed beside them.
+    for cache in [p for p in folder.rglob("__pycache__") if p.is_dir()]:
+        shutil.rmtree(cache)
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     added = sorted(present - set(files))
     if added:
         raise LockError(f"{package}: files were added after install ({', '.join(added[:5])}); refusing to load it")

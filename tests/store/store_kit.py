@@ -1,0 +1,85 @@
+"""Helpers for the store tests: a real registry under uvicorn on a free loopback port (in a thread),
+and a small plugin project to publish."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
+
+WEATHER = '''"""The weather plugin."""
+
+from plugdeck import Plugin, tool
+
+
+@tool
+def forecast(city: str) -> str:
+    """Tomorrow's forecast for a city.
+
+    Args:
+        city: The city's name.
+    """
+    return f"Sunny in {city}, 21 C"
+
+
+plugin = Plugin(name="weather", version="0.1.0", description="Weather forecasts.", tools=[forecast])
+'''
+
+PERMISSIONS = '''
+[tool.plugdeck.permissions]
+network = ["api.weather.example"]
+secrets = ["WEATHER_KEY"]
+'''
+
+
+def plugdeck(env, *args, timeout=120, input=None):
+    return subprocess.run([*PLUGDECK, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def weather_project(parent: Path, module: str = WEATHER) -> Path:
+    """A `plugdeck plugins new weather` project whose tool is forecast(city)."""
+    from plugdeck.plugins.scaffold import scaffold
+
+    folder = scaffold("weather", parent)
+    (folder / "plugdeck_weather" / "__init__.py").write_text(module, encoding="utf-8")
+    with open(folder / "pyproject.toml", "a", encoding="utf-8") as out:
+        out.write(PERMISSIONS)
+    return folder
+
+
+class RegistryThread:
+    """`plugdeck store serve`'s app on a free port of 127.0.0.1, in a thread with its own event loop."""
+
+    def __init__(self, folder: Path, **options):
+        import uvicorn
+
+        from plugdeck.store.service import create_app
+
+        self.app = create_app(folder, **options)
+        self.repo = self.app.state.repo
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, ws="none"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
+
+    def __enter__(self) -> RegistryThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the registry did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
