@@ -113,9 +113,19 @@ def test_config_file_profiles_and_precedence(env, tmp_path):
 
 
 def test_chat_keeps_history_until_exit(env, tmp_path):
-    result = plugdeck(env, "chat", cwd=tmp_path, input="what is 2+3\nwhat is 10% of 50\n/exit\n")
-    assert result.returncode == 0
-    assert result.stdout.splitlines()[:2] == ["5", "5"] or "5" in result.stdout
+    from mock_openai import MockOpenAI
+
+    # A model that sees what it is sent: the second question must arrive with the first turn before it.
+    with MockOpenAI(["Five.", "Ten."], default="(the chat went on after /exit)") as mock:
+        result = plugdeck(env, "chat", "--base-url", mock.base_url, "--model", "mock-model", "--planner", "loop",
+                          cwd=tmp_path, input="what is 2+3\nand doubled?\n/exit\nwhat is 7*7\n")
+        sent = [[(m["role"], m.get("content")) for m in body["messages"] if m["role"] != "system"]
+                for body in mock.requests]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace("you> ", "").split() == ["Five.", "Ten."]
+    assert sent[0] == [("user", "what is 2+3")]
+    assert sent[1] == [("user", "what is 2+3"), ("assistant", "Five."), ("user", "and doubled?")]
+    assert len(sent) == 2  # nothing after /exit reached the model
     runs = json.loads(plugdeck(env, "runs", "--json", cwd=tmp_path).stdout)
     assert len(runs) == 2
 
