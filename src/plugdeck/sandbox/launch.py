@@ -1,0 +1,156 @@
+"""The command line that starts a plugin's runner inside bubblewrap.
+
+    env -i  prlimit --as --cpu --nproc --fsize --nofile --  bwrap ...  [setpriv --reuid U]  python -I -m
+        plugdeck.sandbox.runner ENTRYPOINT
+
+- `env -i`: bwrap itself starts with an empty environment. Its PID-1 reaper would otherwise show that
+  environment in /proc/1/environ inside the sandbox (security-requirements §3); `--as-pid-1` also
+  removes the reaper, and `--clearenv` empties the runner's own environment. No secret is ever in argv.
+- bwrap: new PID, network (no interfaces but a down loopback), IPC, UTS and cgroup namespaces; a
+  read-only view of /usr, the Python it needs and the plugin's environment (sys.path); a private
+  size-capped tmpfs at /tmp as scratch; no home, no PLUGDECK_HOME, no /etc; `--die-with-parent`, so
+  killing bwrap kills the whole tree.
+- The plugin's real UID is never root: RLIMIT_NPROC is not enforced for root. Started by root,
+  bwrap runs privileged (no user namespace), keeps only CAP_SETUID/CAP_SETGID, and `setpriv` drops to
+  the plugin's own unprivileged UID with no capabilities and no_new_privs before Python starts.
+  Started by anyone else, bwrap makes a user namespace and drops every capability; the UID is then
+  the operator's own (the operator's processes count against RLIMIT_NPROC: see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .limits import Limits
+
+EGRESS_SOCKET = "/run/plugdeck/egress.sock"  # where the platform's egress proxy appears inside
+UID_BASE, UID_SPAN = 200_000, 100_000  # one unprivileged UID per plugin, so NPROC is counted per plugin
+MB = 1024 * 1024
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap, prlimit or setpriv is missing, or the kernel refuses what the sandbox needs."""
+
+
+@dataclass
+class Launch:
+    """What one sandboxed runner is started with."""
+
+    name: str  # the plugin's name
+    entry_point: str  # module:attribute
+    limits: Limits
+    egress_socket: str | None = None  # the proxy's socket on this side; None: no network at all
+    paths: list[str] = field(default_factory=list)  # read-only binds beyond /usr and Python itself
+    mode: str = "serve"  # serve (MCP over stdio) | describe (print the manifest) | self-test
+
+    @property
+    def uid(self) -> int:
+        return UID_BASE + zlib.crc32(self.name.encode()) % UID_SPAN
+
+
+def tool_path(name: str) -> str:
+    found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if not found:
+        raise SandboxUnavailable(f"{name} is not installed (Debian: apt-get install -y "
+                                 f"{'bubblewrap' if name == 'bwrap' else 'util-linux'})")
+    return found
+
+
+def command(launch: Launch) -> list[str]:
+    limits = launch.limits
+    python = sys.executable
+    prlimit = [tool_path("prlimit"), f"--as={limits.memory_mb * MB}", f"--cpu={limits.cpu_s}",
+               f"--nproc={limits.processes}", f"--fsize={limits.file_size_mb * MB}", f"--nofile={limits.open_files}"]
+    bwrap = [
+        tool_path("bwrap"), "--die-with-parent", "--new-session", "--as-pid-1", "--clearenv",
+        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--hostname", "sandbox",
+        "--ro-bind", "/usr", "/usr",
+        *[arg for link in ("bin", "lib", "lib64", "sbin") if os.path.islink(f"/{link}")
+          for arg in ("--symlink", os.readlink(f"/{link}"), f"/{link}")],
+        "--proc", "/proc", "--dev", "/dev",
+        "--size", str(limits.scratch_mb * MB), "--tmpfs", "/tmp",
+        "--dir", "/run/plugdeck",
+    ]
+    made: set[Path] = set()
+    for path in python_paths(launch.paths):
+        # The folders on the way are made traversable, not listable (bwrap would make them 0700 as the
+        # sandbox's root: the plugin's UID could not reach Python under pyenv's /root/.pyenv, say).
+        for folder in reversed(Path(path).parents[:-1]):
+            if folder not in made and folder != Path("/tmp"):
+                bwrap += ["--perms", "0711", "--dir", str(folder)]
+                made.add(folder)
+        bwrap += ["--ro-bind", path, path]
+    if launch.egress_socket:
+        bwrap += ["--ro-bind", launch.egress_socket, EGRESS_SOCKET]
+    bwrap += ["--remount-ro", "/", "--chdir", "/tmp",
+              "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
+              "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    if os.geteuid() == 0:
+        uid = str(launch.uid)
+        bwrap += ["--cap-drop", "ALL", *[arg for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+                                         for arg in ("--cap-add", cap)], "--"]
+        bwrap += [tool_path("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                  "--bounding-set=-all", "--no-new-privs", "--"]
+    else:
+        bwrap += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+    runner = [python, "-I", "-m", "plugdeck.sandbox.runner", f"--{launch.mode}", "--name", launch.name]
+    for path in sys_path_for_runner(launch.paths):
+        runner += ["--path", path]
+    if launch.egress_socket:
+        runner += ["--egress", EGRESS_SOCKET]
+    return ["/usr/bin/env", "-i", *prlimit, "--", *bwrap, *runner, launch.entry_point]
+
+
+def _private_places() -> list[Path]:
+    """Never shown to a plugin, nor inside them: the home folder and PLUGDECK_HOME (run store, keys)."""
+    home = os.environ.get("PLUGDECK_HOME") or Path.home() / ".local" / "share" / "plugdeck"
+    return [Path.home().resolve(), Path(home).expanduser().resolve()]
+
+
+def _safe(path: Path) -> bool:
+    """Neither the root, nor a folder holding the home, PLUGDECK_HOME or the working folder (a project's
+    plugdeck.toml and data), nor anything inside the home or PLUGDECK_HOME."""
+    if path == Path("/") or not path.is_dir():
+        return False
+    private = _private_places()
+    for place in [*private, Path.cwd().resolve()]:
+        if path == place or path in place.parents:
+            return False
+    return not any(place in path.parents for place in private)
+
+
+def sys_path_for_runner(extra: list[str]) -> list[str]:
+    """The import path the runner gets: this process's, less what a plugin must not see."""
+    seen: list[str] = []
+    for entry in [*extra, *sys.path]:
+        if not entry:
+            continue
+        path = Path(entry).resolve()
+        if str(path) not in seen and _safe(path):
+            seen.append(str(path))
+    return seen
+
+
+def python_paths(extra: list[str]) -> list[str]:
+    """Read-only binds: the interpreter (venv and base, which may live in a home, like pyenv's),
+    plugdeck itself and the safe part of the import path, cut to their outermost folders; /usr is
+    bound whole."""
+    import plugdeck
+
+    interpreter = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+                   Path(os.path.realpath(sys.executable)).parent.parent]
+    wanted = {p.resolve() for p in interpreter if p.resolve() not in _private_places()}
+    wanted.add(Path(plugdeck.__file__).resolve().parent.parent)
+    wanted |= {Path(p) for p in sys_path_for_runner(extra)}
+    roots: list[Path] = []
+    for path in sorted(wanted, key=lambda p: len(p.parts)):
+        inside = [Path("/usr"), *roots]
+        if path.is_dir() and not any(r == path or r in path.parents for r in inside):
+            roots.append(path)
+    return [str(p) for p in roots]

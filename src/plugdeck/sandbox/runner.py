@@ -1,0 +1,190 @@
+"""`python -m plugdeck.sandbox.runner [--serve|--describe|--self-test] ENTRYPOINT`: the process
+inside the sandbox.
+
+--serve      load the plugin's entry point and serve its tools over MCP stdio (the platform's MCP
+             client talks to it: tool pinning and timeouts apply as to any MCP server)
+--describe   print the plugin's manifest (tools with schemas, effects, needs) as JSON and exit
+--self-test  print what this process can see of the machine as JSON (the platform's start-up check)
+
+Secrets the plugin declared come with each call, in the call's `_meta` (never in the environment
+or argv), and are visible to the plugin's code only during that call: `plugdeck.sandbox.secret(NAME)`.
+After each call every other process in the sandbox is killed: nothing a call starts outlives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+SECRETS_META = "plugdeck/secrets"  # the call's _meta key holding {name: value}
+KILLED_META = "plugdeck/killed"  # the result's _meta key: processes left behind by the call
+
+
+def _load(entry_point: str, name: str):
+    from importlib.metadata import EntryPoint
+
+    from ..plugins.base import plugin_from
+
+    return plugin_from(EntryPoint(name=name, value=entry_point, group="plugdeck.plugins").load(), name=name)
+
+
+def describe(plugin: Any) -> dict[str, Any]:
+    return {**plugin.manifest(), "tools": [
+        {"name": t.name, "description": t.description, "effect": t.effect, "timeout": t.timeout,
+         "parameters": t.parameters, "untrusted": t.untrusted} for t in plugin.tools]}
+
+
+def kill_leftovers() -> int:
+    """Kill every process in this PID namespace but this one (PID 1): daemons, forks, children."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    while True:  # reap them, so that they stop counting against RLIMIT_NPROC
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def self_test() -> dict[str, Any]:
+    """Facts for the platform's check: who we are, what we can reach, what /proc shows."""
+    import errno
+    import socket
+
+    def reach(host: str, port: int) -> str:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return "connected"
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno or 0, str(exc))
+
+    def status_line(key: str) -> str:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key + ":")), "")
+
+    environs = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    environs[entry] = f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+    return {"uid": os.getuid(), "euid": os.geteuid(), "pid": os.getpid(), "cap_eff": status_line("CapEff"),
+            "cap_bnd": status_line("CapBnd"), "no_new_privs": status_line("NoNewPrivs"),
+            "env": sorted(os.environ), "environs": environs, "root_home": _listing("/root"),
+            "net_loopback": reach("127.0.0.1", 22), "net_outside": reach("192.0.2.1", 80)}
+
+
+def _listing(folder: str) -> list[str] | str:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as exc:
+        return type(exc).__name__
+
+
+async def serve(plugin: Any) -> None:
+    import mcp_types as types
+
+    from mcp.server import Server
+    from mcp.server.stdio import stdio_server
+
+    from . import _calling
+
+    tools = {t.name: t for t in plugin.tools}
+    listing = [types.Tool(name=t.name, description=t.description, input_schema=t.parameters,
+                          annotations=types.ToolAnnotations(read_only_hint=t.effect == "read"))
+               for t in plugin.tools]
+
+    async def list_tools(ctx: Any, params: Any) -> Any:
+        return types.ListToolsResult(tools=listing)
+
+    async def call_tool(ctx: Any, params: Any) -> Any:
+        from ..tools import ToolError
+
+        meta = dict(params.meta or {})
+        tool = tools.get(params.name)
+        try:
+            if tool is None:
+                raise ToolError(f"no tool {params.name!r}", "unknown_tool")
+            with _calling(meta.get(SECRETS_META) or {}):
+                output = await tool.call(params.arguments or {})
+            result = _result(output)
+        except ToolError as exc:
+            result = _failed(f"{exc.kind}: {exc.message}")
+        except MemoryError:
+            result = _failed("memory_limit: the tool ran out of memory (its sandbox's limit)")
+        except Exception as exc:  # the plugin's own bug: reported, the runner keeps serving
+            result = _failed(f"tool_crashed: {type(exc).__name__}: {exc}")
+        killed = kill_leftovers()
+        if killed:
+            result.meta = {KILLED_META: killed}
+        return result
+
+    server = Server(plugin.name, version=plugin.version, on_list_tools=list_tools, on_call_tool=call_tool)
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def _result(value: Any) -> Any:
+    """Text as text; anything else as JSON text, and as structured content when it is an object."""
+    import mcp_types as types
+
+    if isinstance(value, str):
+        return types.CallToolResult(content=[types.TextContent(text=value)])
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return types.CallToolResult(content=[types.TextContent(text=text)],
+                                structured_content=value if isinstance(value, dict) else None)
+
+
+def _failed(message: str) -> Any:
+    import mcp_types as types
+
+    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plugdeck.sandbox.runner")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    for flag in ("--serve", "--describe", "--self-test"):
+        mode.add_argument(flag, dest="mode", action="store_const", const=flag[2:])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--path", action="append", default=[])
+    parser.add_argument("--egress")
+    parser.add_argument("entry_point")
+    args = parser.parse_args(argv)
+    sys.path[:0] = [p for p in args.path if p not in sys.path]
+    if args.egress:
+        from . import http
+
+        http.SOCKET = args.egress
+    if args.mode == "self-test":
+        print(json.dumps(self_test()))
+        return 0
+    try:
+        plugin = _load(args.entry_point, args.name)
+    except Exception as exc:
+        print(f"could not load {args.entry_point}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+    if args.mode == "describe":
+        print(json.dumps(describe(plugin), default=str))
+        return 0
+    import anyio
+
+    anyio.run(serve, plugin)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
