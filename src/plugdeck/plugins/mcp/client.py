@@ -174,12 +174,14 @@ class MCPConnection:
         return dict(live.tools)
 
     async def call(
-        self, tool: str, arguments: dict[str, Any], timeout: float, guard: Callable[[str], None] | None = None
+        self, tool: str, arguments: dict[str, Any], timeout: float, guard: Callable[[str], None] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Any:
         """Call one tool; return its CallToolResult. Raises ToolError for every kind of failure.
 
         `guard(tool)` runs once the live tool list is known, before the call is sent: the place
-        for pin checks, which must see the list of this very session.
+        for pin checks, which must see the list of this very session. `meta` goes in the request's
+        `_meta` (the sandbox hands a call's secrets to its runner there, never in arguments).
         """
         from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
         from pydantic import ValidationError
@@ -196,7 +198,7 @@ class MCPConnection:
                 if guard:
                     guard(tool)
                 remaining = max(0.1, timeout - (time.monotonic() - started))
-                result = await live.client.call_tool(tool, arguments, read_timeout_seconds=remaining)
+                result = await live.client.call_tool(tool, arguments, read_timeout_seconds=remaining, meta=meta)
         except TimeoutError:
             raise ToolError(f"MCP server {self.name!r} did not answer {tool} within {timeout:g} s", "timeout") from None
         except MCPError as exc:
