@@ -21,7 +21,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "mcp": ("mcp", "mcp_types"),
     "server": ("fastapi", "uvicorn", "sse_starlette", "python_multipart", "fastapi_offline"),
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
-    "store": ("tuf", "securesystemslib", "cryptography"),
+    "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
 }
 
 
