@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from ..errors import PlugdeckError
 from ..plugins.openapi.ssrf import Allowance, BlockedURL, Guard, parse_allowance, parse_ip, safe_url, split_url
 
 URL_HEADER = "x-plugdeck-url"
@@ -50,7 +51,7 @@ class EgressRecord:
         return asdict(self)
 
 
-class Refused(Exception):
+class Refused(PlugdeckError):
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
         self.status, self.reason = status, reason

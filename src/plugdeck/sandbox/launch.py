@@ -26,6 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
 from .limits import Limits
 
 EGRESS_SOCKET = "/run/plugdeck/egress.sock"  # where the platform's egress proxy appears inside
@@ -33,7 +34,7 @@ UID_BASE, UID_SPAN = 200_000, 100_000  # one unprivileged UID per plugin, so NPR
 MB = 1024 * 1024
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(UserError, RuntimeError):
     """bubblewrap, prlimit or setpriv is missing, or the kernel refuses what the sandbox needs."""
 
 
