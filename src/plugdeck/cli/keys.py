@@ -43,12 +43,10 @@ def _store():
 
 def _known_plugins(home: Path) -> list[str]:
     """Installed and added plugins and knowledge bases, by name, without loading any of them."""
-    from importlib.metadata import entry_points
-
+    from .. import extensions
     from ..plugins import registry
-    from ..plugins.loading import GROUP
 
-    names = {ep.name for ep in entry_points(group=GROUP)} | set(registry.configured(home))
+    names = {e.name for e in extensions.declared(extensions.PLUGINS)} | set(registry.configured(home))
     kb_root = home / "kb"
     if kb_root.is_dir():
         names |= {p.name for p in kb_root.iterdir() if p.is_dir() and not p.name.startswith(".")}

@@ -146,12 +146,10 @@ class AgentCatalog:
 
     def plugin_names(self) -> list[str]:
         """Installed and added plugins, by name, without building them."""
-        from importlib.metadata import entry_points
-
+        from .. import extensions
         from ..plugins import registry
-        from ..plugins.loading import GROUP
 
-        names = sorted({ep.name for ep in entry_points(group=GROUP)})
+        names = sorted({e.name for e in extensions.declared(extensions.PLUGINS)})
         return names + [n for n in registry.configured(self.config.home) if n not in names]
 
     async def aclose(self) -> None:
