@@ -170,6 +170,79 @@ def test_a_stolen_online_key_cannot_sign_a_namespace(tmp_path, store, package):
     assert_nothing_installed(home)
 
 
+def _online_key_signs(repo, role: str, change) -> None:
+    """What a thief holding the registry's online key can do: change a bin and publish it properly."""
+    from tuf.api.metadata import MetaFile
+
+    from plugdeck.store.repo import _serializer, _write
+
+    md = repo.role(role)
+    change(md.signed)
+    md.signed.version += 1
+    md.signatures.clear()
+    md.sign(repo.online)
+    _write(repo.metadata_dir / f"{md.signed.version}.{role}.json", md.to_bytes(_serializer()))
+    repo.snapshot.signed.meta[f"{role}.json"] = MetaFile(md.signed.version)
+    repo._new_snapshot()
+
+
+def test_a_stolen_online_key_cannot_list_a_package_in_a_bin(tmp_path, store, package):
+    """TUF takes a file that a delegating role lists before it asks the delegates: the client refuses any
+    package file listed by the top-level targets or a bin, so only a namespace's key lists packages."""
+    from tuf.api.metadata import TargetFile
+
+    from plugdeck.store.layout import artifact_path, bin_of, bin_role, manifest_path
+
+    newer = version(package, "0.2.0")
+    files = {manifest_path("acme/weather", "0.2.0"): newer.manifest.to_bytes(),
+             artifact_path("acme/weather", "0.2.0", newer.manifest.artifact.file): newer.artifact}
+    for path, data in files.items():
+        digest = TargetFile.from_data(path, data, ["sha256"]).hashes["sha256"]
+        directory, _, base = path.rpartition("/")
+        (store.repo.targets_dir / directory).mkdir(parents=True, exist_ok=True)
+        (store.repo.targets_dir / directory / f"{digest}.{base}").write_bytes(data)
+
+    def add_targets(signed):
+        for path, data in files.items():
+            signed.targets[path] = TargetFile.from_data(path, data, ["sha256"])
+
+    _online_key_signs(store.repo, bin_role(bin_of("acme")), add_targets)
+    home = client_home(tmp_path, store.url)
+    refused(home, "lists package files itself", "0.2.0")
+    assert_nothing_installed(home)
+
+
+def test_a_stolen_online_key_cannot_swap_the_key_of_a_namespace_a_client_has_pinned(tmp_path, store, package):
+    """The online key decides which key a new namespace gets, so a thief could re-delegate acme to a key of
+    its own; a client that installed from acme before pinned acme's key and refuses the swap."""
+    from tuf.api.serialization.json import JSONSerializer
+
+    from plugdeck.store.layout import bin_of, bin_role
+
+    home = client_home(tmp_path, store.url)
+    install(home)
+    before = lock.lock_path(home).read_bytes()
+    thief = keys.generate(tmp_path / "thief.pem")
+
+    def redelegate(signed):
+        role = signed.delegations.roles["acme"]
+        signed.delegations.keys[thief.public_key.keyid] = thief.public_key
+        role.keyids = [thief.public_key.keyid]
+
+    _online_key_signs(store.repo, bin_role(bin_of("acme")), redelegate)
+    newer = version(package, "0.2.0")
+    from plugdeck.store.layout import artifact_path, manifest_path
+
+    files = {manifest_path("acme/weather", "0.2.0"): newer.manifest.to_bytes(),
+             artifact_path("acme/weather", "0.2.0", newer.manifest.artifact.file): newer.artifact}
+    forged = _parse(_resign(store.repo.role("acme").to_bytes(JSONSerializer()), files, thief))
+    store.repo._commit("acme", forged, {p: forged.signed.targets[p] for p in files}, files, None, None)
+    with pytest.raises(client.TrustFailure, match="key of namespace 'acme' changed since you first installed"):
+        install(home, "0.2.0")
+    assert lock.lock_path(home).read_bytes() == before
+    assert not (home / "store" / "packages" / "acme" / "weather" / "0.2.0").exists()
+
+
 def test_an_old_root_key_after_rotation(tmp_path, store):
     from tuf.api.metadata import Metadata
     from tuf.api.serialization.json import JSONSerializer

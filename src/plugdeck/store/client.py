@@ -171,6 +171,7 @@ class Fetched:
     manifest: Manifest
     manifest_bytes: bytes
     artifact: bytes
+    namespace_keys: list[str]  # the key ids the store delegates the namespace to, now
 
 
 def _updater(home: Path, name: str, url: str):
@@ -219,7 +220,45 @@ def fetch(home: Path, store: str, package: str, version: str) -> Fetched:
                            "installed") from None
     if hashlib.sha256(artifact).hexdigest() != manifest.artifact.sha256:
         raise TrustFailure(f"the artifact of {package} {version} is not the one its manifest names")
-    return Fetched(name, manifest, manifest_bytes, artifact)
+    return Fetched(name, manifest, manifest_bytes, artifact, _namespace_keys(home, name, manifest.namespace))
+
+
+def _namespace_keys(home: Path, store: str, namespace: str) -> list[str]:
+    """Check the roles above the namespace, as ngclient verified and kept them: neither the top-level
+    targets role nor the bin may list a package file itself (TUF would take a file a delegating role
+    lists before asking its delegates, so an online key could otherwise stand in for a publisher).
+    Returns the key ids the bin delegates the namespace to."""
+    from tuf.api.metadata import Metadata
+
+    from .layout import bin_of, bin_role
+
+    folder = store_dir(home, store) / "metadata"
+    bin_md = None
+    for role in ("targets", bin_role(bin_of(namespace))):
+        md = Metadata.from_file(str(folder / f"{role}.json"))
+        if md.signed.targets:
+            raise TrustFailure(f"the store's {role} role lists package files itself; only a namespace's own key may "
+                               "(refused: the store's keys may be stolen); nothing was installed")
+        bin_md = md
+    return sorted(bin_md.signed.delegations.roles[namespace].keyids)
+
+
+def check_namespace_pin(home: Path, store: str, namespace: str, keyids: list[str]) -> bool:
+    """True when the namespace's key is the one pinned at the first install from it (or none is pinned yet).
+    The store's online key decides which key a new namespace has; once pinned, a change is refused."""
+    pinned = stores(home).get(store, {}).get("namespaces", {}).get(namespace)
+    if pinned is not None and pinned != keyids:
+        raise TrustFailure(f"the key of namespace {namespace!r} changed since you first installed from it (was "
+                           f"{', '.join(k[:16] for k in pinned)}, now {', '.join(k[:16] for k in keyids)}): the "
+                           "publisher may have replaced it, or the store's keys were stolen; nothing was installed. "
+                           "If the publisher confirms the new key, add the store again (plugdeck store add)")
+    return pinned is None
+
+
+def pin_namespace(home: Path, store: str, namespace: str, keyids: list[str]) -> None:
+    known = stores(home)
+    known[store].setdefault("namespaces", {})[namespace] = keyids
+    _save_stores(home, known)
 
 
 def _download(updater, path: str, what: str) -> bytes:
@@ -265,6 +304,7 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
                          f"(plugdeck plugins remove {manifest.plugin})")
     if manifest.plugin in registry.installed_names():
         raise StoreError(f"{manifest.plugin!r} is the name of an installed plugin; {package} cannot take it")
+    first_from_namespace = check_namespace_pin(home, name, manifest.namespace, fetched.namespace_keys)
     if not consent(fetched, scan(manifest)):
         raise StoreError("not installed: no consent")
     target = lock.package_dir(home, package, version)
@@ -289,6 +329,8 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
     }
     data["packages"][package] = entry
     lock.write(home, data)
+    if first_from_namespace:
+        pin_namespace(home, name, manifest.namespace, fetched.namespace_keys)
     registry.add(home, manifest.plugin, "store", {"package": package}, replace=owner is not None)
     if previous and previous["version"] != version:
         shutil.rmtree(lock.package_dir(home, package, previous["version"]), ignore_errors=True)
