@@ -34,7 +34,8 @@ def setup(tmp_path):
     (tmp_path / "plugdeck.toml").write_text('[policy]\nallow = ["notes.*"]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
     env.update(PYTHONPATH=str(site), PLUGDECK_HOME=str(tmp_path / "data"), HOME=str(tmp_path),
-               NOTEBOOK=str(tmp_path / "notebook.jsonl"))
+               NOTEBOOK=str(tmp_path / "notebook.jsonl"),
+               PLUGDECK_UNSANDBOXED_PLUGINS="1")  # in process: the notes plugin writes where NOTEBOOK says
     return tmp_path, env
 
 

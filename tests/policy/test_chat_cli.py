@@ -38,7 +38,8 @@ def test_a_chat_holds_the_second_turns_write_and_runs_show_says_why(tmp_path):
     (tmp_path / "plugdeck.toml").write_text('[policy]\nallow = ["notes.*"]\nconfirm_writes = false\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
     env.update(PYTHONPATH=str(site), PLUGDECK_HOME=str(tmp_path / "data"), HOME=str(tmp_path),
-               NOTEBOOK=str(tmp_path / "notebook.jsonl"))
+               NOTEBOOK=str(tmp_path / "notebook.jsonl"),
+               PLUGDECK_UNSANDBOXED_PLUGINS="1")  # in process: the notes plugin writes where NOTEBOOK says
     cli = [sys.executable, "-m", "plugdeck.cli.main"]
     turns = [{"tool_calls": [{"name": "read_page", "arguments": {"url": "https://recipes.example/1"}}]},
              "It is a recipe.",

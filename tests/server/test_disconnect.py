@@ -52,6 +52,7 @@ def slow(env, tmp_path, monkeypatch):
     site.mkdir()
     install_fake_distribution(site, "plugdeck-slow", {"slow": "slowtools:plugin"}, {"slowtools": SLOW_TOOLS})
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PLUGDECK_UNSANDBOXED_PLUGINS", "1")  # in process: the test watches the tool's own events
     (tmp_path / "plugdeck.toml").write_text('[policy]\nallow = ["slow.*"]\n')  # third-party: allowed by name
     sys.modules.pop("slowtools", None)
     yield importlib.import_module("slowtools")

@@ -32,7 +32,12 @@ def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
             problems.append(LoadProblem(extension.name, source, _taken(extension.name, owners[extension.name])))
             continue
         try:
-            plugin = plugin_from(extension.load(), name=extension.name)
+            if extension.builtin:
+                plugin = plugin_from(extension.load(), name=extension.name)
+            else:  # never imported here: its code runs in the sandbox (plugdeck.sandbox.loader)
+                from ..sandbox.loader import third_party_plugin
+
+                plugin = third_party_plugin(extension.name, extension.target, extension.load)
         except Exception as exc:
             problems.append(LoadProblem(extension.name, source, f"{type(exc).__name__}: {exc}"))
             continue

@@ -115,15 +115,16 @@ def _private_places() -> list[Path]:
 
 
 def _safe(path: Path) -> bool:
-    """Neither the root, nor a folder holding the home, PLUGDECK_HOME or the working folder (a project's
-    plugdeck.toml and data), nor anything inside the home or PLUGDECK_HOME."""
+    """Neither the root, nor a folder that is or holds the home, PLUGDECK_HOME or the working folder (a
+    project's plugdeck.toml and data), nor anything inside PLUGDECK_HOME. A folder inside the home is
+    bound only when it is on the import path itself (pip --user's ~/.local/lib/pythonX/site-packages)."""
     if path == Path("/") or not path.is_dir():
         return False
     private = _private_places()
     for place in [*private, Path.cwd().resolve()]:
         if path == place or path in place.parents:
             return False
-    return not any(place in path.parents for place in private)
+    return private[1] not in path.parents
 
 
 def sys_path_for_runner(extra: list[str]) -> list[str]:

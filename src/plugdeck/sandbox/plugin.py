@@ -171,9 +171,8 @@ class SandboxRuntime:
         values = {}
         for declared in self.declared_secrets:
             var = self.secret_vars.get(declared)
-            if var is None:
-                raise ToolError(f"plugin {self.name!r} needs the secret {declared!r}, which the operator has not "
-                                f"mapped: add it under [plugins.{self.name}.secrets] in sandbox.toml", "secret_missing")
+            if var is None:  # not mapped: not given (the plugin's secret() says how to map it)
+                continue
             value = os.environ.get(var)
             if not value:
                 raise ToolError(f"plugin {self.name!r} needs the secret {declared!r} from ${var}, which is not set",
@@ -210,7 +209,8 @@ def sandboxed_plugin(entry_point: str, name: str, *, settings: SandboxSettings |
     runtime = SandboxRuntime(name, entry_point, manifest, settings=settings, paths=paths, resolver=resolver)
     needs = dict(manifest.get("needs") or {})
     tools = [_tool(runtime, definition) for definition in manifest.get("tools", [])]
-    plugin = Plugin(name=name, tools=tools, version=str(manifest.get("version") or "0"),
+    # The plugin's own name, as in process (a plugin may differ from its entry point's name).
+    plugin = Plugin(name=str(manifest.get("name") or name), tools=tools, version=str(manifest.get("version") or "0"),
                     description=str(manifest.get("description") or ""), author=str(manifest.get("author") or ""),
                     source=source or f"entry point {entry_point} (sandboxed)",
                     needs={**needs, "sandbox": {"limits": runtime.limits.as_dict()}}, close=runtime.close)

@@ -94,7 +94,7 @@ def _listing(folder: str) -> list[str] | str:
         return type(exc).__name__
 
 
-async def serve(plugin: Any) -> None:
+async def serve(plugin: Any, protocol: Any = None) -> None:
     import mcp_types as types
 
     from mcp.server import Server
@@ -133,7 +133,7 @@ async def serve(plugin: Any) -> None:
         return result
 
     server = Server(plugin.name, version=plugin.version, on_list_tools=list_tools, on_call_tool=call_tool)
-    async with stdio_server() as (read_stream, write_stream):
+    async with stdio_server(stdout=protocol) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
@@ -172,17 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "self-test":
         print(json.dumps(self_test()))
         return 0
+    # The protocol keeps the real stdout; what the plugin prints goes to stderr (the platform's log of it).
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+    os.dup2(2, 1)
     try:
         plugin = _load(args.entry_point, args.name)
     except Exception as exc:
         print(f"could not load {args.entry_point}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
     if args.mode == "describe":
-        print(json.dumps(describe(plugin), default=str))
+        protocol.write(json.dumps(describe(plugin), default=str))
+        protocol.flush()
         return 0
     import anyio
 
-    anyio.run(serve, plugin)
+    anyio.run(serve, plugin, anyio.wrap_file(protocol))
     return 0
 
 
