@@ -40,7 +40,7 @@ async def agent_runs(runs: int, steps: int, sinks) -> float:
     cpu = time.process_time()
     for _ in range(runs):
         run = await Agent(ScriptedModel(prepared), tools=[lookup], max_steps=steps + 1, sinks=sinks).run("go")
-        assert run.ok and run.tool_calls == steps, run
+        assert run.ok and run.usage.tool_calls == steps, run
     return time.process_time() - cpu
 
 

@@ -74,7 +74,7 @@ async def test_step_limit_stops_cleanly():
     loop_forever = [{"tool_calls": [call("slow_echo", text="again", seconds=0)]}] * 5
     run = await Agent(ScriptedModel(loop_forever), tools=[slow_echo], max_steps=3).run("loop")
     assert run.status == "max_steps" and "3 steps" in run.error
-    assert run.model_calls == 3 and run.tool_calls == 3
+    assert run.usage.model_calls == 3 and run.usage.tool_calls == 3
     assert isinstance(run.events[-1], RunFinished)
 
 

@@ -39,7 +39,7 @@ async def test_plan_runs_independent_calls_together_and_answers_in_two_model_cal
     run = await agent([PLAN, "Microsoft's share costs 179.75 more than Apple's."]).run(
         "How much more does a Microsoft share cost than an Apple share?")
     assert run.status == "ok" and run.answer == "Microsoft's share costs 179.75 more than Apple's."
-    assert run.model_calls == 2 and run.tool_calls == 3
+    assert run.usage.model_calls == 2 and run.usage.tool_calls == 3
     order = [(e.type, e.call_id) for e in run.events if isinstance(e, (ToolStarted, ToolFinished))]
     # Both lookups started before either finished; the subtraction waited for both.
     assert [o for o in order[:2]] == [("tool_started", "plan1_1"), ("tool_started", "plan1_2")]
@@ -71,7 +71,7 @@ async def test_replan_when_the_join_asks_for_it():
     turns = ['1. stock_price(company="Apple")\n2. join()', "REPLAN: I also need Nvidia's price",
              '1. stock_price(company="Nvidia")\n2. join()', "Apple 230.5, Nvidia 135"]
     run = await agent(turns).run("Apple and Nvidia prices?")
-    assert run.answer == "Apple 230.5, Nvidia 135" and run.model_calls == 4
+    assert run.answer == "Apple 230.5, Nvidia 135" and run.usage.model_calls == 4
     assert any(isinstance(e, PlannerNote) and "replanning" in e.message for e in run.events)
 
 
@@ -105,7 +105,7 @@ async def test_the_next_plan_is_asked_for_while_the_replan_reason_still_streams(
     agent = Agent(model, tools=[stock_price], planner="plan")
     deltas = []
     run = await asyncio.wait_for(agent.run("Apple and Nvidia prices?", sinks=[deltas.append]), 10)
-    assert run.status == "ok" and run.answer == "Apple 230.5, Nvidia 135" and run.model_calls == 4
+    assert run.status == "ok" and run.answer == "Apple 230.5, Nvidia 135" and run.usage.model_calls == 4
     calls = [e for e in run.events if isinstance(e, ModelCalled)]
     assert "REPLAN: I also need Nvidia's price" in [c.text for c in calls] and all(c.error is None for c in calls)
     note = next(e for e in run.events if isinstance(e, PlannerNote))
@@ -117,7 +117,7 @@ async def test_the_next_plan_is_asked_for_while_the_replan_reason_still_streams(
 async def test_an_answer_that_starts_like_replan_is_an_answer():
     turns = ['1. stock_price(company="Apple")\n2. join()', "Replanning is not needed: Apple is at 230.5."]
     run = await agent(turns).run("Apple price?")
-    assert run.answer == "Replanning is not needed: Apple is at 230.5." and run.model_calls == 2
+    assert run.answer == "Replanning is not needed: Apple is at 230.5." and run.usage.model_calls == 2
 
 
 @pytest.mark.parametrize("plan, reason", [
@@ -218,7 +218,7 @@ async def test_plan_and_join_calls_carry_the_applications_system_prompt_and_ever
     turns = [plan, "REPLAN: the guests are missing", plan, "Réservé. Le Bureau"]
     model = ScriptedModel(turns)
     run = await Agent(model, tools=[_booking_tool()], system_prompt=FRENCH, planner="plan").run("Book the north hall")
-    assert run.status == "ok" and run.model_calls == 4
+    assert run.status == "ok" and run.usage.model_calls == 4
     plan_calls, join_calls = model.calls[0::2], model.calls[1::2]
     for call in model.calls:  # every call, the replan included: the application's instructions are there
         system = "\n".join(m["content"] for m in call if m["role"] == "system")

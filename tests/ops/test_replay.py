@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugdeck import Agent, RunStore, ScriptedModel, tool
-from plugdeck.assemble import load_plugins
+from plugdeck.assemble import ReplayAgents, load_plugins
 from plugdeck.config import load_config
 from plugdeck.ops.run_replay import replay_run
 from plugdeck.plugins.calculator import plugin as calculator
@@ -85,7 +85,7 @@ async def test_tools_that_are_gone_and_turns_that_run_out_are_differences(config
         recorded = await Agent(ScriptedModel(turns), [calculator], tools=[double], sinks=[store.record]).run("go")
         store.flush()
         stored = store.get_run(recorded.id)
-    report = await replay_run(stored, config)
+    report = await replay_run(stored, config, ReplayAgents(config))
     assert report.notes == ["tool 'double' was given in code, not by a plugin; the replay runs without it"]
     [difference] = report.differences
     assert difference["what"] == "tool_result" and difference["after"]["outcome"] == "unknown_tool"
@@ -97,7 +97,7 @@ async def test_tools_that_are_gone_and_turns_that_run_out_are_differences(config
         failed = await Agent(ScriptedModel([]), [calculator], sinks=[store.record]).run("no turns")
         store.flush()
         stored = store.get_run(failed.id)
-    report = await replay_run(stored, config)
+    report = await replay_run(stored, config, ReplayAgents(config))
     assert report.same and report.after["status"] == "error" and report.after["model_calls"] == 1
 
     # Today's agent stops after one step: the second recorded turn is never used.
@@ -107,7 +107,7 @@ async def test_tools_that_are_gone_and_turns_that_run_out_are_differences(config
         two_steps = await Agent(ScriptedModel([calculate, "4"]), [calculator], sinks=[store.record]).run("two steps")
         store.flush()
         stored = store.get_run(two_steps.id)
-    report = await replay_run(stored, config)
+    report = await replay_run(stored, config, ReplayAgents(config))
     assert [d["what"] for d in report.differences] == ["model_calls", "answer", "status"]
     assert report.after["status"] == "max_steps" and report.before["status"] == "ok"
     assert report.differences[0]["message"] == "model calls: was 2, now 1"
@@ -120,8 +120,8 @@ async def test_a_planned_run_replays_the_same(config):
         recorded = await agent.run(QUESTION)
         store.flush()
         stored = store.get_run(recorded.id)
-    assert recorded.answer == "421.5" and recorded.tool_calls == 2
-    report = await replay_run(stored, config)
+    assert recorded.answer == "421.5" and recorded.usage.tool_calls == 2
+    report = await replay_run(stored, config, ReplayAgents(config))
     assert report.planner == "plan" and report.same, report.differences
     assert [c["result"]["result"] for c in report.after["tool_calls"]] == ["409.5", "421.5"]
 
@@ -157,7 +157,7 @@ async def test_a_replay_never_repeats_a_side_effect(config, env, tmp_path):
         outcomes = [(e["tool"], e["error"]) for e in stored["events"] if e["type"] == "tool_finished"]
         assert recorded.status == "ok" and len(orders) == 1, outcomes
 
-        report = await replay_run(stored, config)
+        report = await replay_run(stored, config, ReplayAgents(config))
         assert report.same, report.differences
         assert len(orders) == 1  # the order was played back, not placed again
         assert [c["tool"] for c in report.after["tool_calls"]] == ["pizzeria.list_menu", "pizzeria.place_order"]
@@ -166,7 +166,7 @@ async def test_a_replay_never_repeats_a_side_effect(config, env, tmp_path):
         server.server_close()
 
     # With the service gone, the read call fails today; the write call is still only played back.
-    report = await replay_run(stored, config)
+    report = await replay_run(stored, config, ReplayAgents(config))
     [difference] = report.differences
     assert difference["what"] == "tool_result" and difference["before"]["tool"] == "pizzeria.list_menu"
     assert difference["after"]["outcome"] != "ok"

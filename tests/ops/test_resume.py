@@ -75,7 +75,7 @@ APPROVE = textwrap.dedent('''
         while not os.path.exists(go):
             time.sleep(0.001)
         try:
-            run = await agent.resume(run_id, store, {action_id: True})
+            run = await agent.resume(run_id, {action_id: True})
             outcome = {"status": run.status if run else None}
         except (ActionNotPending, RunNotWaiting) as exc:
             outcome = {"status": "refused", "message": str(exc)}
@@ -133,8 +133,7 @@ async def test_a_run_waiting_in_a_process_that_ended_finishes_in_another(store_t
         checkpoint = store.checkpoint(started["run_id"])
         assert checkpoint["setup"] == {"model": "scripted", "plugins": ["shop"]} and checkpoint["planner"] == "loop"
         model = ScriptedModel(["Your order is placed."])
-        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
-                                                                               {pending["id"]: True})
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], {pending["id"]: True})
         assert run.status == "ok" and run.answer == "Your order is placed."
         assert orders(shop) == [f"margherita 2 {pending['id']}"]  # once, with the approval as idempotency key
         seen = model.calls[0]  # the model carries on from the conversation A had
@@ -162,7 +161,7 @@ async def test_a_crash_while_waiting_loses_neither_the_run_nor_its_confirmation(
         assert [p["id"] for p in store.pending()] == started["waiting"]
         model = ScriptedModel(["I did not place the order."])
         run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(
-            started["run_id"], store, {started["waiting"][0]: False}, notes={started["waiting"][0]: "too many"})
+            started["run_id"], {started["waiting"][0]: False}, notes={started["waiting"][0]: "too many"})
         assert run.status == "ok" and not orders(shop)
         assert '"kind": "rejected"' in model.calls[0][-1]["content"]
         store.flush()
@@ -190,7 +189,7 @@ async def test_a_live_run_taken_over_elsewhere_does_not_act_again(store_target, 
     with RunStore(store_target) as store:
         run = await Agent(ScriptedModel([{"tool_calls": [ORDER]}, "placed here"]), tools=shop.tools,
                           sinks=[store.record]).run("order")
-        assert run.status == "waiting" and run.parked
+        assert run.status == "waiting" and store.checkpoint(run.id) is not None  # parked in the store
         (action,) = run.waiting
         go = shop.folder / "go"
         go.touch()
@@ -225,13 +224,12 @@ async def test_actions_of_one_turn_are_decided_one_by_one_across_processes(store
     first_id, second_id = started["waiting"]
     with RunStore(store_target) as store:
         model = ScriptedModel(["Both are ordered."])
-        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
-                                                                               {first_id: True})
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], {first_id: True})
         assert run.status == "waiting" and [a.id for a in run.waiting] == [second_id] and len(orders(shop)) == 1
         assert [p["id"] for p in store.pending()] == [second_id]
     with RunStore(store_target) as store:  # yet another process decides the other one
         run = await Agent(ScriptedModel(["Both are ordered."]), tools=shop.tools, sinks=[store.record]).resume(
-            started["run_id"], store, {second_id: True})
+            started["run_id"], {second_id: True})
         assert run.status == "ok" and sorted(orders(shop)) == sorted([f"margherita 2 {first_id}",
                                                                      f"diavola 1 {second_id}"])
         store.flush()
@@ -251,7 +249,7 @@ async def test_a_decision_given_while_the_run_is_busy_is_carried_out_by_its_driv
         assert not orders(shop)  # the first order is under way
         # Meanwhile the other decision reaches another process: recorded, since this copy is busy.
         assert await Agent(ScriptedModel([]), tools=shop.tools, sinks=[elsewhere.record]).resume(
-            run.id, elsewhere, {other.id: True}) is None
+            run.id, {other.id: True}, store=elsewhere) is None
         await confirming
         await run.settled()
         assert run.status == "ok" and run.answer == "Both are ordered." and len(orders(shop)) == 2
@@ -267,8 +265,7 @@ async def test_a_waiting_plan_resumes_with_the_tool_loop(tmp_path, shop):
     with RunStore(target) as store:
         assert store.checkpoint(started["run_id"])["planner"] == "plan"
         model = ScriptedModel(["Two margherita are ordered."])
-        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
-                                                                               {started["waiting"][0]: True})
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], {started["waiting"][0]: True})
         assert run.status == "ok" and len(orders(shop)) == 1
         assistant, *results = model.calls[0][2:]
         assert [c["function"]["name"] for c in assistant["tool_calls"]] == ["menu", "place_order"]
@@ -283,8 +280,7 @@ async def test_an_approval_is_bound_to_the_exact_arguments(tmp_path, shop):
         conn.execute("UPDATE checkpoints SET data = replace(data, '\"quantity\": 2', '\"quantity\": 20')")
     with RunStore(target) as store:
         model = ScriptedModel(["Nothing was ordered."])
-        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
-                                                                               {started["waiting"][0]: True})
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], {started["waiting"][0]: True})
         assert run.status == "ok" and not orders(shop)
         assert '"kind": "changed"' in model.calls[0][-1]["content"]
 
@@ -296,8 +292,7 @@ async def test_an_approval_given_after_the_time_limit_is_refused(tmp_path, shop)
         conn.execute("UPDATE actions SET requested_at = requested_at - 660")
     with RunStore(target) as store:
         model = ScriptedModel(["Nothing was ordered."])
-        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], store,
-                                                                               {started["waiting"][0]: True})
+        run = await Agent(model, tools=shop.tools, sinks=[store.record]).resume(started["run_id"], {started["waiting"][0]: True})
         assert run.status == "ok" and not orders(shop)
         assert '"kind": "expired"' in model.calls[0][-1]["content"]
 
@@ -310,15 +305,15 @@ async def test_decisions_are_refused_for_other_keys_unknown_actions_and_finished
         agent = Agent(ScriptedModel(["done"]), tools=shop.tools, sinks=[store.record])
         assert store.pending(api_key_id="key-b") == [] and len(store.pending(api_key_id="key-a")) == 1
         with pytest.raises(KeyError, match="no run"):
-            await agent.resume(started["run_id"], store, {action_id: True}, api_key_id="key-b")
+            await agent.resume(started["run_id"], {action_id: True}, api_key_id="key-b")
         with pytest.raises(ActionNotPending, match="no such action"):
-            await agent.resume(started["run_id"], store, {"act_forged": True})
+            await agent.resume(started["run_id"], {"act_forged": True})
         assert store.get_run(started["run_id"])["status"] == "waiting" and not orders(shop)  # all or nothing
-        run = await agent.resume(started["run_id"], store, {action_id: True}, api_key_id="key-a")
+        run = await agent.resume(started["run_id"], {action_id: True}, api_key_id="key-a")
         assert run.status == "ok"
         store.flush()
         with pytest.raises(RunNotWaiting, match="is ok"):
-            await agent.resume(started["run_id"], store, {action_id: True})
+            await agent.resume(started["run_id"], {action_id: True})
         assert len(orders(shop)) == 1
 
 
@@ -327,6 +322,6 @@ async def test_a_waiting_plan_with_a_store_still_confirms_in_process(tmp_path, s
     with RunStore(tmp_path / "runs.db") as store:
         run = await Agent(ScriptedModel([plan, "Two margherita are ordered."]), tools=shop.tools,
                           sinks=[store.record], planner="plan").run("menu, and order two margherita")
-        assert run.status == "waiting" and run.parked and [e.tool for e in run.tool_results] == ["menu"]
+        assert run.status == "waiting" and store.checkpoint(run.id) is not None and [e.tool for e in run.tool_results] == ["menu"]
         await run.confirm(run.waiting[0].id)
         assert run.status == "ok" and run.answer == "Two margherita are ordered." and len(orders(shop)) == 1

@@ -133,7 +133,7 @@ async def test_a_parked_second_turn_keeps_its_provenance_when_carried_on_elsewhe
         action = second.waiting[0]
         model = ScriptedModel(turns[3:])
         elsewhere = Agent(model, tools=[read_document, place_order], policy=NO_CONFIRM, sinks=[store.record])
-        resumed = await elsewhere.resume(second.id, store, {action.id: True})
+        resumed = await elsewhere.resume(second.id, {action.id: True})
         assert ORDERS == [("hawaii", 10)]  # the approved one ran, once
         assert resumed.status == "waiting" and resumed.waiting[0].arguments == {"pizza": "margherita", "quantity": 3}
         asked = [e for e in resumed.events if isinstance(e, ConfirmationRequested)]

@@ -5,35 +5,50 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..events import ModelCalled, PolicyDecided, TextDelta
+from ..errors import RunStopped
+from ..events import ModelCalled, PolicyDecided, TextDelta, ToolFinished
 from ..models.base import Model, ModelError, ModelResponse, TextChunk, ToolCall
-from ..policy.engine import budget_exceeded
+from ..policy.engine import limit_reached
 from ..tools import Toolset
-from .executor import run_tool_calls
-from .run import Run
+from .admission import Waiting
+from .executor import run_tool_calls, tool_message
+from .pause import Paused
+from .turn import Turn
 
 
-class StepLimit(Exception):
+class StepLimit(RunStopped):
     """The run used all its steps without a final answer."""
 
 
-class BudgetSpent(Exception):
-    """A budget of the policy ran out; the run stops with what it has."""
+class BudgetSpent(RunStopped):
+    """A limit of the run ran out; the run stops with what it has."""
 
 
-async def tool_loop(run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], max_steps: int,
-                    first_step: int = 1) -> str:
-    """Return the model's final answer (before answer checks). `first_step` > 1: a run carried on."""
-    for step in range(first_step, max_steps + 1):
-        check_model_budget(run)
-        run.steps = step
-        response = await call_model(run, model, toolset, messages, step)
+async def tool_loop(turn: Turn, model: Model, toolset: Toolset, first_step: int = 1) -> str:
+    """Return the model's final answer (before answer checks). Raises Paused when a call of a step waits
+    for a person. `first_step` > 1: a run carried on."""
+    messages = turn.messages
+    for step in range(first_step, turn.max_steps + 1):
+        check_model_budget(turn)
+        turn.run.usage.steps = step
+        response = await call_model(turn, model, toolset, messages, step)
         response.tool_calls = unique_ids(response.tool_calls)
         messages.append(response.to_message())
         if not response.tool_calls:
             return response.text
-        messages.extend(await run_tool_calls(run, toolset, response.tool_calls, step))
-    raise StepLimit(f"stopped after {max_steps} steps without a final answer (raise max_steps to allow more)")
+        outcomes = await run_tool_calls(turn, toolset, response.tool_calls, step)
+        end_step(turn, step, response.tool_calls, outcomes)
+    raise StepLimit(f"stopped after {turn.max_steps} steps without a final answer (raise max_steps to allow more)")
+
+
+def end_step(turn: Turn, step: int, calls: list[ToolCall], outcomes: list[ToolFinished | Waiting]) -> None:
+    """The step's results go to the model; or, when some call waits for a person, the turn pauses here."""
+    waiting = [o.action for o in outcomes if isinstance(o, Waiting)]
+    finished = [o for o in outcomes if isinstance(o, ToolFinished)]
+    if waiting:
+        raise Paused(step, [{"call_id": c.id, "tool": c.name, "arguments": c.arguments} for c in calls],
+                     {f.call_id: tool_message(f)["content"] for f in finished}, waiting)
+    turn.messages.extend(tool_message(f) for f in finished)
 
 
 def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
@@ -47,16 +62,17 @@ def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
     return calls
 
 
-def check_model_budget(run: Run) -> None:
-    budget = budget_exceeded(run.policy, run, before="model")
-    if budget:
-        run.emit(PolicyDecided, decision="budget", rule=budget[0], reason=budget[1])
-        raise BudgetSpent(budget[1])
+def check_model_budget(turn: Turn) -> None:
+    reached = limit_reached(turn.limits, turn.run.usage, before="model")
+    if reached:
+        turn.run.emit(PolicyDecided, decision="budget", rule=reached[0], reason=reached[1])
+        raise BudgetSpent(reached[1])
 
 
 async def call_model(
-    run: Run, model: Model, toolset: Toolset, messages: list[dict[str, Any]], step: int
+    turn: Turn, model: Model, toolset: Toolset, messages: list[dict[str, Any]], step: int
 ) -> ModelResponse:
+    run = turn.run
     started = time.perf_counter()
     ttft = None
     response = None
@@ -75,7 +91,8 @@ async def call_model(
         run.emit(ModelCalled, step=step, model=model.name, messages=sent,
                  latency=time.perf_counter() - started, ttft=ttft, error=str(exc))
         raise
-    served = {"model": response.served_by or model.name, "fallbacks": response.fallbacks}
+    served = {"model": response.served_by or model.name, "fallbacks": response.fallbacks,
+              "cost": turn.price(response.prompt_tokens, response.completion_tokens)}
     if response.prices is not None:  # a fallback chain answered from a deployment with its own prices
         p_in, p_out = response.prices
         served["cost"] = (response.prompt_tokens * p_in + response.completion_tokens * p_out) / 1_000_000

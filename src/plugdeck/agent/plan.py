@@ -32,13 +32,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import PlugdeckError
 from ..events import ModelCalled, PlannerNote, TextDelta
 from ..models.base import Model, ModelError, TextChunk, ToolCall
 from ..tools import Toolset
+from .admission import Waiting
 from .executor import run_tool_call, tool_message
 from .loop import check_model_budget
+from .pause import Paused, assistant_turn
 from .tool_text import describe_tools
-from .run import Run
+from .turn import Turn
 
 LINE = re.compile(r"^\s*(\d+)\s*[.):]\s*([A-Za-z_][\w.-]*)\s*\((.*)\)\s*$")
 REFERENCE = re.compile(r"\$\{?(\d+)\}?")
@@ -68,7 +71,7 @@ PLAN_SCOPE = ", but the plan keeps the format above"
 JOIN_SCOPE = ", but a reply asking for a new plan keeps the form above"
 
 
-class PlanError(ValueError):
+class PlanError(PlugdeckError, ValueError):
     """The plan cannot be run as written."""
 
 
@@ -161,10 +164,10 @@ def _as_text(result: Any) -> str:
 class PlanRunner:
     """Runs one question with plan → execute → join, replanning at most `max_replans` times."""
 
-    def __init__(self, run: Run, model: Model, toolset: Toolset, conversation: list[dict[str, Any]],
-                 max_replans: int = 1, system_prompt: str | None = None):
-        self.run, self.model, self.toolset = run, model, toolset
-        self.conversation = conversation  # without the system prompt
+    def __init__(self, turn: Turn, model: Model, toolset: Toolset, max_replans: int = 1,
+                 system_prompt: str | None = None):
+        self.turn, self.run, self.model, self.toolset = turn, turn.run, model, toolset
+        self.conversation = turn.run.messages  # without the system prompt
         self.system_prompt = system_prompt  # the application's: it goes with the planner's own in every call
         self.max_replans = max_replans
         self.observations: list[_Observed] = []
@@ -190,7 +193,7 @@ class PlanRunner:
             await asyncio.gather(*self._replan_reasons, return_exceptions=True)
 
     async def _plan_and_execute(self) -> None:
-        check_model_budget(self.run)
+        check_model_budget(self.turn)
         self.step += 1
         instructions = PLAN_PROMPT.format(tools=describe_tools(self.toolset.specs))
         messages = [{"role": "system", "content": self._with_application(instructions, PLAN_SCOPE)},
@@ -199,6 +202,7 @@ class PlanRunner:
             messages += [*self._results_turn(), {"role": "user", "content": REPLAN_REQUEST}]
         futures: dict[int, asyncio.Future] = {}
         tasks: list[asyncio.Task] = []
+        self.waiting: dict[str, tuple[dict[str, Any], Any]] = {}  # call id -> (call, its pending action)
         call, buffer = _ModelCall(messages, self.step), ""
         try:
             async for item in self.model.stream(messages, []):
@@ -222,6 +226,19 @@ class PlanRunner:
         finally:
             self._record_call(call)
         await asyncio.gather(*tasks)
+        if self.waiting:
+            self._pause()
+
+    def _pause(self) -> None:
+        """Steps wait for a person: the turn ends with the calls that started (steps that need their
+        results are left to the model, after the decision)."""
+        mine = [o for o in self.observations if o.call_id.startswith(f"plan{self.step}_")]
+        calls = [{"call_id": o.call_id, "tool": o.tool, "arguments": o.arguments} for o in mine if o.ran]
+        calls += [call for call, _ in self.waiting.values()]
+        calls.sort(key=lambda c: int(c["call_id"].rsplit("_", 1)[1]))
+        results = {o.call_id: o.shown for o in mine if o.ran}
+        raise Paused(self.step, calls, results, [action for _, action in self.waiting.values()],
+                     assistant=assistant_turn(calls))
 
     def _dispatch(self, line: str, futures: dict[int, asyncio.Future], tasks: list[asyncio.Task]) -> None:
         if not line.strip():
@@ -238,6 +255,9 @@ class PlanRunner:
         results = {n: await futures[n] for n in step.needs}
         failed = [n for n, r in results.items() if isinstance(r, _Failed)]
         call_id = f"plan{self.step}_{step.number}"
+        if any(isinstance(r, _Waits) for r in results.values()):
+            futures[step.number].set_result(_Waits())  # its input waits for a person: left for later
+            return
         if failed:
             outcome: Any = _Failed(f"step {failed[0]} failed")
             self.observations.append(_Observed(step.number, call_id, step.tool, step.arguments,
@@ -245,9 +265,15 @@ class PlanRunner:
         else:
             arguments = substitute(step.arguments, results)
             call = ToolCall(call_id, step.tool, arguments, json.dumps(arguments, default=str))
-            finished = await run_tool_call(self.run, self.toolset, call, self.step)
+            finished = await run_tool_call(self.turn, self.toolset, call, self.step)
+            if isinstance(finished, Waiting):
+                self.waiting[call_id] = ({"call_id": call_id, "tool": finished.action.tool, "arguments": arguments},
+                                         finished.action)
+                futures[step.number].set_result(_Waits())
+                return
             outcome = _Failed(finished.error["message"]) if finished.error else finished.result
-            self.observations.append(_Observed(step.number, call_id, step.tool, arguments, tool_message(finished)["content"]))
+            self.observations.append(_Observed(step.number, call_id, step.tool, arguments, tool_message(finished)["content"],
+                                               ran=True))
         futures[step.number].set_result(outcome)
 
     def _results_turn(self) -> list[dict[str, Any]]:
@@ -262,7 +288,7 @@ class PlanRunner:
     async def _join(self) -> str | None:
         """The answer, or None when the model asks for a new plan. The reply's start is held back
         until it shows which: a replan is acted on at once, and its reason read in the background."""
-        check_model_budget(self.run)
+        check_model_budget(self.turn)
         self.step += 1
         step = self.step
         messages = [{"role": "system", "content": self._with_application(JOIN_PROMPT, JOIN_SCOPE)},
@@ -321,12 +347,14 @@ class PlanRunner:
         return reason
 
     def _record_call(self, call: _ModelCall) -> None:
-        self.run.steps = max(self.run.steps, call.step)
+        usage = self.run.usage
+        usage.steps = max(usage.steps, call.step)
         response = call.response
+        prompt, completion = getattr(response, "prompt_tokens", 0), getattr(response, "completion_tokens", 0)
         self.run.emit(ModelCalled, step=call.step, model=self.model.name, messages=call.messages,
+                      cost=self.turn.price(prompt, completion),
                       text="".join(call.text), finish_reason=getattr(response, "finish_reason", None),
-                      prompt_tokens=getattr(response, "prompt_tokens", 0),
-                      completion_tokens=getattr(response, "completion_tokens", 0),
+                      prompt_tokens=prompt, completion_tokens=completion,
                       ttft=call.ttft, latency=time.perf_counter() - call.started,
                       error=None if response is not None else "the model call did not finish")
 
@@ -345,6 +373,7 @@ class _Observed:
     tool: str
     arguments: Any
     shown: str  # the tool message content
+    ran: bool = False  # the call ran (not left out because an input failed)
 
 
 @dataclass
@@ -362,6 +391,10 @@ class _ModelCall:
         if self.ttft is None:
             self.ttft = time.perf_counter() - self.started
         self.text.append(piece)
+
+
+class _Waits:
+    """A step that waits for a person's decision (or whose input does)."""
 
 
 class _Failed:

@@ -494,19 +494,13 @@ def tools_call(
 
 
 async def _call_under_policy(tool, args, policy, yes: bool):
-    """The agent's own admission path for one call: validation, policy, confirmation, timeout."""
-    from ..agent.executor import run_tool_calls
-    from ..agent.run import Run
-    from ..events import ToolFinished
-    from ..models.base import ToolCall
-    from ..tools import ToolError, Toolset
+    """The agent's own admission chain for one call: validation, policy, confirmation, timeout."""
+    from ..agent.executor import call_tool
+    from ..tools import ToolError
     from .confirm import terminal_confirmer
 
-    run = Run(f"tools call {tool.qualified_name}")
-    run.policy, run.confirmer = policy, terminal_confirmer(_consoles()[1], yes)
-    toolset = Toolset([tool])
-    await run_tool_calls(run, toolset, [ToolCall("cli", toolset.specs[0].name, args, json.dumps(args))], step=1)
-    finished = next(e for e in run.events if isinstance(e, ToolFinished))
+    finished = await call_tool(tool, args, policy=policy, confirmer=terminal_confirmer(_consoles()[1], yes),
+                               question=f"tools call {tool.qualified_name}", call_id="cli")
     if finished.error:
         raise ToolError(finished.error["message"], finished.error["kind"])
     return finished.result

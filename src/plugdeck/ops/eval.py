@@ -271,7 +271,7 @@ async def run_case(agent, case: Case) -> dict[str, Any]:
     else:
         events = [e.to_dict() for e in run.events]
         answer, status, error, run_id = run.answer, run.status, run.error, run.id
-        prompt, completion, cost = run.prompt_tokens, run.completion_tokens, getattr(run, "cost", 0.0) or 0.0
+        prompt, completion, cost = run.usage.prompt_tokens, run.usage.completion_tokens, run.usage.cost
     duration = time.perf_counter() - started
     outcomes = score(case, answer, status, events)
     return {

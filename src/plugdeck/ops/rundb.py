@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
+from ..agent.pause import BookError
 from ..redaction import redact as redact_text
 from ..redaction import register_secret
 
 
-class RunStoreError(RuntimeError):
+class RunStoreError(BookError, RuntimeError):
     """The run store cannot do what was asked (a damaged file, a schema from a newer plugdeck, ...)."""
 
 

@@ -36,6 +36,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..agent.pause import ActionNotPending, ParkOutcome, RunNotWaiting
 from ..events import Event, ModelCalled, RunFinished, RunStarted, TextDelta
 from ..redaction import redact_value
 from .migrations import migrate
@@ -54,17 +55,6 @@ COST_GROUPS = {"day": "m.day", "key": "COALESCE(r.api_key_id, '')", "model": "m.
 MAX_BATCH = 1000
 
 
-class ActionNotPending(KeyError):
-    """The action is unknown, belongs to another run, or was already decided."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-class RunNotWaiting(RunStoreError):
-    """The run has finished (or was aborted): nothing of it waits for a decision."""
-
-
 @dataclass(slots=True)
 class _Event:
     event: Event
@@ -80,12 +70,6 @@ class _Park:
     actions: list[dict[str, Any]]
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     outcome: Any = None
-
-
-@dataclass
-class ParkOutcome:
-    moved: bool = False  # another process carries the run on now
-    decisions: dict[str, tuple[bool, str, str]] = field(default_factory=dict)  # made while the run was busy
 
 
 @dataclass

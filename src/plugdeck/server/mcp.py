@@ -103,20 +103,14 @@ def build_server(agent: Any, *, version: str = "", assume_yes: bool = False):
 async def call_through_policy(tool: Tool, arguments: dict[str, Any], policy: Any, assume_yes: bool) -> Any:
     """Run one tool through the agent's own admission path (validation, policy, confirmation, timeout),
     as if the model had called it; the MCP client gets the result or the refusal."""
-    from ..agent.executor import run_tool_call
-    from ..agent.run import Run
-    from ..models.base import ToolCall
-    from ..tools import Toolset
+    from ..agent.executor import call_tool
 
     def confirm(action: Any) -> bool:
         return assume_yes
 
     confirm.label = "the MCP client (--yes)" if assume_yes else "no one to ask"
-    run = Run(f"mcp tools/call {tool.qualified_name}")
-    run.policy, run.confirmer = policy, confirm
-    toolset = Toolset([tool])
-    call = ToolCall("mcp", toolset.specs[0].name, arguments, json.dumps(arguments, default=str))
-    finished = await run_tool_call(run, toolset, call, step=1)
+    finished = await call_tool(tool, arguments, policy=policy, confirmer=confirm,
+                               question=f"mcp tools/call {tool.qualified_name}", call_id="mcp")
     if finished.error:
         message = f"{finished.error['kind']}: {finished.error['message']}"
         if finished.error["kind"] == "rejected":

@@ -124,7 +124,7 @@ async def list_runs(request: Request, limit: int = Query(50, ge=1, le=500), stat
         stored = await asyncio.to_thread(state.store.list_runs, limit, status, api_key_id=principal.api_key_id)
     listed = {row["id"] for row in stored}
     # Runs that started a moment ago may not be written yet: the store's writer is a step behind.
-    fresh = [_row(r) for r in state.live.live() if r.id not in listed and r.finished_at is None
+    fresh = [_row(r) for r in state.live.live() if r.id not in listed and not r.finished
              and principal.may_see(r.owner) and (status is None or r.status == status)]
     return (fresh + stored)[:limit]
 
@@ -197,7 +197,7 @@ async def decide(run_id: str, action_id: str, body: Decision, request: Request, 
     state = state_of(request)
     live, stored = await _find(state, run_id, principal)
     streamed = _wants_stream(stream, accept)
-    if live is not None and live.run is not None and live.status == "waiting":
+    if live is not None and live.status == "waiting":
         start = len(live.events)
         driver = live.decide(action_id, body.approve, body.reason, principal.label)
         return await _answer(live, driver, start, streamed)
@@ -214,16 +214,15 @@ async def _resume(state: ServerState, stored: dict, action_id: str, body: Decisi
 
     checkpoint = await asyncio.to_thread(state.store.checkpoint, stored["id"])
     agent = state.agents.for_checkpoint(checkpoint, principal.key)
-    live = LiveRun(stored.get("api_key_id"), "", stored["question"])
-    settles = agent.resume(stored["id"], state.store, {action_id: body.approve}, by=principal.label,
-                           notes={action_id: body.reason}, api_key_id=principal.api_key_id, sinks=[live.record])
     try:
-        driver = await state.live.adopt(live, settles)
+        run = await agent.resume(stored["id"], {action_id: body.approve}, store=state.store, by=principal.label,
+                                 notes={action_id: body.reason}, api_key_id=principal.api_key_id, wait=False)
     except (ActionNotPending, RunNotWaiting) as exc:
         raise ApiError(409, str(exc), code="not_waiting") from None
-    if live.id is None:  # another replica carries the run on; it has the decision
+    if run is None:  # another replica carries the run on; it has the decision
         return JSONResponse({"id": stored["id"], "status": "running", "elsewhere": True}, status_code=202)
-    return await _answer(live, driver, 0, streamed)
+    live = state.live.adopt(LiveRun(run, stored.get("api_key_id"), "", start=len(run.events)))
+    return await _answer(live, asyncio.ensure_future(run.settled()), live.start, streamed)
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel a running run; it is recorded as cancelled")

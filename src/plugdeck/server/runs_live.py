@@ -1,15 +1,15 @@
-"""Runs in flight: their events as they happen, and the Run object a confirmation resumes.
+"""Runs in flight on this server: each is the agent's own Run (plugdeck.agent.run), with who started it.
 
-A request that starts a run gets a `LiveRun` and a *driver*: the task that runs it until it settles
-(finishes, or waits for a person). A confirmation starts a new driver (`run.confirm`). Streams
-follow a run's events until their driver is done; observers follow until the run finishes. A
-stream whose client goes away while its run is running cancels the run: the model call and the
-tools stop, and the run is recorded as cancelled.
+A request that starts a run gets its LiveRun and a *driver*: a task that ends when the run settles
+(finishes, or waits for a person). A decision starts a new driver (the run's confirm/reject, which
+resume it). Streams follow the Run's events until their driver is done; observers until the run
+settles. A stream whose client goes away while its run is running cancels the run: the model call
+and the tools stop, and the run is recorded as cancelled.
 
 Memory stays bounded: finished runs are dropped after a short grace period (long enough for the
-run store's writer to have them), and runs that wait for a person longer than `pending_ttl` are
-let go: recorded to a run store, they wait on there (parked) and a decision resumes them from it;
-without one, they are cancelled.
+run store's writer to have them), and runs that wait for a person longer than `pending_ttl` are let
+go: recorded to a run store, they wait on there and a decision resumes them from it; without one,
+they end cancelled.
 """
 
 from __future__ import annotations
@@ -18,138 +18,103 @@ import asyncio
 import time
 from typing import Any, AsyncIterator
 
-from ..agent.run import RunMoved
-from ..events import ConfirmationAnswered, ConfirmationRequested, Event, ModelCalled, RunFinished
+from ..agent.pause import MEMORY
+from ..agent.run import Run, RunMoved
+from ..events import Event, RunFinished
 from .errors import ApiError
+
+FINISHED = ("ok", "error", "deadline", "max_steps", "budget", "cancelled")
 
 
 class LiveRun:
-    def __init__(self, owner: str | None, agent_name: str, question: str):
+    def __init__(self, run: Run, owner: str | None, agent_name: str, start: int = 0):
+        self.run = run
         self.owner = owner  # the api_key_id of the key that started it; None for the operator
         self.agent_name = agent_name
-        self.question = question
-        self.id: str | None = None
-        self.events: list[Event] = []
-        self.run: Any = None  # the Run, once it has settled the first time
-        self.finished_at: float | None = None
+        self.start = start  # events before this index happened before this server had the run
+        self.finished_at: float | None = None  # noted by the registry's sweep
         self.waiting_since: float | None = None
-        self.started = asyncio.Event()
-        self._task: asyncio.Task | None = None  # the run's own task, to cancel it
-        self._wakers: set[asyncio.Event] = set()
-        self._asked: dict[str, dict[str, Any]] = {}  # actions asked and not yet answered, as the API shows them
         self._deciding: set[str] = set()
 
-    # ---- the sink: every event of the run comes through here, on the event loop -------------------
+    @property
+    def id(self) -> str:
+        return self.run.id
 
-    def record(self, event: Event) -> None:
-        if self._task is None:
-            # Run has no public cancel yet: the task that emits a run's first event is the run's own task.
-            self.id = event.run_id
-            self._task = asyncio.current_task()
-            self.started.set()
-        self.events.append(event)
-        if isinstance(event, ConfirmationRequested):
-            self._asked[event.action_id] = {"id": event.action_id, "call_id": event.call_id, "tool": event.tool,
-                                            "arguments": event.arguments, "summary": event.summary,
-                                            "reason": event.reason, "from_untrusted": event.from_untrusted}
-            self.waiting_since = time.monotonic()
-        elif isinstance(event, ConfirmationAnswered):
-            self._asked.pop(event.action_id, None)
-            self._deciding.discard(event.action_id)
-            self.waiting_since = time.monotonic() if self._asked else None
-        elif isinstance(event, RunFinished):
-            self.finished_at = time.monotonic()
-        for waker in self._wakers:
-            waker.set()
+    @property
+    def question(self) -> str:
+        return self.run.question
 
-    # ---- state ------------------------------------------------------------------------------------
+    @property
+    def events(self) -> list[Event]:
+        return self.run.events
 
     @property
     def status(self) -> str:
-        if self.finished_at is not None:
-            return self.events[-1].status
-        return "waiting" if self._asked else "running"
+        status = self.run.status
+        return "running" if status == "moved" else status
+
+    @property
+    def finished(self) -> bool:
+        return self.run.status in FINISHED and bool(self.events) and isinstance(self.events[-1], RunFinished)
 
     @property
     def pending(self) -> list[dict[str, Any]]:
-        return list(self._asked.values())
-
-    def settled(self, run: Any) -> None:
-        """The run settled: note actions it waits on that were asked before this copy saw them (a run
-        carried on from the store asks them again without announcing them)."""
-        self.run = run
-        for action in run.waiting:
-            if action.id not in self._asked:
-                self._asked[action.id] = {k: v for k, v in action.to_dict().items() if k != "run_id"}
-                self.waiting_since = time.monotonic()
+        return [{k: v for k, v in action.to_dict().items() if k not in ("run_id", "requested_at")}
+                for action in self.run.waiting]
 
     def totals(self) -> dict[str, int]:
-        calls = [e for e in self.events if isinstance(e, ModelCalled)]
-        prompt = sum(e.prompt_tokens for e in calls)
-        completion = sum(e.completion_tokens for e in calls)
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage = self.run.usage
+        return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.tokens}
 
     @property
     def cost(self) -> float:
-        """What its model calls cost, at the model profile's prices."""
-        return sum(e.cost for e in self.events if isinstance(e, ModelCalled))
+        """What its model calls cost, at the prices of whoever served them."""
+        return self.run.usage.cost
 
     def cancel(self) -> None:
-        if self.finished_at is None and self._task is not None and not self._task.done():
-            self._task.cancel()
+        self.run.cancel()
 
     async def cancelled(self, wait: float = 5.0) -> None:
         """Cancel, and give the run a moment to record that it was."""
-        task = self._task
-        self.cancel()
-        if task is not None and not task.done():
-            await asyncio.wait([task], timeout=wait)
-
-    # ---- following ----------------------------------------------------------------------------------
+        if self.run.cancel():
+            try:
+                await asyncio.wait_for(self.run.settled(), wait)
+            except (asyncio.CancelledError, TimeoutError):
+                pass
 
     async def follow(self, driver: asyncio.Task | None = None, start: int = 0) -> AsyncIterator[list[tuple[int, Event]]]:
-        """The events from `start` on as they come, in batches of (index, event): everything that
-        happened since the last batch, so a stream writes once per batch rather than once per event.
-        Until the driver is done, or (no driver) until the run finishes."""
-        waker = asyncio.Event()
-        self._wakers.add(waker)
-        if driver is not None:
-            driver.add_done_callback(lambda _: waker.set())
-        try:
-            index = start
-            while True:
-                waker.clear()
+        """The run's events from `start` on as they come, in batches of (index, event), until the run
+        settles and (given) the driver is done."""
+        index = start
+        while True:
+            async for batch in self.run.follow(index, through_pauses=driver is None):
+                index = batch[-1][0] + 1
+                yield batch
+            if driver is None or driver.done():
                 if index < len(self.events):
-                    batch = list(enumerate(self.events[index:], index))
-                    index += len(batch)
-                    yield batch
-                    continue  # more may have come while the batch was written
-                if self.finished_at is not None or (driver is not None and driver.done()):
-                    return
-                await waker.wait()
-        finally:
-            self._wakers.discard(waker)
-
-    # ---- confirmations ------------------------------------------------------------------------------
+                    yield list(enumerate(self.events[index:], index))
+                return
+            await asyncio.wait([driver])  # the run settled before the driver (a decision) was done
 
     def decide(self, action_id: str, approve: bool, reason: str, by: str) -> asyncio.Task:
         """Approve or reject a pending action; returns the driver that carries the run on."""
-        if action_id not in self._asked or self.run is None:
-            known = ", ".join(self._asked) or "none"
+        if action_id not in {a.id for a in self.run.waiting}:
+            known = ", ".join(a.id for a in self.run.waiting) or "none"
             raise ApiError(404, f"run {self.id} has no pending action {action_id!r} (pending: {known})",
                            code="no_such_action")
         if action_id in self._deciding:
             raise ApiError(409, f"action {action_id} is already being decided", code="already_decided")
         self._deciding.add(action_id)
-        async def drive():
+
+        async def drive() -> Run:
             try:
-                run = await (self.run.confirm(action_id, by=by) if approve else
-                             self.run.reject(action_id, reason, by=by))
+                return await (self.run.confirm(action_id, by=by) if approve else
+                              self.run.reject(action_id, reason, by=by))
             except (KeyError, RunMoved) as exc:  # decided elsewhere meanwhile, or carried on by another process
-                self._deciding.discard(action_id)
                 raise ApiError(409, str(exc.args[0] if exc.args else exc), code="not_waiting") from None
-            self.settled(run)
-            return run
+            finally:
+                self._deciding.discard(action_id)
 
         return asyncio.create_task(drive())
 
@@ -163,30 +128,14 @@ class LiveRegistry:
 
     async def start(self, agent: Any, question: str, history: list[dict[str, Any]] | None, *, owner: str | None,
                     agent_name: str) -> tuple[LiveRun, asyncio.Task]:
-        """Start a run; return once it has its id, with the driver that runs it until it settles."""
-        live = LiveRun(owner, agent_name, question)
+        """Start a run; return it with the driver that ends when it settles."""
         # Every history a client sends is client-controlled: untrusted content for the policy (R02).
-        return live, await self.adopt(live, agent.run(question, history=history, sinks=[live.record],
-                                                       api_key_id=owner, history_trust="untrusted"))
+        run = agent.start(question, history=history, api_key_id=owner, history_trust="untrusted")
+        return self.adopt(LiveRun(run, owner, agent_name)), asyncio.ensure_future(run.settled())
 
-    async def adopt(self, live: LiveRun, settles) -> asyncio.Task:
-        """Drive a run with `settles` (a coroutine that returns the Run once it settles), and keep it
-        here once its first event is in."""
-
-        async def drive():
-            run = await settles
-            if run is not None:
-                live.settled(run)
-            return run
-
-        driver = asyncio.create_task(drive())
-        driver.add_done_callback(lambda _: live.started.set())
-        await live.started.wait()  # the run's first event, or the driver's end
-        if live.id is None:
-            driver.result()  # it ended before the run began: a bug of ours (or a refusal), surfaced
-            return driver
+    def adopt(self, live: LiveRun) -> LiveRun:
         self._runs[live.id] = live
-        return driver
+        return live
 
     def get(self, run_id: str) -> LiveRun | None:
         return self._runs.get(run_id)
@@ -200,14 +149,23 @@ class LiveRegistry:
     def sweep(self) -> None:
         """Drop finished runs after the grace period; let go of runs that waited too long for a person."""
         now = time.monotonic()
+        for live in self._runs.values():
+            if live.finished and live.finished_at is None:
+                live.finished_at = now
+            if live.status == "waiting" and live.waiting_since is None:
+                live.waiting_since = now
+            elif live.status != "waiting":
+                live.waiting_since = None
         finished = sorted((r.finished_at, run_id) for run_id, r in self._runs.items() if r.finished_at is not None)
         for _, run_id in finished[:max(0, len(finished) - self.most_finished)]:
             del self._runs[run_id]
         for run_id, live in list(self._runs.items()):
-            if live.finished_at is not None and now - live.finished_at > self.keep_finished:
+            if live.finished_at is not None and now - live.finished_at >= self.keep_finished:
                 del self._runs[run_id]
-            elif live.waiting_since is not None and now - live.waiting_since > self.pending_ttl:
-                live.cancel()  # a parked run waits on in the run store; an unrecorded one ends cancelled
+            elif live.waiting_since is not None and now - live.waiting_since >= self.pending_ttl:
+                if MEMORY.has(run_id):  # kept by no run store: nothing can carry it on once let go
+                    MEMORY.forget(run_id)
+                    live.run.finish("cancelled", f"no one decided within {self.pending_ttl:g} s")
                 del self._runs[run_id]
 
     async def cancel_all(self, wait: float = 5.0) -> None:

@@ -63,7 +63,7 @@ def streamed(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def summary(live: LiveRun) -> dict[str, Any]:
-    last = live.events[-1] if live.finished_at is not None else None
+    last = live.events[-1] if live.finished else None
     return {
         "id": live.id,
         "agent": live.agent_name,
