@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UserError
 from .check import override_set, require_sandbox
 
 
-class InProcessRefused(ValueError):
+class InProcessRefused(UserError, ValueError):
     pass
 
 
