@@ -264,6 +264,16 @@ async def test_an_installed_hook_class_is_made_once(site):
     assert [(e.name, e.package) for e in extensions.declared(extensions.HOOKS)] == [("counter", "plugdeck-counter")]
 
 
+async def test_an_installed_hook_that_does_not_load_refuses_every_call(site):
+    install_fake_distribution(site, "plugdeck-guard", {"guard": "guard_hook_mod:Guard"},
+                              {"guard_hook_mod": "raise ImportError('needs the policy-sdk library')\n"},
+                              group="plugdeck.hooks")
+    assert extensions.has_tool_hooks()
+    with pytest.raises(ToolError, match="plugdeck-guard was skipped.*policy-sdk") as refused:
+        await before_tool_call(CALL)
+    assert refused.value.kind == "hook_failed"
+
+
 def test_declaring_imports_nothing_until_asked(site):
     install_fake_distribution(site, "plugdeck-lazy", {"lazy": "lazy_backend_mod:make"},
                               {"lazy_backend_mod": "raise ImportError('imported too early')\n"}, group="plugdeck.models")

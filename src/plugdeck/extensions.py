@@ -298,11 +298,15 @@ async def _call(function: Callable[..., Any], *args: Any) -> Any:
 
 async def before_tool_call(call: ToolCallInfo) -> None:
     """Ask every hook, in order, before a tool runs. A hook refuses the call by raising ToolError (the
-    model reads its message). A hook that fails any other way refuses it too: a hook that guards a tool
-    must not let the call through because it broke."""
+    model reads its message). A hook that fails any other way refuses it too, and so does an installed
+    hook that could not be loaded: a hook that guards tools must not let calls through because it broke."""
     from .tools import ToolError
 
-    for who, hook in _hooks():
+    hooks = _hooks()
+    broken = [p for p in problems(HOOKS) if p.name in named(HOOKS) and named(HOOKS)[p.name].package == p.package]
+    if broken:  # a guard that did not load must not mean "no guard": fail closed, and say why
+        raise ToolError(f"not run: {broken[0]}", "hook_failed")
+    for who, hook in hooks:
         function = getattr(hook, "before_tool_call", None)
         if function is None:
             continue
