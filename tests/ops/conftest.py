@@ -3,7 +3,6 @@ test on the real server (127.0.0.1:5432, user postgres) and dropped afterwards."
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import pytest
@@ -31,9 +30,6 @@ def store_target(request, tmp_path):
 
 
 @pytest.fixture
-def env(tmp_path):
-    """The environment for running the plugdeck command: its own home, nothing from this shell's plugdeck."""
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGDECK_", "OTEL_"))}
-    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config")}
+def env(cli_env):
+    """The shared CLI environment (tests/cli_env.py), under the name the ops tests use."""
+    return cli_env

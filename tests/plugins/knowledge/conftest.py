@@ -2,7 +2,6 @@
 (a hand-written PDF, a .docx from python-docx), the real embedding model loaded once per session,
 and a knowledge base built from the documents."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,16 +157,6 @@ def handbook(tmp_path_factory, embedder):
     kb.add([write_corpus(root / "handbook")])
     yield kb
     kb.close()
-
-
-@pytest.fixture
-def cli_env(tmp_path):
-    """An environment for the CLI that never touches the real home."""
-    fake_home = tmp_path / "user"
-    fake_home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
-    return {**clean, "HOME": str(fake_home), "PLUGDECK_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(fake_home / ".config")}
 
 
 def plugdeck(env, *args, cwd=None, timeout=120):

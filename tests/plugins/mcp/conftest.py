@@ -18,13 +18,9 @@ PLUGDECK = [PYTHON, "-m", "plugdeck.cli.main"]
 
 
 @pytest.fixture
-def cli_env(tmp_path):
-    """An environment for the CLI that never touches the real home."""
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
-    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(home / ".config"), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+def cli_env(cli_env):
+    """The shared CLI environment (tests/cli_env.py), with the reference servers' commands on PATH."""
+    return {**cli_env, "PATH": f"{BIN}{os.pathsep}{cli_env.get('PATH', '')}"}
 
 
 def plugdeck(env, *args, timeout=60):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -117,15 +116,6 @@ async def test_an_agent_orders_with_a_persons_ok(pizzeria):
 
 
 # ---- the CLI, as a user types it ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
-    return {**clean, "HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(home / ".config")}
 
 
 def plugdeck(env, *args):
