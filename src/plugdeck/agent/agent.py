@@ -26,6 +26,7 @@ from ..usage import Limits
 from .checks import AnswerCheck
 from .confirm import Confirmer
 from .loop import BudgetSpent, StepLimit
+from .output import OutputInvalid
 from .pause import MEMORY, Book, BookError, Paused, park, usage_of
 from .planner import LoopPlanner, Planner, PlanPlanner, choose
 from .run import Run, RunMoved, Sink
@@ -182,6 +183,10 @@ class Agent:
         `run.follow()` yields its events as they come, `await run.settled()` waits for its end or pause,
         `run.cancel()` stops it. Arguments: see `run`."""
         check_trust(history_trust)
+        if output_type is not None:
+            from .output import check_output_type
+
+            check_output_type(output_type)
         run = self._new_run(question, sinks, api_key_id)
         run.drive(self._start(run, history, history_trust, limits, deps, output_type, self.confirm))
         return run
@@ -447,6 +452,8 @@ class Agent:
         except BudgetSpent as exc:
             run.finish("budget", str(exc))
         except ModelError as exc:
+            run.finish("error", str(exc))
+        except OutputInvalid as exc:
             run.finish("error", str(exc))
         except RunMoved:
             run.moved()  # another process carries it on and records its end

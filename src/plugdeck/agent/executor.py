@@ -111,7 +111,7 @@ async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, turn: Tur
     admitted = await admit(turn, tool, call, earlier=earlier, decision=decision)
     if isinstance(admitted, Waiting):
         return admitted
-    context = RunContext(deps=turn.deps, run_id=turn.run.id, usage=turn.run.usage)
+    context = RunContext(deps=turn.deps, run_id=turn.run.id, usage=turn.run.usage, call_id=call.id)
     try:
         return await asyncio.wait_for(tool.invoke(kwargs, admitted.approved_action, context), tool.timeout)
     except asyncio.TimeoutError:

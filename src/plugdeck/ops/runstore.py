@@ -12,7 +12,8 @@ one); meanwhile events wait in a bounded buffer, and once that is full they are 
 per run (`lost_events`) and reported by `health()`: recording never blocks a run.
 
 A run that waits for a person's OK is *parked*: its checkpoint and pending actions are committed,
-and from then on any process may take it over (`take_over`) and carry it on (Agent.resume).
+and from then on any process may take it over (`take_over`) and carry it on (Agent.resume); the
+store is the agent's Book (plugdeck.agent.pause) for the runs it records.
 Decisions and executions are single transitions that only one process can win, so an approved
 action runs once however many replicas try. Runs left `running` by a process that died are
 marked `aborted` the next time a store opens on that host (after a `PRAGMA quick_check` of a
@@ -408,29 +409,6 @@ class RunStore:
         return ParkOutcome(decisions=decisions)
 
     # ---- decisions: each a transition only one process can make --------------------------------
-
-    def decide(self, run_id: str, action_id: str, approved: bool, *, by: str = "person", note: str = "",
-               driver: str) -> str:
-        """A decision given to the live copy `driver` of a run: 'ok' (carry on here) or 'moved' (another
-        process carries the run on now; nothing was written). ActionNotPending if it is not pending."""
-        with self._session() as conn, conn.transaction():
-            if not self._hold(conn, run_id, driver):
-                return "moved"
-            self._decide(conn, run_id, action_id, approved, by, note)
-        return "ok"
-
-    def hold(self, run_id: str, *, driver: str) -> str:
-        """The live copy `driver` of a parked run goes on working: 'ok', or 'moved' if another took it over."""
-        with self._session() as conn, conn.transaction():
-            return "ok" if self._hold(conn, run_id, driver) else "moved"
-
-    @staticmethod
-    def _hold(conn, run_id: str, driver: str) -> bool:
-        row = conn.execute(f"SELECT driver, status FROM runs WHERE id = ?{_for_update(conn)}", (run_id,)).fetchone()
-        if row is None or row[0] != driver or row[1] not in LIVE:
-            return False
-        conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
-        return True
 
     def take_over(self, run_id: str, decisions: dict[str, tuple[bool, str, str]], *, driver: str,
                   api_key_id: str | None = None) -> dict[str, Any] | None:
