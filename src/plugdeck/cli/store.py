@@ -200,6 +200,8 @@ def install(
     store: Optional[str] = StoreOpt,
     version: Optional[str] = typer.Option(None, "--version", help="A version (default: the latest)."),
     yes: bool = YesOpt,
+    allow_flagged: bool = typer.Option(False, "--allow-flagged",
+                                       help="Install even when the metadata scanner flags a tool (after reading it)."),
 ) -> None:
     """Install a plugin from a store: verified through TUF, shown with its tools and permissions, then
     installed only with your consent, and pinned in plugdeck.lock."""
@@ -221,7 +223,12 @@ def install(
             client.add_store(home, client.name_for_url(store), store, root)
 
         def consent(fetched, findings) -> bool:
+            from ..plugins.scan import blocking
+
             _show(fetched, findings)
+            if blocking(findings) and not allow_flagged:
+                _fail("the metadata scanner flags what reads like hidden instructions to the model (above); "
+                      "not installed (--allow-flagged installs it anyway)")
             _consent(f"Install {fetched.manifest.name} {fetched.manifest.version}?", yes, "installing a plugin")
             return True
 
@@ -252,6 +259,83 @@ def _show(fetched, findings) -> None:
     say(f"  limits: {json.dumps(limits) if limits else 'none declared'}")
     for finding in findings:
         say(f"scanner: {finding}")
+
+
+@group.command("update")
+def update(
+    packages: Optional[list[str]] = typer.Argument(None, help="Packages to update (default: every one installed)."),
+    yes: bool = YesOpt,
+) -> None:
+    """Install newer versions: quietly when tools and permissions are unchanged, else show what changed
+    and ask again."""
+    from ..store.client import StoreError
+    from ..store.update import update as run_update
+
+    def ask(package: str, old: str, new: str, changes) -> bool:
+        print(f"{package} {old} -> {new} changes what it may do:", file=sys.stderr)
+        for line in changes.lines:
+            print(f"  {line}", file=sys.stderr)
+        _consent(f"Update {package} to {new}?", yes, "an update that changes tools or permissions")
+        return True
+
+    try:
+        outcomes = run_update(_home(), packages or None, ask)
+    except StoreError as exc:
+        _fail(str(exc))
+    for o in outcomes:
+        if o["outcome"] == "up to date":
+            print(f"{o['package']} {o['version']}: up to date")
+        else:
+            print(f"{o['package']} {o['previous']} -> {o['version']}: {o['outcome']}"
+                  + ("" if o["changes"] else " (no change to tools or permissions)"))
+
+
+@group.command("revoke")
+def revoke(
+    package: str = typer.Argument(..., help="NAMESPACE/NAME"),
+    version: str = typer.Argument(..., help="The version to revoke."),
+    reason: str = typer.Option(..., "--reason", help="Why: shown to everyone who installed it."),
+    store: str = typer.Option(..., "--store", help="The store's URL."),
+    key: Optional[str] = typer.Option(None, "--key", help="Revoke as the publisher: the namespace's key."),
+    admin_token_env: Optional[str] = typer.Option(None, "--admin-token-env",
+                                                  help="Revoke as the store: a variable holding its admin token."),
+) -> None:
+    """Revoke a version (signed through TUF); installed copies are disabled at their next refresh."""
+    from ..store import keys
+    from ..store.publish import PublishError, revoke as as_publisher, revoke_as_admin
+
+    home = _home()
+    try:
+        if admin_token_env:
+            as_admin = revoke_as_admin(store, package, version, reason, os.environ.get(admin_token_env, ""))
+            print(f"revoked {as_admin['name']} {as_admin['version']} as the store")
+            return
+        if not key:
+            _fail("give --key NAMESPACE (as the publisher) or --admin-token-env VAR (as the store)")
+        token = _token(home, store, key)
+        if token is None:
+            _fail(f"no API token for namespace {key!r} at {store} on this machine")
+        done = as_publisher(store, package, version, reason, keys.load(keys.key_path(_keys_dir(home), key)), token)
+    except (PublishError, keys.StoreKeyError) as exc:
+        _fail(str(exc))
+    print(f"revoked {done['name']} {done['version']}")
+
+
+@group.command("audit")
+def audit(as_json: bool = JsonOpt) -> None:
+    """Check every installed store plugin: revoked (with the reason), changed on disk, or ok."""
+    from ..store.audit import audit as run_audit
+
+    results = run_audit(_home())
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        if not results:
+            print("nothing installed from a store")
+        for r in results:
+            print(f"{r['package']} {r['version']}: {r['status']}" + (f" ({r['reason']})" if r["reason"] else ""))
+    if any(r["status"] != "ok" for r in results):
+        raise typer.Exit(1)
 
 
 app_commands: dict[str, Any] = {"install": install}

@@ -16,12 +16,13 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from .layout import artifact_path, manifest_path
+from .layout import REVOKED_FILE, artifact_path, manifest_path, revoked_path
 from .manifest import Manifest, ManifestError, parse_manifest
 
 
@@ -148,7 +149,8 @@ def search(url: str, query: str, *, kind: str | None = None, namespace: str | No
     return answer.json()["results"]
 
 
-def latest_version(url: str, package: str) -> str:
+def latest_version(url: str, package: str) -> str | None:
+    """The highest version that is not revoked, as the store lists it (what is then fetched is verified)."""
     import httpx
 
     try:
@@ -199,6 +201,9 @@ def fetch(home: Path, store: str, package: str, version: str) -> Fetched:
             raise StoreError(f"{package} {version}: {exc}") from None
         if (manifest.name, manifest.version) != (package, version):
             raise TrustFailure(f"the manifest at {package} {version} is for {manifest.name} {manifest.version}")
+        revoked = revocation(updater, package, version)
+        if revoked is not None:
+            raise StoreError(f"{package} {version} was revoked: {revoked}")
         artifact = _download(updater, artifact_path(package, version, manifest.artifact.file),
                              f"the artifact of {package} {version}")
     except tuf_errors.ExpiredMetadataError as exc:
@@ -236,7 +241,8 @@ def _namespace_keys(home: Path, store: str, namespace: str) -> list[str]:
     bin_md = None
     for role in ("targets", bin_role(bin_of(namespace))):
         md = Metadata.from_file(str(folder / f"{role}.json"))
-        if md.signed.targets:
+        # A bin may list revocations (the store's admin revokes with the online key), nothing else.
+        if any(not (role != "targets" and path.endswith("/" + REVOKED_FILE)) for path in md.signed.targets):
             raise TrustFailure(f"the store's {role} role lists package files itself; only a namespace's own key may "
                                "(refused: the store's keys may be stolen); nothing was installed")
         bin_md = md
@@ -259,6 +265,19 @@ def pin_namespace(home: Path, store: str, namespace: str, keyids: list[str]) -> 
     known = stores(home)
     known[store].setdefault("namespaces", {})[namespace] = keyids
     _save_stores(home, known)
+
+
+def revocation(updater, package: str, version: str) -> str | None:
+    """The reason a version was revoked, if its publisher or the store revoked it (TUF-verified)."""
+    info = updater.get_targetinfo(revoked_path(package, version))
+    if info is None:
+        return None
+    cached = updater.find_cached_target(info)
+    try:
+        reason = json.loads(Path(cached or updater.download_target(info)).read_bytes()).get("reason")
+    except (ValueError, AttributeError):
+        reason = None
+    return str(reason or "no reason given")[:500]
 
 
 def _download(updater, path: str, what: str) -> bytes:
@@ -291,6 +310,8 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         raise StoreError(f"{package!r} is not namespace/name (e.g. acme/weather)")
     name, url = resolve(home, store)
     version = version or latest_version(url, package)
+    if version is None:
+        raise StoreError(f"every version of {package} is revoked")
     fetched = fetch(home, name, package, version)
     manifest = fetched.manifest
     if manifest.kind != "python":
@@ -327,13 +348,16 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         "permissions": manifest.permissions.model_dump(),
         "files": files,
     }
+    entry["checked_at"] = time.time()  # revocations were just checked, through TUF
     data["packages"][package] = entry
     lock.write(home, data)
+    lock.manifest_file(home, package, version).write_bytes(fetched.manifest_bytes)  # for the next update's diff
     if first_from_namespace:
         pin_namespace(home, name, manifest.namespace, fetched.namespace_keys)
     registry.add(home, manifest.plugin, "store", {"package": package}, replace=owner is not None)
     if previous and previous["version"] != version:
         shutil.rmtree(lock.package_dir(home, package, previous["version"]), ignore_errors=True)
+        lock.manifest_file(home, package, previous["version"]).unlink(missing_ok=True)
     return entry
 
 

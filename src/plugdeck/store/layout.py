@@ -48,3 +48,11 @@ def manifest_path(name: str, version: str) -> str:
 
 def artifact_path(name: str, version: str, file: str) -> str:
     return f"{version_dir(name, version)}/{file}"
+
+
+REVOKED_FILE = "revoked.json"
+
+
+def revoked_path(name: str, version: str) -> str:
+    """A version's revocation: signed by its publisher (in the namespace) or by the store (in the bin)."""
+    return f"{version_dir(name, version)}/{REVOKED_FILE}"

@@ -52,6 +52,11 @@ def package_dir(home: Path, name: str, version: str) -> Path:
     return Path(home) / "store" / "packages" / name / version
 
 
+def manifest_file(home: Path, name: str, version: str) -> Path:
+    """The installed version's manifest, beside its folder (what `store update` compares a new one with)."""
+    return package_dir(home, name, version).parent / f"{version}.manifest.json"
+
+
 def check_files(folder: Path, files: dict[str, str], package: str) -> None:
     """Every locked file is there with its hash, and nothing was added beside them."""
     folder = Path(folder)

@@ -172,6 +172,41 @@ def upload(store_url: str, package: Package, signer, token: str, *, timeout: flo
     return answer.json()
 
 
+def revoke(store_url: str, name: str, version: str, reason: str, signer, token: str) -> dict[str, Any]:
+    """Revoke one of your versions: a signed `revoked.json` in your namespace, which clients see at their
+    next refresh and which disables the plugin wherever it is installed."""
+    import httpx
+
+    from .layout import revoked_path
+    from .manifest import canonical_json
+
+    namespace = name.partition("/")[0]
+    data = canonical_json({"name": name, "version": version, "reason": reason}).encode()
+    base = store_url.rstrip("/")
+    with httpx.Client(timeout=60) as http:
+        current = http.get(f"{base}/api/v1/namespaces/{namespace}/metadata")
+        if current.status_code != 200:
+            raise PublishError(f"namespace {namespace!r} has nothing published at {store_url}")
+        signed = sign_namespace(current.content, {revoked_path(name, version): data}, signer)
+        answer = http.post(f"{base}/api/v1/revocations", headers={"Authorization": f"Bearer {token}"},
+                           files={"revocation": ("revocation.json", data, "application/json"),
+                                  "metadata": (f"{namespace}.json", signed, "application/json")})
+    if answer.status_code != 201:
+        raise PublishError(f"the store refused to revoke {name} {version} ({answer.status_code}): {_detail(answer)}")
+    return answer.json()
+
+
+def revoke_as_admin(store_url: str, name: str, version: str, reason: str, admin_token: str) -> dict[str, Any]:
+    import httpx
+
+    answer = httpx.post(f"{store_url.rstrip('/')}/api/v1/admin/revocations", timeout=60,
+                        headers={"Authorization": f"Bearer {admin_token}"},
+                        json={"name": name, "version": version, "reason": reason})
+    if answer.status_code != 201:
+        raise PublishError(f"the store refused to revoke {name} {version} ({answer.status_code}): {_detail(answer)}")
+    return answer.json()
+
+
 def register(store_url: str, namespace: str, signer, admin_token: str | None = None) -> str:
     """Claim a namespace for this key; the API token the store gives back (shown once)."""
     import httpx

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from . import keys
-from .layout import all_bins, bin_of, bin_paths, bin_role, namespace_paths
+from .layout import REVOKED_FILE, all_bins, bin_of, bin_paths, bin_role, namespace_paths, revoked_path
+from .manifest import MANIFEST_FILE
 
 EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=365), "bins": timedelta(days=90),
           "snapshot": timedelta(days=7), "timestamp": timedelta(days=1)}
@@ -211,6 +212,8 @@ class Repository:
             if set(added) != set(files):
                 raise TrustError(f"the metadata adds {sorted(added)} but the upload carries {sorted(files)}")
             for path, target in added.items():
+                if path.endswith("/" + REVOKED_FILE) and path.replace(REVOKED_FILE, MANIFEST_FILE) not in old:
+                    raise TrustError(f"{path}: only a published version can be revoked")
                 if not delegation.is_delegated_path(path):
                     raise TrustError(f"{path} is outside namespace {namespace!r} (its paths: {delegation.paths})")
                 if set(target.hashes) != {"sha256"}:
@@ -251,6 +254,32 @@ class Repository:
         _write(self.metadata_dir / f"{snapshot.signed.version}.snapshot.json", snapshot.to_bytes(_serializer()))
         self.timestamp.signed.snapshot_meta = MetaFile(snapshot.signed.version)
         self.renew_timestamp()
+
+    def revoke_as_store(self, name: str, version: str, data: bytes) -> None:
+        """The store's own revocation of a version (an admin's decision), signed by the online key in the
+        namespace's bin: the one kind of file a bin may list (clients refuse any other there)."""
+        from tuf.api.metadata import MetaFile, TargetFile
+
+        namespace = name.partition("/")[0]
+        path = revoked_path(name, version)
+        with self._lock:
+            if path.replace(REVOKED_FILE, MANIFEST_FILE) not in self.namespace_targets(namespace):
+                raise TrustError(f"{name} {version} is not published here")
+            bin_name = bin_role(bin_of(namespace))
+            md = self.role(bin_name)
+            if path in md.signed.targets or path in self.namespace_targets(namespace):
+                raise TrustError(f"{name} {version} is already revoked")
+            target = TargetFile.from_data(path, data, ["sha256"])
+            md.signed.targets[path] = target
+            directory, _, base = path.rpartition("/")
+            _write(self.targets_dir / directory / f"{target.hashes['sha256']}.{base}", data)
+            md.signed.version += 1
+            md.signed.expires = _now() + EXPIRY["bins"]
+            md.signatures.clear()
+            md.sign(self.online)
+            _write(self.metadata_dir / f"{md.signed.version}.{bin_name}.json", md.to_bytes(_serializer()))
+            self.snapshot.signed.meta[f"{bin_name}.json"] = MetaFile(md.signed.version)
+            self._new_snapshot()
 
     # ---- keeping it fresh, rotating keys ----------------------------------------------------
 

@@ -19,6 +19,9 @@ def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
     entry = lock.read(home)["packages"].get(package)
     if entry is None:
         raise lock.LockError(f"{package or name} is not in plugdeck.lock; install it with plugdeck install {package}")
+    from .audit import ensure_fresh
+
+    entry = ensure_fresh(home, package, entry)
     if entry.get("disabled"):
         raise lock.LockError(f"{package} is disabled: {entry['disabled']}")
     folder = lock.package_dir(home, package, entry["version"])

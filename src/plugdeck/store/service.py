@@ -24,10 +24,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .keys import StoreKeyError, public_key_from_dict
-from .layout import artifact_path, manifest_path
+from .layout import artifact_path, manifest_path, revoked_path
 from .manifest import ManifestError, parse_manifest, version_key
 from .repo import Repository, TrustError, check_namespace_name
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS namespaces (
 CREATE TABLE IF NOT EXISTS packages (
     name TEXT NOT NULL, version TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL,
     description TEXT NOT NULL, manifest TEXT NOT NULL, checks TEXT NOT NULL, published_at REAL NOT NULL,
-    installs INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, version));
+    installs INTEGER NOT NULL DEFAULT 0, revoked TEXT, PRIMARY KEY (name, version));
 CREATE VIRTUAL TABLE IF NOT EXISTS listing USING fts5(name, description, tools, tokenize='porter unicode61');
 CREATE TABLE IF NOT EXISTS latest (name TEXT PRIMARY KEY, version TEXT NOT NULL, listing_rowid INTEGER NOT NULL);
 """
@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS latest (name TEXT PRIMARY KEY, version TEXT NOT NULL,
 class NamespaceClaim(BaseModel):
     namespace: str
     public_key: dict[str, Any]
+
+
+class Revocation(BaseModel):
+    name: str
+    version: str
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class Listings:
@@ -86,24 +92,48 @@ class Listings:
         with self.lock:
             self.db.execute("BEGIN")
             try:
-                self.db.execute("INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                self.db.execute("INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
                                 (manifest.name, manifest.version, manifest.namespace, manifest.kind,
                                  manifest.description, manifest.to_bytes().decode(), json.dumps(checks), time.time()))
-                row = self.db.execute("SELECT version, listing_rowid FROM latest WHERE name = ?",
-                                      (manifest.name,)).fetchone()
-                if row is None or version_key(manifest.version) > version_key(row[0]):
-                    if row is not None:
-                        self.db.execute("DELETE FROM listing WHERE rowid = ?", (row[1],))
-                    tools = " ".join(f"{t.name.replace('_', ' ')} {t.description}" for t in manifest.tools)
-                    cursor = self.db.execute("INSERT INTO listing (name, description, tools) VALUES (?, ?, ?)",
-                                             (manifest.name.replace("/", " ").replace("-", " "),
-                                              manifest.description, tools))
-                    self.db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?)",
-                                    (manifest.name, manifest.version, cursor.lastrowid))
+                self._relist(manifest.name)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def revoke(self, name: str, version: str, reason: str) -> None:
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                self.db.execute("UPDATE packages SET revoked = ? WHERE name = ? AND version = ?", (reason, name, version))
+                self._relist(name)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def revoked(self, name: str, version: str) -> str | None:
+        row = self.db.execute("SELECT revoked FROM packages WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return None if row is None else row[0]
+
+    def _relist(self, name: str) -> None:
+        """The search index's row for a package: its highest version that is not revoked, if any."""
+        from .manifest import parse_manifest
+
+        row = self.db.execute("SELECT listing_rowid FROM latest WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            self.db.execute("DELETE FROM listing WHERE rowid = ?", (row[0],))
+            self.db.execute("DELETE FROM latest WHERE name = ?", (name,))
+        rows = self.db.execute("SELECT version, manifest FROM packages WHERE name = ? AND revoked IS NULL",
+                               (name,)).fetchall()
+        if not rows:
+            return
+        version, text = max(rows, key=lambda r: version_key(r[0]))
+        manifest = parse_manifest(text)
+        tools = " ".join(f"{t.name.replace('_', ' ')} {t.description}" for t in manifest.tools)
+        cursor = self.db.execute("INSERT INTO listing (name, description, tools) VALUES (?, ?, ?)",
+                                 (name.replace("/", " ").replace("-", " "), manifest.description, tools))
+        self.db.execute("INSERT INTO latest VALUES (?, ?, ?)", (name, version, cursor.lastrowid))
 
     def search(self, query: str, *, kind: str | None = None, namespace: str | None = None,
                limit: int = 20) -> list[dict[str, Any]]:
@@ -134,8 +164,8 @@ class Listings:
         return [_listing(row) for row in rows]
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT name, version, kind, description, manifest, checks, installs FROM packages "
-                               "WHERE name = ?", (name,)).fetchall()
+        rows = self.db.execute("SELECT name, version, kind, description, manifest, checks, installs, revoked "
+                               "FROM packages WHERE name = ?", (name,)).fetchall()
         return sorted((_listing(r) for r in rows), key=lambda r: version_key(r["version"]), reverse=True)
 
 
@@ -144,7 +174,8 @@ def _listing(row) -> dict[str, Any]:
     return {"name": row[0], "version": row[1], "kind": row[2], "description": row[3],
             "tools": [{"name": t["name"], "description": t.get("description", ""), "effect": t.get("effect", "read")}
                       for t in manifest["tools"]],
-            "permissions": manifest.get("permissions", {}), "checks": json.loads(row[5]), "installs": row[6]}
+            "permissions": manifest.get("permissions", {}), "checks": json.loads(row[5]), "installs": row[6],
+            "revoked": row[7] if len(row) > 7 else None}
 
 
 def _sha256(text: str) -> str:
@@ -278,7 +309,56 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
         versions = listings.versions(f"{namespace}/{package}")
         if not versions:
             raise HTTPException(404, f"no package {namespace}/{package}")
-        return {"name": f"{namespace}/{package}", "latest": versions[0]["version"], "versions": versions}
+        live = [v["version"] for v in versions if not v["revoked"]]
+        return {"name": f"{namespace}/{package}", "latest": live[0] if live else None, "versions": versions}
+
+    @app.post("/api/v1/revocations", status_code=201)
+    async def revoke(request: Request) -> dict[str, Any]:
+        """A publisher revokes one of its versions: multipart fields revocation (JSON: name, version,
+        reason) and metadata (the namespace's next metadata, listing the revocation, signed by its key)."""
+        namespace = publisher(request)
+        form = await request.form(max_files=2, max_fields=2)
+        parts = {}
+        for field in ("revocation", "metadata"):
+            item = form.get(field)
+            if item is None or isinstance(item, str):
+                raise HTTPException(422, f"the request needs a file field {field!r}")
+            parts[field] = await item.read()
+        try:
+            revocation = Revocation.model_validate_json(parts["revocation"])
+        except ValueError as exc:
+            raise HTTPException(422, f"the revocation is not valid: {exc}") from None
+        if revocation.name.partition("/")[0] != namespace:
+            raise HTTPException(403, f"this token revokes in namespace {namespace!r} only")
+        files = {revoked_path(revocation.name, revocation.version): parts["revocation"]}
+        _revocable(revocation)
+        try:
+            await asyncio.to_thread(repo.accept, namespace, listings.namespace(namespace)["public_key"],
+                                    parts["metadata"], files)
+        except TrustError as exc:
+            raise HTTPException(422, str(exc)) from None
+        listings.revoke(revocation.name, revocation.version, f"by its publisher: {revocation.reason}")
+        return {"name": revocation.name, "version": revocation.version, "revoked": revocation.reason}
+
+    @app.post("/api/v1/admin/revocations", status_code=201)
+    async def revoke_as_admin(revocation: Revocation, request: Request) -> dict[str, Any]:
+        """The store's admin revokes a version (signed with the store's online key, in the bin)."""
+        if admin_token is None or request.headers.get("authorization") != f"Bearer {admin_token}":
+            raise HTTPException(403, "revoking as the store needs its admin token")
+        _revocable(revocation)
+        data = revocation.model_dump_json().encode()
+        try:
+            await asyncio.to_thread(repo.revoke_as_store, revocation.name, revocation.version, data)
+        except TrustError as exc:
+            raise HTTPException(422, str(exc)) from None
+        listings.revoke(revocation.name, revocation.version, f"by the store: {revocation.reason}")
+        return {"name": revocation.name, "version": revocation.version, "revoked": revocation.reason}
+
+    def _revocable(revocation) -> None:
+        if listings.revoked(revocation.name, revocation.version) is not None:
+            raise HTTPException(409, f"{revocation.name} {revocation.version} is already revoked")
+        if not listings.has_version(revocation.name, revocation.version):
+            raise HTTPException(404, f"no version {revocation.version} of {revocation.name}")
 
     app.mount("/tuf/metadata", StaticFiles(directory=repo.metadata_dir), name="metadata")
     app.mount("/tuf/targets", StaticFiles(directory=repo.targets_dir), name="targets")
