@@ -124,3 +124,24 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
 
         agent.tool_selector = ToolSelector(agent.tools, home=config.home)  # tool embeddings cached there
     return agent
+
+
+class ReplayAgents:
+    """Today's agents for ops.run_replay (its AgentFactory): replay lives below this layer, so it is
+    handed the way to build an agent rather than importing it."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def installed(self) -> list[str]:
+        return sorted(p.name for p in load_plugins(self.config, None))
+
+    def build(self, *, plugins: list[str] | None, kb: list[str] | None, grounded: bool, policy_path: str | None,
+              confirm: Callable[[Any], bool], warn: Callable[[str], None] | None) -> Any:
+        setup = AgentSetup(plugins=plugins, kb=kb, grounded=grounded, policy_path=policy_path)
+        try:
+            return build_agent(self.config, setup, confirm=confirm, warn=warn)
+        except SetupError as exc:
+            from .ops.run_replay import ReplayError
+
+            raise ReplayError(f"cannot rebuild the run's agent today: {exc}") from None

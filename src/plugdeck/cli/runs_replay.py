@@ -23,6 +23,7 @@ def replay_command(
     report any difference in tool calls, their outcomes, the answer or the status (exit 1 if any)."""
     import asyncio
 
+    from ..assemble import ReplayAgents
     from ..config import load_config
     from ..ops.run_replay import replay_run
     from ..ops.runstore import RunStore
@@ -33,7 +34,7 @@ def replay_command(
         config = load_config()
         with RunStore(config.run_store) as store:
             stored = store.get_run(run_id)
-        report = asyncio.run(replay_run(stored, config, policy_path=policy,
+        report = asyncio.run(replay_run(stored, config, ReplayAgents(config), policy_path=policy,
                                         warn=lambda message: err.print(f"[yellow]warning:[/] {message}")))
     except KeyError as exc:
         _fail(exc.args[0])

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-from ..assemble import AgentSetup, SetupError, build_agent, load_plugins
 from ..config import Config
 from ..errors import UserError
 from ..models.base import ModelError
@@ -28,6 +27,20 @@ KNOWLEDGE_TOOL = "search_knowledge"
 
 class ReplayError(UserError, ValueError):
     """A stored run that cannot be replayed; the message says why."""
+
+
+class AgentFactory(Protocol):
+    """Today's agents, for a replay. plugdeck's is assemble.ReplayAgents; it is passed in, so replay (in
+    ops) never imports assemble, the layer above that builds agents from the configuration."""
+
+    def installed(self) -> list[str]:
+        """The names of the plugins installed today."""
+        ...
+
+    def build(self, *, plugins: list[str] | None, kb: list[str] | None, grounded: bool, policy_path: str | None,
+              confirm: Callable[[Any], bool], warn: Callable[[str], None] | None) -> Any:
+        """Today's agent with these plugins and knowledge bases; ReplayError when it cannot be built."""
+        ...
 
 
 @dataclass
@@ -49,16 +62,17 @@ class ReplayReport:
         return {**asdict(self), "same": self.same}
 
 
-async def replay_run(stored: dict[str, Any], config: Config, *, policy_path: str | None = None,
-                     warn: Callable[[str], None] | None = None) -> ReplayReport:
-    """Replay a run as RunStore.get_run returns it."""
+async def replay_run(stored: dict[str, Any], config: Config, agents: AgentFactory, *,
+                     policy_path: str | None = None, warn: Callable[[str], None] | None = None) -> ReplayReport:
+    """Replay a run as RunStore.get_run returns it, with an agent built by `agents`
+    (assemble.ReplayAgents(config) for plugdeck's own)."""
     events = stored.get("events") or []
     started = next((e for e in events if e.get("type") == "run_started"), None)
     if started is None:
         raise ReplayError(f"run {stored.get('id')} has no run_started event, so there is nothing to replay")
     calls = [e for e in events if e.get("type") == "model_called"]
     notes: list[str] = []
-    agent = _agent(config, started, events, policy_path, notes, warn)
+    agent = _agent(agents, started, events, policy_path, notes, warn)
     model = ScriptedModel([_turn(call) for call in calls], name=started.get("model") or "replay")
     model.prices = _prices(config, model.name)
     if hasattr(agent.model, "aclose"):  # the configured model is never asked: the recording answers
@@ -78,7 +92,7 @@ async def replay_run(stored: dict[str, Any], config: Config, *, policy_path: str
 # ---- rebuilding the run ---------------------------------------------------------------------------
 
 
-def _agent(config: Config, started: dict[str, Any], events: list[dict[str, Any]], policy_path: str | None,
+def _agent(agents: AgentFactory, started: dict[str, Any], events: list[dict[str, Any]], policy_path: str | None,
            notes: list[str], warn) -> Any:
     """Today's agent with the plugins the recorded run had (and nothing else)."""
     wanted: dict[str, list[str]] = {}
@@ -88,7 +102,7 @@ def _agent(config: Config, started: dict[str, Any], events: list[dict[str, Any]]
             wanted.setdefault(plugin, []).append(bare)
         else:
             notes.append(f"tool {name!r} was given in code, not by a plugin; the replay runs without it")
-    installed = sorted(p.name for p in load_plugins(config, None))
+    installed = agents.installed()
     keep, kb = set(), []
     for name, tools in wanted.items():
         if name in installed:
@@ -104,11 +118,8 @@ def _agent(config: Config, started: dict[str, Any], events: list[dict[str, Any]]
     grounded = any(e.get("type") == "answer_checked" and e.get("check") == "grounding" for e in events)
     # Every installed plugin is loaded, so the policy is checked against the same tools as for any run;
     # the replay then keeps exactly the plugins the recorded run had.
-    setup = AgentSetup(plugins=installed or None, kb=kb or None, grounded=grounded, policy_path=policy_path)
-    try:
-        agent = build_agent(config, setup, confirm=RecordedConfirmations(events), warn=warn)
-    except SetupError as exc:
-        raise ReplayError(f"cannot rebuild the run's agent today: {exc}") from None
+    agent = agents.build(plugins=installed or None, kb=kb or None, grounded=grounded, policy_path=policy_path,
+                         confirm=RecordedConfirmations(events), warn=warn)
     recorded = _recorded_writes(events)
     tools = [_played_back(t, recorded) if t.effect == "write" else t for t in agent.tools if t.plugin in keep]
     agent.toolset = Toolset(tools)
