@@ -29,7 +29,7 @@ def _socket() -> str:
 
 def _via_proxy(request: httpx.Request) -> httpx.Request:
     headers = [(k, v) for k, v in request.headers.raw if k.lower() not in (b"host", URL_HEADER.encode())]
-    headers.append((URL_HEADER.encode(), str(request.url).encode()))
+    headers += [(b"host", b"egress.plugdeck.invalid"), (URL_HEADER.encode(), str(request.url).encode())]
     return httpx.Request(request.method, PROXY_URL, headers=headers, stream=request.stream,
                          extensions=request.extensions)
 

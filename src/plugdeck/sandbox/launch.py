@@ -75,7 +75,7 @@ def command(launch: Launch) -> list[str]:
         *[arg for link in ("bin", "lib", "lib64", "sbin") if os.path.islink(f"/{link}")
           for arg in ("--symlink", os.readlink(f"/{link}"), f"/{link}")],
         "--proc", "/proc", "--dev", "/dev",
-        "--size", str(limits.scratch_mb * MB), "--tmpfs", "/tmp",
+        "--size", str(limits.scratch_mb * MB), "--perms", "1777", "--tmpfs", "/tmp",
         "--dir", "/run/plugdeck",
     ]
     made: set[Path] = set()

@@ -30,7 +30,7 @@ from ..tools import ToolError, tool_from_schema
 from .egress import EgressProxy, EgressRecord
 from .launch import Launch, command
 from .limits import Limits, plugin_limits
-from .runner import KILLED_META, SECRETS_META
+from .runner import JSON_META, KILLED_META, SECRETS_META
 from .settings import SandboxSettings
 
 LISTENERS: list[Callable[[dict[str, Any]], None]] = []  # each sandbox event, as a dict with "plugin", "kind"
@@ -118,9 +118,12 @@ class SandboxRuntime:
         if killed:
             self._event("killed_leftovers", tool=tool, processes=killed)
         try:
-            return redact_value(result_to_output(self.name, tool, result))
+            output = result_to_output(self.name, tool, result)
         except ToolError as exc:
             raise ToolError(redact(exc.message), exc.kind) from None
+        if (result.meta or {}).get(JSON_META) and isinstance(output, str):
+            output = json.loads(output)  # a number, a list: the value the tool returned, as in process
+        return redact_value(output)
 
     def _known(self, tool: str) -> None:
         """The MCP client's guard: the runner offers exactly the tools its manifest described."""
@@ -129,6 +132,8 @@ class SandboxRuntime:
 
     async def _failed(self, tool: str, exc: ToolError, timeout: float) -> ToolError:
         kind = exc.kind
+        # The MCP client names the server by its command line; here that is the whole bwrap invocation.
+        exc = ToolError(exc.message.replace(f" ({self.connection.spec.where})", " (sandboxed)"), kind)
         if kind == "timeout":
             await self.connection.close()  # the whole tree dies with bwrap (--die-with-parent, PID namespace)
             message = (f"plugin {self.name!r}: {tool} did not answer in time (limit {timeout:g} s); "

@@ -22,6 +22,7 @@ from typing import Any
 
 SECRETS_META = "plugdeck/secrets"  # the call's _meta key holding {name: value}
 KILLED_META = "plugdeck/killed"  # the result's _meta key: processes left behind by the call
+JSON_META = "plugdeck/json"  # the result's _meta key: its text is the JSON of the tool's (non-text) value
 
 
 def _load(entry_point: str, name: str):
@@ -129,7 +130,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
             result = _failed(f"tool_crashed: {type(exc).__name__}: {exc}")
         killed = kill_leftovers()
         if killed:
-            result.meta = {KILLED_META: killed}
+            result.meta = {**(result.meta or {}), KILLED_META: killed}
         return result
 
     server = Server(plugin.name, version=plugin.version, on_list_tools=list_tools, on_call_tool=call_tool)
@@ -144,7 +145,7 @@ def _result(value: Any) -> Any:
     if isinstance(value, str):
         return types.CallToolResult(content=[types.TextContent(text=value)])
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return types.CallToolResult(content=[types.TextContent(text=text)],
+    return types.CallToolResult(content=[types.TextContent(text=text)], meta={JSON_META: True},
                                 structured_content=value if isinstance(value, dict) else None)
 
 

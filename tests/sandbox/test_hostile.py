@@ -1,0 +1,222 @@
+"""R18/R19: a hostile third-party plugin, run in the real sandbox (bubblewrap), tries each thing of
+issue 14's list from its tools. Each is refused or killed, the legitimate tool keeps working, and the
+sandbox's events (what the run log receives) say what happened."""
+
+import asyncio
+import json
+import os
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from canary import Canary
+from hostile_plugin import source
+
+from plugdeck.sandbox import plugin as sandbox_plugin
+from plugdeck.sandbox.settings import PluginGrant, SandboxSettings
+from plugdeck.tools import ToolError
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+TOKEN = "tok-" + secrets.token_hex(16)
+CANARY = "canary-" + secrets.token_hex(12)
+
+
+class Echo(BaseHTTPRequestHandler):
+    """The declared host: answers with what it was sent (the Authorization header included)."""
+
+    seen: list = []
+
+    def do_GET(self):
+        Echo.seen.append({"path": self.path, "authorization": self.headers.get("Authorization")})
+        body = json.dumps({"path": self.path, "authorization": self.headers.get("Authorization")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A home with an SSH key, a PLUGDECK_HOME with a run store, a canary in plugdeck's environment, a
+    declared web service and an undeclared listener, all on this machine."""
+    root = tmp_path_factory.mktemp("sandbox")
+    home, data, site = root / "home", root / "home" / ".local" / "share" / "plugdeck", root / "site"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(f"-----BEGIN OPENSSH PRIVATE KEY----- {CANARY}")
+    data.mkdir(parents=True)
+    (data / "runs.db").write_text(f"run store {CANARY}")
+    site.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    (site / "plugdeck_hostile.py").write_text(source([f"http://127.0.0.1:{port}", f"weather.test:{port}"]))
+    with Canary() as canary, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("PLUGDECK_HOME", str(data))
+        patch.setenv("PLUGDECK_TEST_CANARY", CANARY)
+        patch.setenv("HOSTILE_TOKEN", TOKEN)
+        yield {"root": root, "home": home, "data": data, "site": site, "port": port, "canary": canary}
+    server.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def hostile(world):
+    events = []
+    sandbox_plugin.LISTENERS.append(events.append)
+
+    def resolve(host, port):  # the operator's DNS: the declared name is a service on this machine
+        if host == "weather.test":
+            return ["127.0.0.1"]
+        raise OSError(f"no such host {host}")
+
+    settings = SandboxSettings(plugins={"hostile": PluginGrant(secrets={"TOKEN": "HOSTILE_TOKEN"}, allow_private=True)})
+    plugin = sandbox_plugin.sandboxed_plugin("plugdeck_hostile:plugin", "hostile", settings=settings,
+                                             paths=[str(world["site"])], resolver=resolve)
+    plugin.events = events
+    yield plugin
+    await plugin.close()
+    sandbox_plugin.LISTENERS.remove(events.append)
+    assert not _processes_of(plugin.runtime), "a process of the plugin outlived its sandbox"
+
+
+def _processes_of(runtime) -> list[int]:
+    """Host processes running as the plugin's own UID."""
+    from plugdeck.sandbox.launch import Launch
+
+    uid = Launch(name=runtime.name, entry_point="", limits=runtime.limits).uid
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if any(line.split()[1:2] == [str(uid)] for line in status.splitlines() if line.startswith("Uid:")):
+            found.append(int(pid))
+    return found
+
+
+async def call(plugin, tool, **arguments):
+    return await plugin.tool(tool).call(arguments)
+
+
+async def test_the_legitimate_tool_works_and_the_plugin_is_described_from_inside(hostile):
+    assert await call(hostile, "add", a=2, b=3) == 5
+    assert hostile.version == "6.6.6" and "sandboxed" in hostile.source
+    assert hostile.needs["sandbox"]["limits"]["processes"] == 32
+
+
+async def test_it_cannot_read_the_home_the_run_store_or_system_secrets(hostile, world):
+    for path in (world["home"] / ".ssh" / "id_rsa", world["data"] / "runs.db", "/etc/shadow", "/etc/passwd",
+                 "/root/.ssh/id_rsa"):
+        assert (await call(hostile, "read_file", path=str(path))).startswith("ERR:"), path
+    assert (await call(hostile, "listing", path=str(world["home"]))).startswith("ERR:")
+    top = (await call(hostile, "listing", path="/")).split(",")
+    assert "etc" not in top and "home" not in top
+
+
+async def test_it_sees_no_environment_of_plugdecks(hostile):
+    seen = await call(hostile, "environment")
+    assert seen["uid"] != 0 and seen["pids"] == 1  # its own PID namespace, alone in it
+    assert set(seen["environ"]) <= {"HOME", "TMPDIR", "PATH", "PYTHONDONTWRITEBYTECODE", "PWD", "LC_CTYPE"}
+    everything = json.dumps(seen)
+    assert CANARY not in everything and TOKEN not in everything  # /proc/1/environ and cmdline included
+    assert "HOSTILE_TOKEN" not in everything
+
+
+async def test_it_has_no_network_of_its_own(hostile, world):
+    assert await call(hostile, "connect", host="127.0.0.1", port=world["canary"].port) == "ERR:ECONNREFUSED"
+    assert await call(hostile, "connect", host="192.0.2.1", port=80) == "ERR:ENETUNREACH"
+    assert world["canary"].connections == 0
+
+
+async def test_a_declared_host_is_reached_through_the_proxy_and_recorded(hostile, world):
+    hostile.events.clear()
+    direct = await call(hostile, "fetch", url=f"http://127.0.0.1:{world['port']}/forecast?city=Oslo")
+    by_name = await call(hostile, "fetch", url=f"http://weather.test:{world['port']}/today")
+    assert direct["status"] == 200 and json.loads(direct["body"])["path"] == "/forecast?city=Oslo"
+    assert by_name["status"] == 200
+    egress = [e for e in hostile.events if e["kind"] == "egress"]
+    assert [(e["allowed"], e["status"]) for e in egress] == [(True, 200), (True, 200)]
+    assert egress[0]["url"] == f"http://127.0.0.1:{world['port']}/forecast" and egress[0]["received"] > 0
+
+
+@pytest.mark.parametrize("url, why", [
+    ("http://api.example.com/steal", "not among the hosts"),
+    ("http://127.0.0.1:{canary}/", "not among the hosts"),
+    ("http://0x7f.1:{canary}/", "not among the hosts"),
+    ("http://169.254.169.254/latest/meta-data/", "not among the hosts"),
+])
+async def test_undeclared_hosts_are_refused_and_reported(hostile, world, url, why):
+    hostile.events.clear()
+    url = url.format(canary=world["canary"].port)
+    answer = await call(hostile, "fetch", url=url)
+    assert answer["status"] == 403 and why in answer["body"], answer
+    [record] = [e for e in hostile.events if e["kind"] == "egress"]
+    assert record["allowed"] is False and why in record["reason"]
+    assert world["canary"].connections == 0
+
+
+async def test_its_secret_arrives_per_call_and_is_blanked_from_its_output(hostile, world):
+    Echo.seen.clear()
+    answer = await call(hostile, "fetch", url=f"http://127.0.0.1:{world['port']}/private", token=True)
+    assert Echo.seen[-1]["authorization"] == f"Bearer {TOKEN}"  # the service got the real secret
+    assert answer["status"] == 200 and TOKEN not in json.dumps(answer) and "[redacted]" in answer["body"]
+    echoed = await call(hostile, "echo_secret")
+    assert set(echoed.values()) == {"[redacted]"}
+
+
+async def test_it_writes_only_to_its_scratch(hostile, world):
+    for path in ("/usr/evil", f"{world['site']}/evil.py", "/evil", "/work/evil"):
+        assert (await call(hostile, "write", path=path)).startswith("ERR:"), path
+    assert not (world["site"] / "evil.py").exists()
+    assert await call(hostile, "write", path="/tmp/notes.txt") == "written"
+
+
+async def test_a_fork_bomb_stops_at_the_process_limit_and_its_children_are_killed(hostile):
+    hostile.events.clear()
+    bomb = await call(hostile, "fork_bomb", count=1000)
+    assert bomb["forked"] < 32 and bomb["error"] == "ERR:EAGAIN"
+    assert [e["processes"] for e in hostile.events if e["kind"] == "killed_leftovers"] == [bomb["forked"]]
+    assert await call(hostile, "add", a=1, b=1) == 2
+
+
+async def test_a_4_gb_allocation_fails_inside_and_the_plugin_keeps_serving(hostile):
+    with pytest.raises(ToolError) as refused:
+        await call(hostile, "allocate", megabytes=4096)
+    assert "memory_limit" in refused.value.message
+    assert await call(hostile, "add", a=2, b=2) == 4
+
+
+async def test_a_daemon_does_not_outlive_its_call(hostile):
+    hostile.events.clear()
+    await call(hostile, "daemon")
+    assert [e["processes"] for e in hostile.events if e["kind"] == "killed_leftovers"] == [1]
+    assert not any(Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/sleep")
+                   for pid in _processes_of(hostile.runtime))
+
+
+async def test_a_spinning_tool_is_killed_at_its_time_limit_then_the_sandbox_restarts(hostile):
+    hostile.events.clear()
+    with pytest.raises(ToolError) as killed:
+        await call(hostile, "spin")
+    assert killed.value.kind == "timeout" and "killed" in killed.value.message
+    assert [e["reason"] for e in hostile.events if e["kind"] == "killed"] == ["wall-clock limit"]
+    assert await call(hostile, "add", a=3, b=4) == 7
+
+
+async def test_a_tool_past_the_cpu_limit_is_killed_by_the_kernel(hostile):
+    hostile.events.clear()
+    with pytest.raises(ToolError) as stopped:
+        await call(hostile, "burn_cpu")
+    assert stopped.value.kind == "sandbox_stopped" and "CPU 6 s" in stopped.value.message
+    assert [e["kind"] for e in hostile.events] == ["stopped"]
+    await asyncio.sleep(0.6)  # the MCP client's first restart backoff
+    assert await call(hostile, "add", a=5, b=5) == 10
