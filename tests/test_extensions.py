@@ -2,6 +2,7 @@
 command, an embedder, a rules skill and a tool-call hook; broken ones are named and skipped."""
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -80,29 +81,42 @@ def test_a_package_hook_refuses_a_tool_call(cli_env, tmp_path):
     assert allowed.returncode == 0 and "'terces'" in allowed.stdout, allowed.stderr
 
 
-def test_a_package_adds_an_embedder_and_only_what_is_used_is_imported(echo_site):
+def test_a_package_adds_an_embedder_for_knowledge_bases(cli_env, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "office.txt").write_text("The office opens at nine in the morning. "
+                                                  "Parking is free for visitors on weekends.\n")
+    with (tmp_path / "plugdeck.toml").open("a") as config:
+        config.write('[knowledge.embeddings]\nmodel = "echo:64"\n')
+    added = plugdeck("kb", "add", "docs", "--name", "office", env=cli_env, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(plugdeck("kb", "show", "office", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert shown["embedder"] == {"id": "echo:hashed-words-64", "dimension": 64}
+    asked = plugdeck("ask", "--kb", "office", "When does the office open?", env=cli_env, cwd=tmp_path)
+    assert asked.returncode == 0 and asked.stdout.startswith("The office opens at nine in the morning. [1]"), \
+        asked.stdout + asked.stderr
+
+
+def test_only_what_is_used_is_imported(echo_site):
+    """A built-in command reads no command extension; the rules model imports the package's skill, not
+    its model backend; `plugdeck echo` imports the command then."""
     probe = """
-import sys
+import json, sys
 from plugdeck.cli import main as cli
 from plugdeck.models.rules import RulesModel
-from plugdeck.plugins.knowledge.settings import KnowledgeSettings
 
 cli._add_installed_commands(["ask", "What is 2 + 2?"])
-RulesModel()
-seen = {"command": "plugdeck_echo.command" in sys.modules, "model": "plugdeck_echo.model" in sys.modules}
-embedder = KnowledgeSettings(embedding_model="echo:64").embedder()
-vectors = embedder.embed(["red apples", "green apples", "red apples"])
+skills = [s.capability for s in RulesModel().skills]
+seen = {m: m in sys.modules for m in ("plugdeck_echo.command", "plugdeck_echo.model", "plugdeck_echo.skill")}
 cli._add_installed_commands(["echo", "say", "x"])
-print(dict(seen, embedder=embedder.id, same=float(vectors[0] @ vectors[2]), near=float(vectors[0] @ vectors[1]),
-           later="plugdeck_echo.command" in sys.modules))
+print(json.dumps({"skills": skills, "before": seen, "command_after": "plugdeck_echo.command" in sys.modules}))
 """
     done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(echo_site)},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    seen = eval(done.stdout)  # a dict literal printed above
-    assert seen["command"] is False and seen["model"] is False and seen["later"] is True
-    assert seen["embedder"] == "echo:hashed-words-64" and seen["same"] == pytest.approx(1.0)
-    assert seen["near"] == pytest.approx(0.5)
+    seen = json.loads(done.stdout)
+    assert seen["skills"] == ["arithmetic", "text-reversal", "knowledge"]  # the catch-all last
+    assert seen["before"] == {"plugdeck_echo.command": False, "plugdeck_echo.model": False, "plugdeck_echo.skill": True}
+    assert seen["command_after"] is True
 
 
 # ---- broken and conflicting extensions (a pip-free install) ------------------------------------------
