@@ -1,0 +1,93 @@
+"""R20: a third-party entry point is never imported in plugdeck's process: it is described and run by
+the sandboxed runner. Where the sandbox does not work, it is refused with the reason (fail closed);
+only the operator's PLUGDECK_UNSANDBOXED_PLUGINS=1 loads it in process, and that is logged."""
+
+import logging
+import sys
+
+import pytest
+from fake_dist import install_fake_distribution
+
+from plugdeck import extensions
+from plugdeck.plugins.loading import installed_plugins
+from plugdeck.sandbox import check, launch
+from plugdeck.sandbox.launch import SandboxUnavailable
+
+WHO = '''
+    import os
+    from plugdeck import Plugin, tool
+
+    @tool
+    def whoami() -> dict:
+        """Who runs this code."""
+        return {"uid": os.getuid(), "pid": os.getpid()}
+
+    plugin = Plugin(name="who", version="1.0.0", tools=[whoami], needs=NEEDS)
+'''
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    def install(module, needs=None):
+        folder = tmp_path / f"site_{module}"
+        folder.mkdir()
+        install_fake_distribution(folder, f"plugdeck_{module}", {"who": f"{module}:plugin"},
+                                  {module: WHO.replace("NEEDS", repr(needs or {}))})
+        monkeypatch.syspath_prepend(str(folder))
+        extensions.refresh()
+        return module
+
+    monkeypatch.delenv(check.OVERRIDE, raising=False)
+    yield install
+    extensions.refresh()
+    check.check_sandbox(again=True)
+
+
+def _loaded(name):
+    plugins, problems = installed_plugins()
+    return {p.name: p for p in plugins}.get(name), {p.name: p.message for p in problems}.get(name)
+
+
+def test_the_sandbox_works_here():
+    found = check.check_sandbox(again=True)
+    assert found.ok, found.problem
+
+
+async def test_a_third_party_plugin_is_never_imported_here_and_runs_in_the_sandbox(site):
+    module = site("who_sandboxed")
+    plugin, problem = _loaded("who")
+    assert problem is None and plugin is not None
+    assert module not in sys.modules  # described by the runner, inside the sandbox
+    assert plugin.origin == "third-party" and "sandboxed" in plugin.source
+    try:
+        seen = await plugin.tool("whoami").call({})
+    finally:
+        await plugin.close()
+    assert seen["uid"] != 0 and seen["pid"] == 1  # an unprivileged UID, alone in its PID namespace
+    assert module not in sys.modules
+
+
+def test_a_plugin_asking_to_run_in_process_is_refused(site):
+    site("who_inprocess", {"inprocess": True})
+    plugin, problem = _loaded("who")
+    assert plugin is None and "inprocess: true" in problem and "always run in the sandbox" in problem
+
+
+def test_without_a_working_sandbox_third_party_plugins_are_refused_with_the_reason(site, monkeypatch, caplog):
+    module = site("who_refused")
+
+    def missing(name):
+        raise SandboxUnavailable(f"{name} is not installed (Debian: apt-get install -y bubblewrap)")
+
+    monkeypatch.setattr(launch, "tool_path", missing)
+    assert not check.check_sandbox(again=True).ok
+    plugin, problem = _loaded("who")
+    assert plugin is None and "run only in the sandbox" in problem and "apt-get install -y bubblewrap" in problem
+    assert module not in sys.modules
+    # The operator's explicit override: in process, and said so in the log.
+    monkeypatch.setenv(check.OVERRIDE, "1")
+    with caplog.at_level(logging.WARNING, logger="plugdeck.sandbox"):
+        plugin, problem = _loaded("who")
+    assert problem is None and plugin is not None and module in sys.modules
+    assert "unsandboxed" in caplog.text
+    sys.modules.pop(module, None)
