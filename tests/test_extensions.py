@@ -161,6 +161,10 @@ def test_a_command_that_fails_or_takes_a_built_in_name_is_skipped(tmp_path):
     assert helped.returncode == 0 and "hello" in helped.stdout
     assert "'boom' from the package plugdeck-rude was skipped: ModuleNotFoundError" in helped.stderr
     assert "'ask' from the package plugdeck-rude was skipped: ValueError: 'ask' is a built-in command" in helped.stderr
+    listed = {row["name"]: row for row in json.loads(plugdeck("plugins", "extensions", "--json", env=env, cwd=tmp_path).stdout)
+              if row["package"] == "plugdeck-rude"}
+    assert listed["hello"]["status"] == "ok" and listed["boom"]["status"].startswith("skipped: ModuleNotFoundError")
+    assert listed["ask"]["status"] == "skipped: 'ask' is a built-in command"
     hello = plugdeck("hello", "--name", "Ada", env=env, cwd=tmp_path)
     assert hello.returncode == 0 and hello.stdout == "hello Ada\n", hello.stderr
     asked = plugdeck("ask", "What is 2 + 2?", env=env, cwd=tmp_path)  # the built-in is untouched, nothing warned

@@ -66,7 +66,7 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "store")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "store", "extensions")
 # The optional part (pip extra, see plugdeck.extras) each extension's commands need: checked before a
 # command starts, so that nothing is half done without it. `add` is `plugdeck plugins add NAME`.
 NEEDS = {("kb", "group"): "knowledge", ("mcp", "group"): "mcp", ("serve", "group"): "server",
@@ -126,12 +126,16 @@ def _register_extensions() -> None:
             app.command(command[0])(command[1])
 
 
+def _builtin_command_names() -> set[str]:
+    names = {info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands}
+    return names | {info.name for info in app.registered_groups}
+
+
 def _add_installed_commands(argv: list[str]) -> None:
     """Commands that packages add through the `plugdeck.commands` entry-point group. Read only when the
     command line may name one (help, no command, a name that is not built in), so that `plugdeck ask`
     imports no extension. A built-in keeps its name; one that fails to load is named and skipped."""
-    builtin = {info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands}
-    builtin |= {info.name for info in app.registered_groups}
+    builtin = _builtin_command_names()
     first = next((arg for arg in argv if not arg.startswith("-")), None)
     if first in builtin:
         return
