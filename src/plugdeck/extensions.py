@@ -13,8 +13,13 @@ plugdeck declares its own built-ins in the same groups (pyproject.toml), so they
 Only the declarations are read up front; an extension's module is imported when it is first asked
 for, so `--model echo:x` imports the echo backend and nothing else, and `plugdeck ask` imports no
 command module. An extension that fails to import is recorded with its package (`problems()`), logged
-once, and skipped: it never stops plugdeck. A name is kept by the first package that declares it,
-plugdeck's own first; later claimants are skipped and recorded.
+once, and skipped: it never stops plugdeck. The one exception fails closed: an installed tool-call hook
+that cannot be loaded refuses every tool call, since it may be a guard. A name is kept by the first
+package that declares it, plugdeck's own first; later claimants are skipped and recorded.
+`plugdeck plugins extensions` lists them all. What was read is kept for the process (`refresh()`).
+
+Third-party plugins (plugdeck.plugins) are only declared here: their code runs in the sandbox
+(plugdeck.sandbox). The other kinds run in plugdeck's process, as trusted as any installed package.
 
 Plain entry points rather than pluggy: named entry points let us import one backend by its prefix
 instead of every extension at start-up, hooks here may be async (pluggy's are not), and it needs no
