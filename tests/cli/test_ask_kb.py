@@ -1,11 +1,11 @@
 """`plugdeck ask --kb`: answers from the person's documents, with citations, offline or with an LLM."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from cli_env import cli_environment
 from mock_openai import MockOpenAI
 
 CLI = [sys.executable, "-m", "plugdeck.cli.main"]
@@ -21,8 +21,7 @@ def handbook(tmp_path_factory):
         "Unused days can be carried over to the next year, up to 5 days.\n\n"
         "## Sick leave\n\nEmployees can take up to 10 paid sick days per year.\n")
     (docs / "travel.md").write_text("# Travel\n\nMeals are reimbursed up to 40 EUR per day.\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
-    env.update(HOME=str(root), PLUGDECK_HOME=str(root / "data"), XDG_CONFIG_HOME=str(root / "config"))
+    env = cli_environment(root)
     added = subprocess.run([*CLI, "kb", "add", str(docs)], env=env, cwd=root, capture_output=True, text=True, timeout=180)
     assert added.returncode == 0, added.stderr
     return root, env

@@ -1,11 +1,11 @@
 """Policy rules, checked in code before every call: access, arguments, confirmation, budgets, errors."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from cli_env import cli_environment
 
 from plugdeck import Agent, Plugin, ScriptedModel, tool
 from plugdeck.events import PolicyDecided, RunFinished
@@ -185,8 +185,7 @@ async def test_number_check_flags_or_refuses_untraced_numbers():
 
 
 def test_policy_check_replays_stored_runs(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")},
-           "PLUGDECK_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    env = cli_environment(tmp_path)
     cli = [sys.executable, "-m", "plugdeck.cli.main"]
     subprocess.run([*cli, "ask", "what is 2+2"], env=env, cwd=tmp_path, capture_output=True, check=True)
     (tmp_path / "strict.toml").write_text('[policy]\ndeny = ["calculator.*"]\n')

@@ -5,59 +5,49 @@ and `policy check` knows every tool a stored run used, knowledge bases named wit
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-
-import pytest
 
 CLI = [sys.executable, "-m", "plugdeck.cli.main"]
 
 
-@pytest.fixture
-def env(tmp_path):
-    values = {k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")}
-    values.update(HOME=str(tmp_path), PLUGDECK_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    return values
+def plugdeck(cli_env, cwd, *args, timeout=240):
+    return subprocess.run([*CLI, *args], env=cli_env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def plugdeck(env, cwd, *args, timeout=240):
-    return subprocess.run([*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def test_patterns_for_plugins_not_selected_are_inactive(env, tmp_path):
+def test_patterns_for_plugins_not_selected_are_inactive(cli_env, tmp_path):
     (tmp_path / "plugdeck.toml").write_text(
         '[policy]\nconfirm = ["pizzeria.place_order"]\nallow = ["calculator.*", "weather.*"]\n'
         'flows = {"mail.*" = "deny"}\n[[policy.arguments]]\ntool = "pizzeria.place_order"\n'
         'path = "items[].quantity"\nmax = 10\n')
-    result = plugdeck(env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
+    result = plugdeck(cli_env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
     assert result.returncode == 0, result.stderr
     assert "42" in result.stdout
 
 
-def test_a_typo_for_a_selected_plugin_is_still_refused(env, tmp_path):
+def test_a_typo_for_a_selected_plugin_is_still_refused(cli_env, tmp_path):
     (tmp_path / "plugdeck.toml").write_text('[policy]\ndeny = ["calculator.calculat"]\n')
-    result = plugdeck(env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
+    result = plugdeck(cli_env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
     assert result.returncode == 1
     assert "plugdeck.toml, line 2: deny pattern 'calculator.calculat' matches no tool" in result.stderr
     (tmp_path / "plugdeck.toml").write_text('[policy]\nconfirm = ["calculater.*"]\n')
-    result = plugdeck(env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
+    result = plugdeck(cli_env, tmp_path, "ask", "-p", "calculator", "what is 6 * 7")
     assert result.returncode == 1 and "did you mean plugin 'calculator'" in result.stderr
 
 
-def test_policy_check_knows_the_tools_of_knowledge_runs(env, tmp_path):
+def test_policy_check_knows_the_tools_of_knowledge_runs(cli_env, tmp_path):
     docs = tmp_path / "handbook"
     docs.mkdir()
     (docs / "leave.md").write_text("# Leave\n\nNew employees get 25 days of paid vacation per year.\n")
-    added = plugdeck(env, tmp_path, "kb", "add", str(docs))
+    added = plugdeck(cli_env, tmp_path, "kb", "add", str(docs))
     assert added.returncode == 0, added.stderr
-    asked = plugdeck(env, tmp_path, "ask", "--kb", "handbook", "How many vacation days do new employees get?")
+    asked = plugdeck(cli_env, tmp_path, "ask", "--kb", "handbook", "How many vacation days do new employees get?")
     assert asked.returncode == 0 and "25 days" in asked.stdout, asked.stderr
-    same = plugdeck(env, tmp_path, "policy", "check", "--json")
+    same = plugdeck(cli_env, tmp_path, "policy", "check", "--json")
     report = json.loads(same.stdout)
     assert report["calls"] >= 1 and report["changes"] == []  # not "allow -> unknown tool"
     (tmp_path / "strict.toml").write_text('[policy]\nconfirm = ["handbook.*"]\n')
-    stricter = json.loads(plugdeck(env, tmp_path, "policy", "check", "--policy", "strict.toml", "--json").stdout)
+    stricter = json.loads(plugdeck(cli_env, tmp_path, "policy", "check", "--policy", "strict.toml", "--json").stdout)
     # Checked against the plugins loaded now (the calculator), the pattern is inactive; the runs that used
     # the knowledge base are judged by it all the same.
     assert stricter["inactive"] == ["strict.toml, line 2: confirm pattern 'handbook.*' is inactive: "

@@ -11,22 +11,21 @@ import sys
 import httpx
 import pytest
 
+from cli_env import cli_environment
 from serverkit import HERE, ROOT, ServeProcess, plugdeck, spawn_json
 from shared_fixtures import FIXTURES
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """HOME, PLUGDECK_HOME and XDG_CONFIG_HOME under tmp_path, for this process and for subprocesses."""
-    home = tmp_path / "home"
-    home.mkdir()
-    for name in [n for n in os.environ if n.startswith("PLUGDECK_")]:
+    """The shared CLI environment (tests/cli_env.py), for subprocesses and for this process too."""
+    values = cli_environment(tmp_path)
+    for name in [n for n in os.environ if n not in values]:
         monkeypatch.delenv(name)
-    values = {"HOME": str(home), "PLUGDECK_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(home / ".config")}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    return {**os.environ, **values}
+    return values
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ slug, a spec that yields no tool is refused with the reason, the `Try:` hint sug
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_env import cli_environment
 
 from plugdeck.agent.agent import Agent
 from plugdeck.models.scripted import ScriptedModel
@@ -26,8 +26,7 @@ PETSTORE = OPENAPI / "swagger-petstore3/openapi.yaml"
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")},
-           "PLUGDECK_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c")}
+    env = cli_environment(tmp_path)
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *args], env=env, capture_output=True,

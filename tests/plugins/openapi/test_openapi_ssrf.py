@@ -274,14 +274,14 @@ async def test_a_redirect_to_another_port_of_the_allowed_host_is_refused(allowed
 
 def test_cli_allow_private_allows_the_base_url_origin_only(server, canary, tmp_path):
     import json
-    import os
     import subprocess
     import sys
 
+    from cli_env import cli_environment
+
     spec = tmp_path / "api.json"
     spec.write_text(json.dumps(_redirecting_spec(server, canary)))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLUGDECK_")},
-           "PLUGDECK_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c")}
+    env = cli_environment(tmp_path)
     run = lambda *args: subprocess.run([sys.executable, "-m", "plugdeck.cli.main", *args], env=env,  # noqa: E731
                                        capture_output=True, text=True, timeout=60)
     added = run("plugins", "add", "openapi", str(spec), "--name", "api", "--allow-private")
