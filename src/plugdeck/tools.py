@@ -19,7 +19,7 @@ import inspect
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Literal, TypeVar, get_origin, overload
+from typing import TYPE_CHECKING, Any, Callable, Collection, Generic, Iterable, Literal, TypeVar, get_origin, overload
 
 from .errors import PlugdeckError
 from .schemas import json_schema_validator, normalize_schema, object_schema
@@ -345,9 +345,10 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             indent = len(line) - len(line.lstrip())
             arg_indent = indent if arg_indent is None else arg_indent
             numpy, google = _NUMPY_ARG.match(line), _GOOGLE_ARG.match(line)
-            if indent <= arg_indent and (numpy or google):
-                current = (numpy or google).group(1)
-                args[current] = "" if numpy else google.group(2).strip()
+            found = numpy or google
+            if indent <= arg_indent and found:
+                current = found.group(1)
+                args[current] = "" if numpy or not google else google.group(2).strip()
             elif current:
                 args[current] = (args[current] + " " + line.strip()).strip()
     return " ".join(" ".join(summary).split()), args
@@ -356,7 +357,7 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 # ---- wire names ---------------------------------------------------------------------------------
 
 
-def to_wire_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+def to_wire_name(name: str, taken: Collection[str] = frozenset()) -> str:
     """A name that satisfies ^[a-zA-Z0-9_-]{1,64}$; a short hash keeps it unique when needed."""
     wire = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64]
     if wire and wire not in taken and (wire == name or len(name) <= 64):

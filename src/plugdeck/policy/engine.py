@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from ..events import Event
 from ..tools import Tool
 from ..usage import Limits, Usage
 from .flows import check_flow
@@ -36,7 +37,7 @@ class Decision:
     details: dict[str, Any] | None = None
 
 
-def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list,
+def decide(policy: Policy, tool: Tool, arguments: dict[str, Any], events: list[Event],
            context: Context | None = None) -> Decision:
     """The decision on one call, given the run's events so far (its context is derived from them)."""
     name = tool.qualified_name
@@ -95,7 +96,7 @@ def violation(rule: ArgumentRule, arguments: dict[str, Any]) -> str | None:
     return None
 
 
-def values_at(data: Any, path: str):
+def values_at(data: Any, path: str) -> Iterator[tuple[str, Any]]:
     """Yield (path, value) for `a.b`, `items[].quantity` (every item) and `items[0]`."""
     items = [("", data)]
     for part in path.split("."):

@@ -52,7 +52,7 @@ import json
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from ..tools import UNDECLARED, Tool
@@ -79,7 +79,7 @@ class Flow:
 
 
 def check_flow(flows: dict[str, str], tool: Tool, arguments: dict[str, Any], context: Context,
-               where=lambda key: "policy") -> Flow | None:
+               where: Callable[[str], str] = lambda key: "policy") -> Flow | None:
     """The data-flow rule's say on one call, or None when no content could leave through it."""
     destination = tool.destination
     if destination is None:
@@ -181,7 +181,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def leaves(value: Any, path: str = ""):
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """(path, value) for every scalar in arguments: `items[0].name`; the root itself is "arguments"."""
     if isinstance(value, dict):
         for key, item in value.items():

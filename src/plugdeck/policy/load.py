@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import parse_toml
 from ..errors import UserError
@@ -52,7 +52,7 @@ from .flows import FLOW_ACTIONS
 TOP_KEYS = {"allow": list, "deny": list, "confirm": list, "confirm_writes": bool, "budgets": dict, "answers": dict,
             "arguments": list, "flows": dict, "spotlight": str}
 SPOTLIGHT_MODES = ("off", "delimit", "datamark", "base64")
-BUDGET_KEYS = {"max_steps": int, "max_tool_calls": int, "max_tokens": int, "max_cost": (int, float),
+BUDGET_KEYS: dict[str, type | tuple[type, ...]] = {"max_steps": int, "max_tool_calls": int, "max_tokens": int, "max_cost": (int, float),
                "max_seconds": (int, float)}
 ANSWER_KEYS = {"grounded": bool, "numbers": str}
 RULE_KEYS = {"tool": str, "path": str, "min": (int, float), "max": (int, float), "values": list, "pattern": str,
@@ -74,7 +74,7 @@ class ArgumentRule:
     min: float | None = None
     max: float | None = None
     values: list[Any] | None = None
-    pattern: re.Pattern | None = None
+    pattern: re.Pattern[str] | None = None
     hosts: list[str] | None = None
 
     @property
@@ -208,7 +208,7 @@ def policy_from(table: dict[str, Any], text: str = "", source: str = "policy", p
         check("budgets", budgets, BUDGET_KEYS)
         limits: dict[str, float] = {}
         for key, value in budgets.items():
-            if key in BUDGET_KEYS and isinstance(value, BUDGET_KEYS[key]) and not isinstance(value, bool):
+            if key in BUDGET_KEYS and _is_number(value, BUDGET_KEYS[key]):
                 if value <= 0:
                     problems.append(f"{source}, line {locate('budgets', key)}: {key} must be more than 0")
                 else:
@@ -235,7 +235,12 @@ def policy_from(table: dict[str, Any], text: str = "", source: str = "policy", p
     return policy
 
 
-def _argument_rule(rule: Any, index: int, source: str, locate, check, problems: list[str]) -> ArgumentRule | None:
+def _is_number(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)  # True is an int to Python, not to a policy
+
+
+def _argument_rule(rule: Any, index: int, source: str, locate: _Locator, check: Callable[..., None],
+                   problems: list[str]) -> ArgumentRule | None:
     line = locate.table("arguments", index)
     if not isinstance(rule, dict):
         problems.append(f"{source}, line {line}: each [[policy.arguments]] entry must be a table")

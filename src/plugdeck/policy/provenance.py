@@ -69,7 +69,7 @@ class Context:
         return ", ".join(dict.fromkeys(s.label() for s in (self.sources if sources is None else sources)))
 
 
-class Conversation(list):
+class Conversation(list[dict[str, Any]]):
     """A run's messages (`run.messages`), labelled with the provenance of their content, so that a chat
     that passes them back as the next question's history keeps what the policy knew."""
 
@@ -122,7 +122,7 @@ def history_label(history: list[dict[str, Any]] | None, trust: str,
 def _tool_sources(messages: list[dict[str, Any]], resolve: Callable[[str], Any]) -> list[Source]:
     """Sources of the tool messages of a history, by the tool each answered (found in the assistant
     turn that asked for it)."""
-    names: dict[str, str] = {}
+    names: dict[str | None, str] = {}  # call id (None when a client sent none) -> tool name
     for message in messages:
         for call in message.get("tool_calls") or []:
             names[call.get("id")] = (call.get("function") or {}).get("name") or call.get("name") or ""

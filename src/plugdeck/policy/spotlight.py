@@ -84,6 +84,6 @@ class SpotlitModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    async def stream(self, messages: list[dict[str, Any]], tools: list) -> AsyncIterator[Any]:
+    async def stream(self, messages: list[dict[str, Any]], tools: list[Any]) -> AsyncIterator[Any]:
         async for item in self._model.stream(spotlight(messages, self._mode, self._trusted_call), tools):
             yield item
