@@ -85,8 +85,11 @@ async def main() -> None:
                      planner="loop") as agent:
         run = await agent.run("Order 3 teas and tell me the total.", deps=pantry, output_type=Quote,
                               limits=Limits(max_tool_calls=4, max_cost=0.10))
-        if run.status == "waiting":
-            run = await agent.resume(run.id, approve(run.waiting), deps=pantry, output_type=Quote)
+        if run.status == "waiting":  # a pause is a value: decide, then resume (any process can)
+            resumed = await agent.resume(run.id, approve(run.waiting), deps=pantry, output_type=Quote)
+            if resumed is None:
+                raise SystemExit("another process is carrying this run on")
+            run = resumed
         quote = run.output
         if not isinstance(quote, Quote):
             raise SystemExit(f"no quote: {run.status} {run.error}")
