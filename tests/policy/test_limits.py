@@ -41,7 +41,6 @@ def test_a_bad_limit_is_refused_clearly(data, message):
 def test_the_policy_reads_its_budgets_table_as_limits():
     policy = policy_from({"budgets": {"max_steps": 4, "max_cost": 0.25}})
     assert policy.limits == Limits(max_steps=4, max_cost=0.25)
-    assert policy.budgets == {"max_steps": 4, "max_cost": 0.25}  # the old dict, read only
     assert policy_from({}).limits == Limits()
 
 

@@ -97,11 +97,6 @@ class Policy:
     source: str = "defaults"
     lines: dict[str, int] = field(default_factory=dict, repr=False)  # "allow[0]" -> line number
 
-    @property
-    def budgets(self) -> dict[str, float]:
-        """The limits as the dict this used to be (read only; use `limits`)."""
-        return self.limits.to_dict()
-
     def where(self, key: str) -> str:
         line = self.lines.get(key)
         return f"{self.source}, line {line}" if line else self.source
