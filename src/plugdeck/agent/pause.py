@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Protocol, runtime_checkable
 
-from ..errors import PlugdeckError
+from ..errors import PlugdeckError, UserError
 from ..events import RunStarted
 from .confirm import PendingAction
 
@@ -61,11 +61,11 @@ INTERRUPTED = ("the process carrying out this approved action stopped before it 
                "done is not known, so it was not done again")
 
 
-class BookError(PlugdeckError):
+class BookError(UserError):
     """The book (the run store) could not keep or give back a pause."""
 
 
-class ActionNotPending(KeyError, PlugdeckError):
+class ActionNotPending(UserError, KeyError):
     """The action is unknown, belongs to another run, or was already decided."""
 
     def __str__(self) -> str:
@@ -76,7 +76,7 @@ class RunNotWaiting(BookError):
     """The run has finished (or was aborted): nothing of it waits for a decision."""
 
 
-class Paused(Exception):
+class Paused(PlugdeckError):
     """Raised by a planner when a step ends with calls waiting for a person: the turn ends here."""
 
     def __init__(self, step: int, calls: list[dict[str, Any]], results: dict[str, str], waiting: list[PendingAction],

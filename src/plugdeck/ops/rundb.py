@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
 from ..agent.pause import BookError
+from ..errors import ServiceError
 from ..redaction import redact as redact_text
 from ..redaction import register_secret
 
@@ -23,7 +24,7 @@ class RunStoreError(BookError, RuntimeError):
     """The run store cannot do what was asked (a damaged file, a schema from a newer plugdeck, ...)."""
 
 
-class RunStoreUnavailable(RunStoreError):
+class RunStoreUnavailable(RunStoreError, ServiceError):
     """The database cannot be reached right now; the message says where and what to check."""
 
 
