@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from ..checks import CheckResult
 from ..events import ToolFinished
@@ -38,7 +39,7 @@ class NumberCheck:
     def __init__(self, mode: str = "flag"):
         self.mode = mode  # flag | refuse
 
-    async def check(self, answer: str, run) -> CheckResult:
+    async def check(self, answer: str, run: Any) -> CheckResult:  # a Run (policy does not import the agent)
         sources = [m.get("content") or "" for m in run.messages if m.get("role") == "user"] or [run.question]
         sources += [json.dumps(e.result, ensure_ascii=False, default=str) for e in run.events
                     if isinstance(e, ToolFinished) and e.error is None]
