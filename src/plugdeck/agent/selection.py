@@ -29,13 +29,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
-from ..plugins.knowledge.text import STOPWORDS, stem, words
 from ..tools import Tool
+from ..words import STOPWORDS, stem, words
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..plugins.knowledge.embeddings import Embedder
+    from ..embedding import Embedder
 
 Mode = Literal["hybrid", "keyword", "embedding"]
 
@@ -229,7 +229,7 @@ class ToolSelector:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from ..plugins.knowledge.embeddings import LocalEmbedder
+            from ..embedding import LocalEmbedder
 
             self._embedder = LocalEmbedder()
         return self._embedder

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from ...words import STOPWORDS, stem, words  # shared with tool selection; re-exported here
+
 # Tag characters (U+E0000-E007F), zero-width and bidi controls: invisible to a reader, visible to a
 # model, the classic carrier of hidden instructions ("ASCII smuggling").
 _INVISIBLE = re.compile("[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
@@ -84,19 +86,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 # ---- words and numbers ----------------------------------------------------------------------------
 
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are aren as at be because been before being
-    below between both but by can could did didn do does doesn doing don down during each either else ever
-    every few for from further get gets got had has have having he her here hers herself him himself his how
-    i if in into is isn it its itself just let may me might more most must my myself neither nor of off on
-    once one only or other ought our ours ourselves out over own per please same shall she should so some
-    such than that the their theirs them themselves then there these they this those through to too under
-    until up upon us very was wasn we were weren what when where whether which while who whom whose why
-    will with within without would you your yours yourself yourselves tell know say says said want many much""".split()
-)
 NEGATIONS = frozenset("no not never none nobody nothing neither nor cannot without n't isn aren wasn weren don doesn didn won can't".split())
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?")
 _UNITS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -107,26 +98,6 @@ _NUMBER_WORDS = re.compile(
     r"|\b(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _NUMBER_WORD_SET = frozenset(_UNITS) | frozenset(_TENS)
 _MARKERS = re.compile(r"\[[^\]\n]{1,40}\]")
-
-
-def words(text: str) -> list[str]:
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper, enough to match 'employees'/'employee', 'days'/'day', 'receives'/'received'."""
-    if len(word) > 3 and not word.endswith(("ss", "us", "is")):
-        if word.endswith("ies"):
-            word = word[:-3] + "y"
-        elif word.endswith(("sses", "xes", "zes", "ches", "shes")):
-            word = word[:-2]
-        elif word.endswith("ing") and len(word) > 5:
-            word = word[:-3]
-        elif word.endswith("ed") and len(word) > 4:
-            word = word[:-2]
-        elif word.endswith("s"):
-            word = word[:-1]
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
 def content_terms(text: str) -> set[str]:
