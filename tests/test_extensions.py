@@ -292,6 +292,18 @@ async def test_an_installed_hook_that_does_not_load_refuses_every_call(site):
     assert refused.value.kind == "hook_failed"
 
 
+def test_a_folder_added_to_sys_path_is_read(tmp_path, monkeypatch):
+    assert "late" not in extensions.named(extensions.MODELS)  # read once, before the folder is there
+    site = tmp_path / "late-site"
+    site.mkdir()
+    install_fake_distribution(site, "plugdeck-late", {"late": "late_backend_mod:make"},
+                              {"late_backend_mod": "def make(name):\n    return name\n"}, group="plugdeck.models")
+    monkeypatch.syspath_prepend(str(site))
+    assert extensions.named(extensions.MODELS)["late"].package == "plugdeck-late"
+    monkeypatch.undo()
+    assert "late" not in extensions.named(extensions.MODELS)
+
+
 def test_declaring_imports_nothing_until_asked(site):
     install_fake_distribution(site, "plugdeck-lazy", {"lazy": "lazy_backend_mod:make"},
                               {"lazy_backend_mod": "raise ImportError('imported too early')\n"}, group="plugdeck.models")

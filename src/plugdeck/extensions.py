@@ -16,7 +16,8 @@ command module. An extension that fails to import is recorded with its package (
 once, and skipped: it never stops plugdeck. The one exception fails closed: an installed tool-call hook
 that cannot be loaded refuses every tool call, since it may be a guard. A name is kept by the first
 package that declares it, plugdeck's own first; later claimants are skipped and recorded.
-`plugdeck plugins extensions` lists them all. What was read is kept for the process (`refresh()`).
+`plugdeck plugins extensions` lists them all. What was read is kept while sys.path stays the same
+(`refresh()` forgets it, e.g. after a pip install into a running process).
 
 Third-party plugins (plugdeck.plugins) are only declared here: their code runs in the sandbox
 (plugdeck.sandbox). The other kinds run in plugdeck's process, as trusted as any installed package.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -93,12 +95,14 @@ _loaded: dict[tuple[str, str, str], Any] = {}  # (group, name, package) -> objec
 _failed: dict[tuple[str, str, str], Problem] = {}
 _conflicts: dict[str, list[Problem]] = {}
 _instances: dict[tuple[str, str], Any] = {}  # a hook class, instantiated once
+_scanned_path: list[str] = []  # sys.path when the entry points were read
 
 
 def declared(group: str) -> list[Extension]:
     """Every declaration in the group, plugdeck's own first, then by name; nothing is imported."""
     with _lock:
-        if not _declared:
+        if _scanned_path != sys.path:  # a folder added to (or taken from) sys.path may hold other packages
+            _forget()
             _scan()
         return list(_declared.get(group, []))
 
@@ -122,16 +126,17 @@ def _scan() -> None:
             found.setdefault(ep.group, []).append(Extension(ep.group, ep.name, ep.value, package, ep))
     _declared.update({group: sorted(items, key=lambda e: (not e.builtin, e.name, e.package))
                       for group, items in found.items()})
-    _declared.setdefault("", [])  # scanned, even when nothing is declared
+    _scanned_path[:] = sys.path
 
 
 def named(group: str) -> dict[str, Extension]:
     """Name -> the extension that keeps it: the first declaration wins, plugdeck's own before any other."""
     with _lock:
+        found = declared(group)  # first: it forgets what was kept when sys.path changed
         if group not in _named:
             kept: dict[str, Extension] = {}
             conflicts = []
-            for extension in declared(group):
+            for extension in found:
                 if extension.name in kept:
                     owner = kept[extension.name].package
                     conflicts.append(Problem(group, extension.name, extension.package,
@@ -194,8 +199,12 @@ def problems(group: str | None = None) -> list[Problem]:
 def refresh() -> None:
     """Forget what was read and imported: after installing a package into a running process, and in tests."""
     with _lock:
-        for cache in (_declared, _named, _loaded, _failed, _conflicts, _instances):
-            cache.clear()
+        _forget()
+
+
+def _forget() -> None:
+    for cache in (_declared, _named, _loaded, _failed, _conflicts, _instances, _scanned_path):
+        cache.clear()
 
 
 # ---- the kinds ------------------------------------------------------------------------------------
