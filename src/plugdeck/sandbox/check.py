@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .launch import Launch, SandboxUnavailable, command
 from .limits import Limits
+from .runner import NO_SECCOMP
 
 log = logging.getLogger("plugdeck.sandbox")
 
@@ -49,6 +50,8 @@ def _run_check() -> SandboxCheck:
         return SandboxCheck(False, str(exc))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return SandboxCheck(False, f"the sandbox did not start: {exc}")
+    if done.returncode == NO_SECCOMP:
+        return SandboxCheck(False, done.stderr.strip().splitlines()[-1])
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         return SandboxCheck(False, f"bubblewrap failed (exit {done.returncode}): {tail}. Unprivileged user "
@@ -64,6 +67,10 @@ def _run_check() -> SandboxCheck:
         problems.append(f"the plugin kept capabilities (effective {seen['cap_eff']}, bounding {seen['cap_bnd']})")
     if seen["no_new_privs"] != "1" and seen["uid"] != 0:
         problems.append("no_new_privs is not set")
+    if seen["seccomp"] != "2":
+        problems.append("no seccomp filter is loaded")
+    if seen["unshare"] == "allowed":
+        problems.append("the plugin could make a user namespace")
     for where in ("net_loopback", "net_outside"):
         if seen[where] == "connected":
             problems.append(f"the plugin reached the network ({where})")

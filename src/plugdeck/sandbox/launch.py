@@ -77,6 +77,9 @@ def command(launch: Launch) -> list[str]:
         "--proc", "/proc", "--dev", "/dev",
         "--size", str(limits.scratch_mb * MB), "--perms", "1777", "--tmpfs", "/tmp",
         "--dir", "/run/plugdeck",
+        # The dynamic linker's index, nothing else of /etc: ctypes finds libseccomp through it.
+        *(["--perms", "0711", "--dir", "/etc", "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+          if os.path.exists("/etc/ld.so.cache") else []),
     ]
     made: set[Path] = set()
     for path in python_paths(launch.paths):

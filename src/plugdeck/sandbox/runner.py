@@ -22,6 +22,7 @@ from typing import Any
 
 SECRETS_META = "plugdeck/secrets"  # the call's _meta key holding {name: value}
 KILLED_META = "plugdeck/killed"  # the result's _meta key: processes left behind by the call
+NO_SECCOMP = 4  # exit status: the allowlist could not be loaded, so no plugin code ran
 JSON_META = "plugdeck/json"  # the result's _meta key: its text is the JSON of the tool's (non-text) value
 
 
@@ -49,10 +50,15 @@ def kill_leftovers() -> int:
                 killed += 1
             except OSError:
                 pass
-    while True:  # reap them, so that they stop counting against RLIMIT_NPROC
+    # Reap them (orphans are PID 1's children), so that they are gone and stop counting against
+    # RLIMIT_NPROC before the call's answer is sent.
+    import time
+
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
         try:
             if os.waitpid(-1, os.WNOHANG) == (0, 0):
-                break
+                time.sleep(0.005)
         except ChildProcessError:
             break
     return killed
@@ -84,8 +90,21 @@ def self_test() -> dict[str, Any]:
                 pass
     return {"uid": os.getuid(), "euid": os.geteuid(), "pid": os.getpid(), "cap_eff": status_line("CapEff"),
             "cap_bnd": status_line("CapBnd"), "no_new_privs": status_line("NoNewPrivs"),
+            "seccomp": status_line("Seccomp"), "unshare": _try_unshare(),
             "env": sorted(os.environ), "environs": environs, "root_home": _listing("/root"),
             "net_loopback": reach("127.0.0.1", 22), "net_outside": reach("192.0.2.1", 80)}
+
+
+def _try_unshare() -> str:
+    """What unshare(CLONE_NEWUSER) gives: a kernel door the seccomp filter must keep shut."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x10000000) == 0:
+        return "allowed"
+    import errno
+
+    return errno.errorcode.get(ctypes.get_errno(), "failed")
 
 
 def _listing(folder: str) -> list[str] | str:
@@ -104,6 +123,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
     from . import _calling
 
     tools = {t.name: t for t in plugin.tools}
+    in_flight = [0]  # calls running now
     listing = [types.Tool(name=t.name, description=t.description, input_schema=t.parameters,
                           annotations=types.ToolAnnotations(read_only_hint=t.effect == "read"))
                for t in plugin.tools]
@@ -116,6 +136,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
 
         meta = dict(params.meta or {})
         tool = tools.get(params.name)
+        in_flight[0] += 1
         try:
             if tool is None:
                 raise ToolError(f"no tool {params.name!r}", "unknown_tool")
@@ -128,7 +149,9 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
             result = _failed("memory_limit: the tool ran out of memory (its sandbox's limit)")
         except Exception as exc:  # the plugin's own bug: reported, the runner keeps serving
             result = _failed(f"tool_crashed: {type(exc).__name__}: {exc}")
-        killed = kill_leftovers()
+        finally:
+            in_flight[0] -= 1
+        killed = kill_leftovers() if in_flight[0] == 0 else 0  # not while another call may own a child
         if killed:
             result.meta = {**(result.meta or {}), KILLED_META: killed}
         return result
@@ -170,12 +193,28 @@ def main(argv: list[str] | None = None) -> int:
         from . import http
 
         http.SOCKET = args.egress
+    from .seccomp import SeccompUnavailable, install
+
     if args.mode == "self-test":
+        try:
+            install()
+        except SeccompUnavailable as exc:
+            print(f"no seccomp filter: {exc}", file=sys.stderr)
+            return NO_SECCOMP
         print(json.dumps(self_test()))
         return 0
     # The protocol keeps the real stdout; what the plugin prints goes to stderr (the platform's log of it).
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
     os.dup2(2, 1)
+    if args.mode == "serve":
+        import anyio  # noqa: F401 - everything the protocol needs is imported before the filter closes in
+        from mcp.server import Server  # noqa: F401
+        from mcp.server.stdio import stdio_server  # noqa: F401
+    try:
+        install()  # from here on, the allowlist: before any of the plugin's code runs
+    except SeccompUnavailable as exc:
+        print(f"no seccomp filter: {exc}", file=sys.stderr)
+        return NO_SECCOMP
     try:
         plugin = _load(args.entry_point, args.name)
     except Exception as exc:
