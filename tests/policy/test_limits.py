@@ -4,7 +4,7 @@ import pytest
 
 from plugdeck.errors import UserError
 from plugdeck.policy import policy_from
-from plugdeck.policy.engine import budget_exceeded, limit_reached
+from plugdeck.policy.engine import limit_reached
 from plugdeck.usage import Limits, LimitsError, Usage
 
 
@@ -64,12 +64,3 @@ def test_no_limits_nothing_reached():
     assert limit_reached(Limits(), Usage(model_calls=10**6, cost=1e9), before="model") is None
     with pytest.raises(ValueError, match="before must be 'model' or 'tool'"):
         limit_reached(Limits(), Usage(), before="answer")
-
-
-def test_budget_exceeded_reads_a_runs_own_counters():
-    class OldRun:  # a Run that keeps its counters as attributes, not in a Usage
-        model_calls, calls_admitted, prompt_tokens, completion_tokens, cost = 2, 0, 10, 5, 0.0
-
-    policy = policy_from({"budgets": {"max_steps": 2}})
-    assert budget_exceeded(policy, OldRun(), before="model")[0] == "max_steps"
-    assert budget_exceeded(policy, OldRun(), before="tool") is None

@@ -51,6 +51,8 @@ HistoryTrust = Literal["auto", "trusted", "untrusted"]
 _END = object()
 # Runs of this process that wait for a person, by id: resuming one here carries on the same Run object.
 _LIVE: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
+# The deps and output_type of this process's waiting runs, for when they are carried on here.
+_KEPT: dict[str, tuple[Any, Any]] = {}
 
 
 def _refuse_unasked(action: Any) -> bool:
@@ -228,7 +230,8 @@ class Agent:
 
     async def resume(self, run_id: str, decisions: dict[str, bool] | None = None, *, store: Book | None = None,
                      by: str = "person", notes: dict[str, str] | None = None, api_key_id: str | None = None,
-                     sinks: Iterable[Sink] = (), wait: bool = True) -> Run | None:
+                     sinks: Iterable[Sink] = (), wait: bool = True, deps: Any = None,
+                     output_type: type[BaseModel] | None = None) -> Run | None:
         """Decide pending actions of a waiting run ({action_id: approved}) and carry the run on here,
         with this agent (in another process, build it from the stored checkpoint's `setup`).
 
@@ -237,7 +240,8 @@ class Agent:
         right now (the decisions are recorded for it). Raises KeyError (no such run, or one of another
         `api_key_id`), ActionNotPending (already decided, or not an action of this run) and
         RunNotWaiting (the run has finished). `wait=False`: return the Run as soon as its turn is under
-        way (follow it with `run.follow`). See plugdeck.agent.pause."""
+        way (follow it with `run.follow`). `deps`, `output_type`: as for `run` (in the process that started
+        the run, those it was started with are kept). See plugdeck.agent.pause."""
         notes = notes or {}
         decided = {action_id: (bool(ok), by, notes.get(action_id, "")) for action_id, ok in (decisions or {}).items()}
         book = MEMORY if MEMORY.has(run_id) else (store or self.store)
@@ -257,14 +261,17 @@ class Agent:
                 pass
             raise
         checkpoint = taken["checkpoint"]
-        turn = self._turn(run, checkpoint["messages"], book, self.limits, None, self.confirm, checkpoint["planner"])
+        kept_deps, kept_type = _KEPT.pop(run_id, (None, None))
+        deps = deps if deps is not None else kept_deps
+        output_type = output_type if output_type is not None else kept_type
+        turn = self._turn(run, checkpoint["messages"], book, self.limits, deps, self.confirm, checkpoint["planner"])
         turn.driver = turn_driver
         turn.booked.update(taken["actions"])
         run.carry_on()
         planner = self._planner_named(checkpoint["planner"])
         run.drive(self._carry(turn, lambda: planner.carry_on(turn, self.model_for(turn), self._offered(run),
                                                              checkpoint, taken["actions"]),
-                              checkpoint["deadline_left"], None))
+                              checkpoint["deadline_left"], output_type))
         return await run.settled() if wait else run
 
     async def _restored(self, run_id: str, taken: dict[str, Any], book: Any, sinks: Iterable[Sink]) -> Run:
@@ -434,6 +441,8 @@ class Agent:
                 except Paused as paused:
                     decided = await park(turn, paused, MEMORY)
                     if decided is None:
+                        if run.status == "waiting" and (turn.deps is not None or output_type is not None):
+                            _KEPT[run.id] = (turn.deps, output_type)  # not JSON: kept in this process only
                         return  # waits for a person (or another process carries it on)
                     # Decided elsewhere while this turn was busy: carry them out here, at once.
                     run.carry_on()

@@ -141,13 +141,3 @@ def limit_reached(limits: Limits, usage: Usage, *, before: str) -> tuple[str, st
             shown = f"{used:.4f}" if key == "max_cost" else str(used)
             return key, f"the {key} budget ({limit:g}) was reached: {shown} {what} used"
     return None
-
-
-def budget_exceeded(policy: Policy, run: Any, *, before: str) -> tuple[str, str] | None:
-    """limit_reached for the policy's limits and a Run that keeps its own counters (until the Run
-    keeps a Usage: then call limit_reached with run.usage)."""
-    usage = getattr(run, "usage", None)
-    if not isinstance(usage, Usage):
-        usage = Usage(model_calls=run.model_calls, calls_admitted=run.calls_admitted,
-                      prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens, cost=run.cost)
-    return limit_reached(policy.limits, usage, before=before)
