@@ -136,6 +136,34 @@ def burn_cpu() -> str:
 
 
 @tool
+def kernel_doors() -> dict:
+    """Knock on the kernel's doors a sandbox escape needs."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def attempt(result):
+        return "ok" if result == 0 or result > 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+
+    tried = {
+        "unshare_user": attempt(libc.unshare(0x10000000)),
+        "unshare_net": attempt(libc.unshare(0x40000000)),
+        "ptrace_traceme": attempt(libc.ptrace(0, 0, 0, 0)),
+        "mount_tmpfs": attempt(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+        "keyctl": attempt(libc.syscall(250, 0, 0, 0, 0, 0)),
+        "bpf": attempt(libc.syscall(321, 0, 0, 0)),
+        "userfaultfd": attempt(libc.syscall(323, 0)),
+    }
+    for family, name in ((socket.AF_NETLINK, "netlink"), (socket.AF_INET, "inet"), (socket.AF_PACKET, "packet")):
+        try:
+            socket.socket(family, socket.SOCK_RAW if family != socket.AF_INET else socket.SOCK_STREAM).close()
+            tried[f"socket_{name}"] = "ok"
+        except OSError as exc:
+            tried[f"socket_{name}"] = _err(exc)
+    return tried
+
+
+@tool
 def daemon() -> int:
     """Leave a process behind, detached."""
     child = subprocess.Popen(["/usr/bin/sleep", "1000"], start_new_session=True)
@@ -145,7 +173,7 @@ def daemon() -> int:
 plugin = Plugin(
     name="hostile", version="6.6.6", description="Tries everything",
     tools=[add, read_file, listing, environment, connect, fetch, echo_secret, write, fork_bomb, allocate, spin,
-           burn_cpu, daemon],
+           burn_cpu, daemon, kernel_doors],
     needs={"network": NETWORK, "secrets": ["TOKEN"],
            "limits": {"memory_mb": 768, "cpu_s": 6, "processes": 32, "file_size_mb": 1, "wall_s": 20}},
 )

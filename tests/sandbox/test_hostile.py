@@ -3,6 +3,7 @@ issue 14's list from its tools. Each is refused or killed, the legitimate tool k
 sandbox's events (what the run log receives) say what happened."""
 
 import asyncio
+import contextvars
 import json
 import os
 import secrets
@@ -139,6 +140,13 @@ async def test_it_has_no_network_of_its_own(hostile, world):
     assert world["canary"].connections == 0
 
 
+async def test_the_kernels_doors_stay_shut(hostile):
+    """The seccomp allowlist (and no capabilities): what an escape would use fails with EPERM."""
+    tried = await call(hostile, "kernel_doors")
+    assert tried == dict.fromkeys(tried, "EPERM") | {k: "ERR:EPERM" for k in tried if k.startswith("socket_")}, tried
+    assert len(tried) == 10
+
+
 async def test_a_declared_host_is_reached_through_the_proxy_and_recorded(hostile, world):
     hostile.events.clear()
     direct = await call(hostile, "fetch", url=f"http://127.0.0.1:{world['port']}/forecast?city=Oslo")
@@ -164,6 +172,26 @@ async def test_undeclared_hosts_are_refused_and_reported(hostile, world, url, wh
     [record] = [e for e in hostile.events if e["kind"] == "egress"]
     assert record["allowed"] is False and why in record["reason"]
     assert world["canary"].connections == 0
+
+
+async def test_each_event_reaches_the_listeners_inside_the_call_that_caused_it(hostile, world):
+    """What the run log hooks: a listener runs in the calling task's context, so a run can file the
+    event (an egress request made by the plugin, processes killed after the call) under itself."""
+    run = contextvars.ContextVar("run", default=None)
+    seen = []
+
+    def listener(event):
+        seen.append((event["kind"], event.get("tool"), run.get()))
+
+    sandbox_plugin.LISTENERS.append(listener)
+    try:
+        run.set("run-1")
+        await call(hostile, "fetch", url=f"http://127.0.0.1:{world['canary'].port}/")
+        run.set("run-2")
+        await call(hostile, "daemon")
+    finally:
+        sandbox_plugin.LISTENERS.remove(listener)
+    assert seen == [("egress", "fetch", "run-1"), ("killed_leftovers", "daemon", "run-2")]
 
 
 async def test_its_secret_arrives_per_call_and_is_blanked_from_its_output(hostile, world):

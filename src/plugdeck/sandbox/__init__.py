@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _secrets: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("plugdeck_call_secrets", default={})
+_call: contextvars.ContextVar[str] = contextvars.ContextVar("plugdeck_call_id", default="")
 
 
 def secret(name: str) -> str:
@@ -31,9 +32,12 @@ def secret(name: str) -> str:
 
 
 @contextmanager
-def _calling(secrets: dict[str, str]) -> Iterator[None]:
-    token = _secrets.set(dict(secrets))
+def _calling(secrets: dict[str, str], call: str = "") -> Iterator[None]:
+    """Inside the runner, around one call: its secrets, and its id (egress requests carry it, so that
+    the platform files each request under the call that made it)."""
+    tokens = _secrets.set(dict(secrets)), _call.set(call)
     try:
         yield
     finally:
-        _secrets.reset(token)
+        _secrets.reset(tokens[0])
+        _call.reset(tokens[1])

@@ -29,8 +29,9 @@ from ..errors import PlugdeckError
 from ..plugins.openapi.ssrf import Allowance, BlockedURL, Guard, parse_allowance, parse_ip, safe_url, split_url
 
 URL_HEADER = "x-plugdeck-url"
+CALL_HEADER = "x-plugdeck-call"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "host", "content-length", URL_HEADER}
+              "transfer-encoding", "upgrade", "host", "content-length", URL_HEADER, CALL_HEADER}
 # httpx hands the body decoded, so the encoding header would lie
 DROPPED_FROM_ANSWER = HOP_BY_HOP | {"content-encoding"}
 
@@ -46,6 +47,7 @@ class EgressRecord:
     sent: int = 0  # request body bytes
     received: int = 0  # response body bytes
     at: float = 0.0
+    call: str = ""  # the id of the call that made it, as the plugin's runner stated it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,7 +153,7 @@ class EgressProxy:
         method = request.method.decode("ascii", "replace")
         url = headers.get(URL_HEADER, "")
         record = EgressRecord(self.plugin, method, safe_url(url) if url else "(none)", False, sent=len(body),
-                              at=time.time())
+                              at=time.time(), call=headers.get(CALL_HEADER, "")[:64])
         try:
             if not url:
                 raise Refused(400, f"no {URL_HEADER} header: send requests with plugdeck.sandbox.http")

@@ -18,6 +18,7 @@ import httpx
 
 SOCKET: str | None = None  # set by the runner when the plugin declared network hosts
 URL_HEADER = "x-plugdeck-url"
+CALL_HEADER = "x-plugdeck-call"  # which call made the request (the platform files the request under it)
 PROXY_URL = "http://egress.plugdeck.invalid/"
 
 
@@ -28,8 +29,12 @@ def _socket() -> str:
 
 
 def _via_proxy(request: httpx.Request) -> httpx.Request:
-    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in (b"host", URL_HEADER.encode())]
-    headers += [(b"host", b"egress.plugdeck.invalid"), (URL_HEADER.encode(), str(request.url).encode())]
+    from . import _call
+
+    ours = (b"host", URL_HEADER.encode(), CALL_HEADER.encode())
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in ours]
+    headers += [(b"host", b"egress.plugdeck.invalid"), (URL_HEADER.encode(), str(request.url).encode()),
+                (CALL_HEADER.encode(), _call.get().encode())]
     return httpx.Request(request.method, PROXY_URL, headers=headers, stream=request.stream,
                          extensions=request.extensions)
 

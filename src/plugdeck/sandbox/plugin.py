@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import time
 from typing import Any, Callable
@@ -30,10 +31,13 @@ from ..tools import ToolError, tool_from_schema
 from .egress import EgressProxy, EgressRecord
 from .launch import Launch, command
 from .limits import Limits, plugin_limits
-from .runner import JSON_META, KILLED_META, SECRETS_META
+from .runner import CALL_META, JSON_META, KILLED_META, SECRETS_META
 from .settings import SandboxSettings
 
-LISTENERS: list[Callable[[dict[str, Any]], None]] = []  # each sandbox event, as a dict with "plugin", "kind"
+# Each sandbox event, as a dict with "plugin", "kind" (egress, killed, stopped, killed_leftovers,
+# circuit_open) and its details. A listener is called inside the tool call's own context (contextvars),
+# so the run that made the call can file the event under itself.
+LISTENERS: list[Callable[[dict[str, Any]], None]] = []
 _described: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
 
 
@@ -92,6 +96,7 @@ class SandboxRuntime:
         self.failures = 0  # kills, crashes and timeouts in a row
         self.open_until = 0.0
         self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._egress_of: dict[str, list[EgressRecord]] = {}  # a running call's requests, by call id
 
     # ---- calls ---------------------------------------------------------------------------------------
 
@@ -105,12 +110,16 @@ class SandboxRuntime:
         timeout = min(timeout, float(self.limits.wall_s))
         async with self._gate():
             await self._proxy_ready()
-            meta = {SECRETS_META: self._secrets()} if self.declared_secrets else None
+            call_id = secrets.token_hex(8)
+            meta = {CALL_META: call_id, **({SECRETS_META: self._secrets()} if self.declared_secrets else {})}
+            self._egress_of[call_id] = []
             try:
                 result = await self.connection.call(tool, arguments, timeout, guard=self._known, meta=meta)
             except ToolError as exc:
                 raise await self._failed(tool, exc, timeout) from None
             finally:
+                for record in self._egress_of.pop(call_id, []):  # in the call's own context (see LISTENERS)
+                    self._event("egress", tool=tool, **record.as_dict())
                 if not self.settings.warm:
                     await self.connection.close()
         self.failures = 0
@@ -189,7 +198,11 @@ class SandboxRuntime:
     # ---- events ----------------------------------------------------------------------------------------
 
     def _egress(self, record: EgressRecord) -> None:
-        self._event("egress", **record.as_dict())
+        """A request the proxy saw: kept for its call, reported when the call ends (or now, unclaimed)."""
+        if record.call in self._egress_of:
+            self._egress_of[record.call].append(record)
+        else:
+            self._event("egress", **record.as_dict())
 
     def _event(self, kind: str, **fields: Any) -> None:
         event = {"plugin": self.name, "kind": kind, "at": time.time(), **fields}

@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 SECRETS_META = "plugdeck/secrets"  # the call's _meta key holding {name: value}
+CALL_META = "plugdeck/call"  # the call's _meta key holding its id
 KILLED_META = "plugdeck/killed"  # the result's _meta key: processes left behind by the call
 NO_SECCOMP = 4  # exit status: the allowlist could not be loaded, so no plugin code ran
 JSON_META = "plugdeck/json"  # the result's _meta key: its text is the JSON of the tool's (non-text) value
@@ -140,7 +141,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
         try:
             if tool is None:
                 raise ToolError(f"no tool {params.name!r}", "unknown_tool")
-            with _calling(meta.get(SECRETS_META) or {}):
+            with _calling(meta.get(SECRETS_META) or {}, str(meta.get(CALL_META) or "")):
                 output = await tool.call(params.arguments or {})
             result = _result(output)
         except ToolError as exc:
