@@ -75,6 +75,19 @@ async def test_a_warm_sandbox_is_reused_and_a_cold_one_is_fresh_per_call(busy):
         await _close(warm, cold)
 
 
+async def test_a_plugin_whose_scratch_is_per_call_gets_a_fresh_sandbox_each_time(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "scratchy.py").write_text(BUSY.replace('plugin = Plugin(name="busy", tools=[count, hold, hang])',
+                                                   'plugin = Plugin(name="scratchy", tools=[count], '
+                                                   'needs={"scratch": "call"})'))
+    plugin = sandboxed_plugin("scratchy:plugin", "scratchy", settings=SandboxSettings(), paths=[str(site)])
+    try:
+        assert [await plugin.tool("count").call({}) for _ in range(2)] == [1, 1]
+    finally:
+        await _close(plugin)
+
+
 @pytest.mark.parametrize("limit", [2, 4])
 async def test_calls_run_at_most_concurrency_at_once(busy, limit):
     plugin = busy(concurrency=limit)

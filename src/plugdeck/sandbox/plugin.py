@@ -83,6 +83,11 @@ class SandboxRuntime:
         self.tools = {t["name"]: t for t in manifest.get("tools", [])}
         self.declared_secrets = [str(s) for s in needs.get("secrets") or []]
         self.network = [str(h) for h in needs.get("network") or []]
+        scratch = needs.get("scratch", "session")
+        if scratch not in ("session", "call"):
+            raise SandboxError(f"plugin {name!r}: needs.scratch must be 'session' (kept while its sandbox is warm) "
+                               f"or 'call' (a fresh sandbox, and so an empty /tmp, for every call), not {scratch!r}")
+        self.warm = self.settings.warm and scratch == "session"
         grant = self.settings.grant(name)
         self.secret_vars = {declared: grant.secrets[declared] for declared in self.declared_secrets
                             if declared in grant.secrets}
@@ -120,7 +125,7 @@ class SandboxRuntime:
             finally:
                 for record in self._egress_of.pop(call_id, []):  # in the call's own context (see LISTENERS)
                     self._event("egress", tool=tool, **record.as_dict())
-                if not self.settings.warm:
+                if not self.warm:
                     await self.connection.close()
         self.failures = 0
         killed = (result.meta or {}).get(KILLED_META)
