@@ -71,7 +71,10 @@ async def run_tool_call(turn: Turn, toolset: Toolset, call: ToolCall, step: int,
     except Exception as exc:  # a crash inside the tool is the tool's problem, not the run's
         error = {"kind": "tool_exception", "message": f"{type(exc).__name__}: {exc}"}
     if tool is not None and _hooks_on():
-        result = await _after_hooks(turn, tool, call, result, error)
+        try:
+            result = await _after_hooks(turn, tool, call, result, error)
+        except ToolError as exc:  # a hook that fails withholds the result rather than let it out unchecked
+            result, error = None, exc.to_dict()
     latency = time.perf_counter() - started
     # The platform's secrets leave a tool's answer here, in any encoding or piece, before the model,
     # the events, the run store and the traces see it (R10, plugdeck.redaction).
