@@ -147,3 +147,18 @@ def test_the_api_is_described_by_an_openapi_document(store):
     document = httpx.get(f"{store.url}/openapi.json").json()
     assert {"/api/v1/search", "/api/v1/packages", "/api/v1/namespaces", "/api/v1/packages/{namespace}/{package}"} \
         <= set(document["paths"])
+
+
+def test_search_filters_and_ranks_by_relevance_then_installs(store):
+    other = Package(parse_manifest(manifest(name="acme/journal", description="A journal of notes.")), ARTIFACT)
+    upload(store.url, other, store.acme, store.token)
+    by_installs = httpx.get(f"{store.url}/api/v1/search").json()["results"]
+    assert [r["name"] for r in by_installs] == ["acme/journal", "acme/notes"]  # no installs yet: by name
+    assert httpx.post(f"{store.url}/api/v1/packages/acme/notes/1.0.0/installs").status_code == 204
+    assert [r["name"] for r in httpx.get(f"{store.url}/api/v1/search").json()["results"]] == \
+        ["acme/notes", "acme/journal"]
+    assert [r["name"] for r in httpx.get(f"{store.url}/api/v1/search", params={"q": "journal"}).json()["results"]] \
+        == ["acme/journal"]
+    assert httpx.get(f"{store.url}/api/v1/search", params={"q": "notes", "kind": "openapi"}).json()["results"] == []
+    found = httpx.get(f"{store.url}/api/v1/search", params={"q": "note", "namespace": "acme"}).json()["results"]
+    assert {r["name"] for r in found} == {"acme/notes", "acme/journal"}  # a word's prefix matches

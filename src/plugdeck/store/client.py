@@ -354,11 +354,21 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
     lock.manifest_file(home, package, version).write_bytes(fetched.manifest_bytes)  # for the next update's diff
     if first_from_namespace:
         pin_namespace(home, name, manifest.namespace, fetched.namespace_keys)
+    _count_install(url, package, version)
     registry.add(home, manifest.plugin, "store", {"package": package}, replace=owner is not None)
     if previous and previous["version"] != version:
         shutil.rmtree(lock.package_dir(home, package, previous["version"]), ignore_errors=True)
         lock.manifest_file(home, package, previous["version"]).unlink(missing_ok=True)
     return entry
+
+
+def _count_install(url: str, package: str, version: str) -> None:
+    import httpx
+
+    try:  # best effort: only the search order depends on it
+        httpx.post(f"{url}/api/v1/packages/{package}/{version}/installs", timeout=5)
+    except httpx.HTTPError:
+        pass
 
 
 def _parent(target: Path) -> Path:

@@ -40,8 +40,10 @@ CREATE TABLE IF NOT EXISTS packages (
     name TEXT NOT NULL, version TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL,
     description TEXT NOT NULL, manifest TEXT NOT NULL, checks TEXT NOT NULL, published_at REAL NOT NULL,
     installs INTEGER NOT NULL DEFAULT 0, revoked TEXT, PRIMARY KEY (name, version));
-CREATE VIRTUAL TABLE IF NOT EXISTS listing USING fts5(name, description, tools, tokenize='porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS listing USING fts5(name, description, tools, package UNINDEXED, version UNINDEXED,
+    tokenize='porter unicode61');
 CREATE TABLE IF NOT EXISTS latest (name TEXT PRIMARY KEY, version TEXT NOT NULL, listing_rowid INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS by_installs ON packages (installs DESC, name);
 """
 
 
@@ -63,6 +65,8 @@ class Listings:
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        # Relevance as bm25 with a name hit worth most, then the description, then the tools' text.
+        self.db.execute("INSERT INTO listing (listing, rank) VALUES ('rank', 'bm25(10.0, 3.0, 1.0, 0.0, 0.0)')")
         self.lock = threading.Lock()
 
     def namespace(self, name: str) -> dict[str, Any] | None:
@@ -112,6 +116,11 @@ class Listings:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def count_install(self, name: str, version: str) -> bool:
+        with self.lock:
+            return self.db.execute("UPDATE packages SET installs = installs + 1 WHERE name = ? AND version = ?",
+                                   (name, version)).rowcount == 1
+
     def revoked(self, name: str, version: str) -> str | None:
         row = self.db.execute("SELECT revoked FROM packages WHERE name = ? AND version = ?", (name, version)).fetchone()
         return None if row is None else row[0]
@@ -131,8 +140,9 @@ class Listings:
         version, text = max(rows, key=lambda r: version_key(r[0]))
         manifest = parse_manifest(text)
         tools = " ".join(f"{t.name.replace('_', ' ')} {t.description}" for t in manifest.tools)
-        cursor = self.db.execute("INSERT INTO listing (name, description, tools) VALUES (?, ?, ?)",
-                                 (name.replace("/", " ").replace("-", " "), manifest.description, tools))
+        cursor = self.db.execute("INSERT INTO listing (name, description, tools, package, version) "
+                                 "VALUES (?, ?, ?, ?, ?)",
+                                 (name.replace("/", " ").replace("-", " "), manifest.description, tools, name, version))
         self.db.execute("INSERT INTO latest VALUES (?, ?, ?)", (name, version, cursor.lastrowid))
 
     def search(self, query: str, *, kind: str | None = None, namespace: str | None = None,
@@ -140,26 +150,29 @@ class Listings:
         """Latest versions matching every word of `query` (any word's prefix), best match first, then
         most installed; with no query, every package by installs."""
         words = [w for w in "".join(c if c.isalnum() else " " for c in query.lower()).split() if w]
-        sql = ("SELECT p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs FROM latest l "
-               "JOIN packages p ON p.name = l.name AND p.version = l.version")
-        params: list[Any] = []
-        where = []
-        order = "p.installs DESC, p.name"
-        if words:
-            sql += " JOIN listing ON listing.rowid = l.listing_rowid"
-            where.append("listing MATCH ?")
-            params.append(" ".join(f'"{w}"*' for w in words))
-            order = "bm25(listing, 10.0, 3.0, 1.0), p.installs DESC, p.name"
-        if kind:
-            where.append("p.kind = ?")
-            params.append(kind)
-        if namespace:
-            where.append("p.namespace = ?")
-            params.append(namespace)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {order} LIMIT ?"
-        params.append(max(1, min(limit, 100)))
+        columns = "p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs"
+        limit = max(1, min(limit, 100))
+        where, params = [], []
+        for column, value in (("p.kind", kind), ("p.namespace", namespace)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        filters = "".join(f" AND {w}" for w in where)
+        if words and not where:
+            # The full-text index ranks and cuts first (FTS5's own order), then each hit's row is looked up.
+            sql = (f"SELECT {columns} FROM (SELECT package, version, rank FROM listing WHERE listing MATCH ? "
+                   "ORDER BY rank LIMIT ?) hit JOIN packages p ON p.name = hit.package AND p.version = hit.version "
+                   "ORDER BY hit.rank, p.installs DESC, p.name")
+            params = [" ".join(f'"{w}"*' for w in words), limit]
+        elif words:
+            sql = (f"SELECT {columns} FROM listing JOIN packages p ON p.name = listing.package AND "
+                   f"p.version = listing.version WHERE listing MATCH ?{filters} ORDER BY listing.rank, "
+                   "p.installs DESC, p.name LIMIT ?")
+            params = [" ".join(f'"{w}"*' for w in words), *params, limit]
+        else:
+            sql = (f"SELECT {columns} FROM packages p INDEXED BY by_installs JOIN latest l ON l.name = p.name "
+                   f"AND l.version = p.version WHERE 1{filters} ORDER BY p.installs DESC, p.name LIMIT ?")
+            params = [*params, limit]
         rows = self.db.execute(sql, params).fetchall()
         return [_listing(row) for row in rows]
 
@@ -311,6 +324,14 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
             raise HTTPException(404, f"no package {namespace}/{package}")
         live = [v["version"] for v in versions if not v["revoked"]]
         return {"name": f"{namespace}/{package}", "latest": live[0] if live else None, "versions": versions}
+
+    @app.post("/api/v1/packages/{namespace}/{package}/{version}/installs", status_code=204)
+    def count_install(namespace: str, package: str, version: str) -> Response:
+        """A client says it installed this version (the install count that breaks ties in search). Anyone
+        can send it: it orders results, it is never a sign of trust."""
+        if not listings.count_install(f"{namespace}/{package}", version):
+            raise HTTPException(404, f"no version {version} of {namespace}/{package}")
+        return Response(status_code=204)
 
     @app.post("/api/v1/revocations", status_code=201)
     async def revoke(request: Request) -> dict[str, Any]:
