@@ -175,7 +175,7 @@ plugin = Plugin(
     tools=[add, read_file, listing, environment, connect, fetch, echo_secret, write, fork_bomb, allocate, spin,
            burn_cpu, daemon, kernel_doors],
     needs={"network": NETWORK, "secrets": ["TOKEN"],
-           "limits": {"memory_mb": 768, "cpu_s": 6, "processes": 32, "file_size_mb": 1, "wall_s": 20}},
+           "limits": {"memory_mb": 768, "cpu_s": 10, "processes": 32, "file_size_mb": 1, "wall_s": 30}},
 )
 '''
 
