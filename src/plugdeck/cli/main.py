@@ -640,6 +640,56 @@ def runs_pending(
         out.print(f"  {escape(action['summary'])}".replace("\n", "\n  "))
 
 
+@runs_app.command("decide")
+def runs_decide(
+    run_id: str = typer.Argument(..., help="The waiting run."),
+    action_id: str = typer.Argument(..., help="The action to decide (see plugdeck runs pending)."),
+    approve: bool = typer.Option(..., "--approve/--reject", help="Approve the action, or reject it."),
+    reason: str = typer.Option("", "--reason", help="Why (told to the model when rejecting)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Decide an action a run waits on, and carry the run on here: any process that shares the run store."""
+    from ..agent.pause import RunNotWaiting
+    from ..assemble import AgentSetup, build_agent
+    from .render import exit_status
+
+    config = _config()
+    err = _consoles()[1]
+    with _store() as store:
+        checkpoint = store.checkpoint(run_id)
+        if checkpoint is None:
+            raise CliError(f"run {run_id} does not wait for a decision (no checkpoint in the run store)")
+        if not checkpoint.get("setup"):
+            raise CliError(f"run {run_id} cannot be carried on from the command line: its agent was made in code "
+                           "(decide it there, with Agent.resume)")
+        fields = {k: v for k, v in checkpoint["setup"].items() if k in AgentSetup.__dataclass_fields__}
+        agent = build_agent(config, AgentSetup(**fields), confirm=None, sinks=[store.record],
+                            warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
+
+        async def go():
+            try:
+                return await agent.resume(run_id, {action_id: approve}, store=store, by="person (cli)",
+                                          notes={action_id: reason})
+            finally:
+                await agent.aclose()
+
+        try:
+            run = _run(go())
+        except (KeyError, RunNotWaiting) as exc:  # ActionNotPending is a KeyError too
+            raise CliError(exc.args[0] if exc.args else str(exc)) from None
+    if run is None:
+        print(f"run {run_id} is being carried on by another process; the decision is recorded for it")
+        return
+    if as_json:
+        print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
+                          "pending": [a.to_dict() for a in run.waiting]}, ensure_ascii=False, default=str, indent=2))
+    elif run.status == "waiting":
+        print(f"run {run.id} waits for: " + ", ".join(a.id for a in run.waiting))
+    else:
+        print(run.answer if run.status == "ok" else f"{run.status}: {run.error}")
+    raise typer.Exit(0 if run.status == "waiting" else exit_status(run))
+
+
 # ---- models -----------------------------------------------------------------------------------
 
 
