@@ -314,8 +314,9 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         raise StoreError(f"every version of {package} is revoked")
     fetched = fetch(home, name, package, version)
     manifest = fetched.manifest
-    if manifest.kind != "python":
-        raise StoreError(f"{package} is a {manifest.kind} package; this plugdeck installs python packages only")
+    if manifest.kind not in ("python", "openapi"):
+        raise StoreError(f"{package} is a {manifest.kind} package; this plugdeck installs python and openapi "
+                         "packages only")
     data = lock.read(home)
     previous = data["packages"].get(package)
     owners = registry.configured(home)
@@ -341,7 +342,7 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         shutil.rmtree(staging, ignore_errors=True)
     entry = {
         "store": name, "store_url": url, "version": version, "kind": manifest.kind, "plugin": manifest.plugin,
-        "entry_point": manifest.entry_point,
+        "entry_point": manifest.entry_point, "spec": manifest.spec, "base_url": manifest.base_url,
         "artifact": {"file": manifest.artifact.file, "sha256": manifest.artifact.sha256},
         "manifest_sha256": hashlib.sha256(fetched.manifest_bytes).hexdigest(),
         "tools": manifest.tool_digests(),

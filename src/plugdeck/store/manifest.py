@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NAMESPACE = r"[a-z][a-z0-9-]{0,38}"
 PACKAGE = r"[a-z][a-z0-9_-]{0,63}"
@@ -88,7 +88,8 @@ class Manifest(_Strict):
     kind: Literal["python", "openapi", "mcp"]
     plugin: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")  # the plugin name its tools are called under
     entry_point: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # python
-    base_url: str | None = None  # openapi
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")  # openapi
+    spec: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}\.(json|yaml|yml)$")  # openapi, in the artifact
     tools: list[ToolDefinition] = Field(min_length=1, max_length=500)
     permissions: Permissions = Field(default_factory=Permissions)
     artifact: Artifact
@@ -115,6 +116,14 @@ class Manifest(_Strict):
         if twice:
             raise ValueError(f"more than one tool named {twice}")
         return tools
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "Manifest":
+        if self.kind == "python" and not self.entry_point:
+            raise ValueError("a python package names its entry_point (module:attribute)")
+        if self.kind == "openapi" and not (self.spec and self.base_url):
+            raise ValueError("an openapi package names its spec file and base_url")
+        return self
 
     @property
     def namespace(self) -> str:

@@ -51,12 +51,77 @@ class Package:
     artifact: bytes
 
 
+OPENAPI_SETTINGS = "plugdeck-store.toml"
+
+
 def build(project: Path, namespace: str) -> Package:
     project = Path(project)
+    if (project / OPENAPI_SETTINGS).exists():
+        return build_openapi(project, namespace)
     if (project / "pyproject.toml").exists():
         return build_python(project, namespace)
-    raise PublishError(f"{project} has no pyproject.toml: publish a plugdeck plugin project "
-                       "(plugdeck plugins new NAME makes one)")
+    raise PublishError(f"{project} has neither a pyproject.toml (a plugdeck plugin project: plugdeck plugins new "
+                       f"NAME makes one) nor a {OPENAPI_SETTINGS} beside an OpenAPI spec")
+
+
+def openapi_options(spec: str, base_url: str | None, network: list[str]) -> dict[str, Any]:
+    """The OpenAPI plugin's options for a store package. Its declared hosts are what the person consented
+    to, so a private one among them (a team's internal API) is allowed, and no other."""
+    allowed = [origin for host in network for origin in ((f"http://{host}", f"https://{host}") if ":" in host
+                                                         else (host,))]
+    return {"spec": spec, "base_url": base_url, "allow_private": allowed}
+
+
+def build_openapi(project: Path, namespace: str) -> Package:
+    """An OpenAPI service: its spec and plugdeck-store.toml (plugin, version, description, base_url,
+    [permissions]) zipped; its tools are what plugdeck's OpenAPI plugin makes of the spec, as at run time."""
+    import io
+    import zipfile
+    from urllib.parse import urlparse
+
+    from ..plugins.openapi import build_plugin
+
+    try:
+        settings = tomllib.loads((project / OPENAPI_SETTINGS).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PublishError(f"{project / OPENAPI_SETTINGS} is not valid TOML: {exc}") from None
+    specs = [p for p in sorted(project.iterdir()) if p.suffix in (".json", ".yaml", ".yml")]
+    if len(specs) != 1:
+        raise PublishError(f"{project} must hold exactly one OpenAPI spec (.json, .yaml or .yml); found {len(specs)}")
+    spec, plugin_name = specs[0], str(settings.get("plugin", ""))
+    base_url = str(settings.get("base_url", ""))
+    permissions = settings.get("permissions", {})
+    host = urlparse(base_url).netloc
+    if host and host not in permissions.get("network", []) and urlparse(base_url).hostname not in \
+            permissions.get("network", []):
+        raise PublishError(f"the base URL's host {host} is not declared under [permissions] network; the "
+                           "permissions must name every host the package talks to")
+    try:
+        plugin = build_plugin(plugin_name or "store-openapi", openapi_options(str(spec), base_url or None,
+                                                                             permissions.get("network", [])), project)
+    except Exception as exc:
+        raise PublishError(f"{spec} does not make a plugin: {exc}") from None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in (spec, project / OPENAPI_SETTINGS):
+            info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))  # the same bytes for the same files
+            archive.writestr(info, path.read_bytes())
+    data = buffer.getvalue()
+    version = str(settings.get("version", ""))
+    raw = {
+        "name": f"{namespace}/{settings.get('package', plugin_name.replace('_', '-'))}", "version": version,
+        "description": str(settings.get("description", "")), "kind": "openapi", "plugin": plugin_name,
+        "base_url": base_url or None, "spec": spec.name,
+        "tools": [{k: t[k] for k in ("name", "description", "effect", "parameters", "timeout") if k in t}
+                  for t in plugin.manifest()["tools"]],
+        "permissions": permissions,
+        "artifact": {"file": f"{plugin_name}-{version}.zip", "sha256": hashlib.sha256(data).hexdigest(),
+                     "length": len(data)},
+    }
+    try:
+        return Package(parse_manifest(raw), data)
+    except ManifestError as exc:
+        raise PublishError(str(exc)) from None
 
 
 def build_python(project: Path, namespace: str) -> Package:

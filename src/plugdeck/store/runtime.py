@@ -26,13 +26,24 @@ def build_plugin(name: str, options: dict[str, Any], home: Path) -> Plugin:
         raise lock.LockError(f"{package} is disabled: {entry['disabled']}")
     folder = lock.package_dir(home, package, entry["version"])
     lock.check_files(folder, entry["files"], package)
-    if entry["kind"] != "python":
+    if entry["kind"] == "python":
+        lib = str(folder / "lib")
+        if lib not in sys.path:
+            sys.path.insert(0, lib)
+        module, _, attr = entry["entry_point"].partition(":")
+        plugin = plugin_from(getattr(import_module(module), attr), name=entry["plugin"])
+    elif entry["kind"] == "openapi":
+        from ..extras import require
+
+        require("openapi", f"the plugin {name!r} ({package}, an OpenAPI package)")
+        from ..plugins.openapi import build_plugin as openapi_plugin
+
+        from .publish import openapi_options
+
+        plugin = openapi_plugin(entry["plugin"], openapi_options(str(folder / "lib" / entry["spec"]), entry["base_url"],
+                                                                 entry["permissions"]["network"]), home)
+    else:
         raise lock.LockError(f"{package}: store packages of kind {entry['kind']!r} cannot run yet")
-    lib = str(folder / "lib")
-    if lib not in sys.path:
-        sys.path.insert(0, lib)
-    module, _, attr = entry["entry_point"].partition(":")
-    plugin = plugin_from(getattr(import_module(module), attr), name=entry["plugin"])
     if plugin.name != name:
         raise lock.LockError(f"{package}: the package's plugin is named {plugin.name!r}, not {name!r}")
     check_tools(plugin, entry["tools"], package)
