@@ -115,3 +115,18 @@ def test_a_changed_installed_file_is_refused(world):
         assert "Stormy" not in done.stdout
     finally:
         module.write_text(original)
+
+
+def test_rotate_root_from_the_command_line(tmp_path, world):
+    from plugdeck.store.repo import Repository
+
+    folder = tmp_path / "registry"
+    Repository.create(folder)
+    done = run(world, "store", "rotate-root", "--dir", str(folder), "--old-key", str(folder / "keys" / "root.pem"),
+               "--new-key", str(tmp_path / "root-2.pem"))
+    assert done.returncode == 0, done.stderr
+    root = json.loads((folder / "metadata" / "2.root.json").read_text())
+    assert len(root["signatures"]) == 2 and root["signed"]["version"] == 2
+    again = run(world, "store", "rotate-root", "--dir", str(folder), "--old-key", str(folder / "keys" / "root.pem"),
+                "--new-key", str(tmp_path / "root-3.pem"))
+    assert again.returncode == 1 and "is not the current root key" in again.stderr

@@ -77,6 +77,26 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@group.command("rotate-root")
+def rotate_root(
+    folder: Path = typer.Option(..., "--dir", help="The registry's folder."),
+    old_key: Path = typer.Option(..., "--old-key", help="The current root key (PEM), brought back from offline."),
+    new_key: Path = typer.Option(..., "--new-key", help="The new root key (PEM); made if it does not exist."),
+) -> None:
+    """Replace the store's root key: the new root is signed by the old key and the new one, so every
+    client follows it; afterwards the old key signs nothing that clients accept."""
+    from ..store import keys
+    from ..store.repo import Repository, TrustError
+
+    try:
+        if not new_key.exists():
+            keys.generate(new_key)
+        version = Repository(folder).rotate_root(old_key, new_key)
+    except (TrustError, keys.StoreKeyError) as exc:
+        _fail(str(exc))
+    print(f"root version {version} is signed by the old and the new key; keep {new_key} offline")
+
+
 @group.command("keygen")
 def keygen(namespace: str = typer.Argument(..., help="The namespace the key will publish in, e.g. acme")) -> None:
     """Make a publisher key (Ed25519) for a namespace; the private key never leaves this machine."""
