@@ -162,3 +162,12 @@ def test_search_filters_and_ranks_by_relevance_then_installs(store):
     assert httpx.get(f"{store.url}/api/v1/search", params={"q": "notes", "kind": "openapi"}).json()["results"] == []
     found = httpx.get(f"{store.url}/api/v1/search", params={"q": "note", "namespace": "acme"}).json()["results"]
     assert {r["name"] for r in found} == {"acme/notes", "acme/journal"}  # a word's prefix matches
+
+
+def test_writes_are_rate_limited_per_address(tmp_path):
+    with RegistryThread(tmp_path / "registry", writes_per_minute=3) as reg:
+        answers = [httpx.post(f"{reg.url}/api/v1/namespaces", json={"namespace": f"n{i}", "public_key": {}})
+                   for i in range(4)]
+        assert [a.status_code for a in answers] == [422, 422, 422, 429]
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert httpx.get(f"{reg.url}/api/v1/search").status_code == 200  # reads are not limited

@@ -203,8 +203,28 @@ def publish_checks(manifest) -> dict[str, Any]:
     return {"schema": "ok", "scanner": [str(f) for f in findings], "blocking": [str(f) for f in blocking(findings)]}
 
 
+class RateLimit:
+    """At most `per_minute` writes (POST) per client address in any sliding minute."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.seen: dict[str, list[float]] = {}
+
+    def retry_after(self, client: str, now: float) -> float:
+        """0 when the write may go ahead (and it is counted), else seconds until it may."""
+        recent = [t for t in self.seen.get(client, []) if now - t < 60]
+        if len(recent) >= self.per_minute:
+            self.seen[client] = recent
+            return 60 - (now - recent[0])
+        recent.append(now)
+        self.seen[client] = recent
+        if len(self.seen) > 10_000:  # forget quiet clients, so the table stays small
+            self.seen = {c: ts for c, ts in self.seen.items() if ts and now - ts[-1] < 60}
+        return 0.0
+
+
 def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_token: str | None = None,
-               renew_every: float = 600.0):
+               renew_every: float = 600.0, writes_per_minute: int = 60):
     """The registry app over `folder` (created if empty). With `admin_token`, claiming a namespace needs
     it; without, namespaces are first come, first served (as on PyPI)."""
     from contextlib import asynccontextmanager
@@ -229,8 +249,15 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
                   description="A plugdeck plugin registry: search, publish, and TUF-signed packages.")
     app.state.repo, app.state.listings = repo, listings
 
+    limit = RateLimit(writes_per_minute)
+
     @app.middleware("http")
     async def upload_limit(request: Request, call_next):
+        if request.method == "POST":
+            wait = limit.retry_after(request.client.host if request.client else "?", time.monotonic())
+            if wait:
+                return JSONResponse({"detail": f"too many writes from this address; try again in {wait:.0f} s"},
+                                    status_code=429, headers={"Retry-After": str(max(1, round(wait)))})
         # Refused before a byte of the body is read: a declared size over the limit, or no size at all.
         if request.method == "POST" and request.url.path == "/api/v1/packages":
             length = request.headers.get("content-length")
