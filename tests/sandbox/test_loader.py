@@ -40,7 +40,7 @@ def site(tmp_path, monkeypatch):
     monkeypatch.delenv(check.OVERRIDE, raising=False)
     yield install
     extensions.refresh()
-    check.check_sandbox(again=True)
+    check._checked = None  # checked afresh when next needed (after monkeypatch has undone its changes)
 
 
 def _loaded(name):
@@ -91,3 +91,34 @@ def test_without_a_working_sandbox_third_party_plugins_are_refused_with_the_reas
     assert problem is None and plugin is not None and module in sys.modules
     assert "unsandboxed" in caplog.text
     sys.modules.pop(module, None)
+
+
+def test_a_pip_installed_plugins_manifest_is_kept_until_its_files_change(site, tmp_path, monkeypatch):
+    """A CLI start does not start a sandbox per plugin: the manifest is kept by the package's files."""
+    import subprocess
+
+    from plugdeck.sandbox import plugin as sandboxed
+
+    monkeypatch.setenv("PLUGDECK_HOME", str(tmp_path / "home"))
+    module = site("who_cached")
+    folder = tmp_path / f"site_{module}"
+    info = next(folder.glob("*.dist-info"))
+    (info / "RECORD").write_text(f"{module}.py,,\n{info.name}/METADATA,,\n")  # what pip writes
+    starts = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: starts.append(1) or real_run(*a, **k))
+
+    def load():
+        sandboxed._described.clear()  # a new process
+        plugin, problem = _loaded("who")
+        assert problem is None, problem
+        return plugin
+
+    check.check_sandbox()
+    starts.clear()
+    load()
+    load()
+    assert len(starts) == 1 and len(list((tmp_path / "home" / "cache" / "sandbox").iterdir())) == 1
+    (folder / f"{module}.py").write_text((folder / f"{module}.py").read_text() + "\n# upgraded\n")
+    load()
+    assert len(starts) == 2  # the package changed: described afresh

@@ -37,7 +37,8 @@ def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
             else:  # never imported here: its code runs in the sandbox (plugdeck.sandbox.loader)
                 from ..sandbox.loader import third_party_plugin
 
-                plugin = third_party_plugin(extension.name, extension.target, extension.load)
+                plugin = third_party_plugin(extension.name, extension.target, extension.load,
+                                            getattr(extension.entry_point, "dist", None))
         except Exception as exc:
             problems.append(LoadProblem(extension.name, source, f"{type(exc).__name__}: {exc}"))
             continue

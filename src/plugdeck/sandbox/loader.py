@@ -19,9 +19,9 @@ class InProcessRefused(UserError, ValueError):
     pass
 
 
-def third_party_plugin(name: str, target: str, load: Any):
-    """The Plugin for a third-party entry point `name = target`; `load()` imports it in process
-    (used only under the operator's override)."""
+def third_party_plugin(name: str, target: str, load: Any, dist: Any = None):
+    """The Plugin for a third-party entry point `name = target` of the package `dist`; `load()` imports
+    it in process (used only under the operator's override)."""
     if override_set():
         from ..plugins.base import plugin_from
 
@@ -29,7 +29,7 @@ def third_party_plugin(name: str, target: str, load: Any):
     require_sandbox()
     from .plugin import sandboxed_plugin
 
-    plugin = sandboxed_plugin(target, name, source=f"entry point {target} (sandboxed)")
+    plugin = sandboxed_plugin(target, name, source=f"entry point {target} (sandboxed)", dist=dist)
     if plugin.needs.get("inprocess"):
         raise InProcessRefused(f"plugin {name!r} asks to run inside plugdeck's process (inprocess: true); "
                                "third-party plugins always run in the sandbox")

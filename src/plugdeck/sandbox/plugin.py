@@ -46,9 +46,16 @@ class SandboxError(ToolError):
         super().__init__(message, kind)
 
 
-def describe(entry_point: str, name: str, *, paths: list[str] | None = None, ceiling: Limits | None = None) -> dict:
-    """The plugin's manifest, read by its runner inside the sandbox (kept for this process)."""
+def describe(entry_point: str, name: str, *, paths: list[str] | None = None, ceiling: Limits | None = None,
+             dist: Any = None) -> dict:
+    """The plugin's manifest, read by its runner inside the sandbox (kept for this process and, for a
+    package pip installed (`dist`), on disk until its files change: see manifests.py)."""
+    from . import manifests
+
     key = (entry_point, name, tuple(paths or ()))
+    stored = manifests.cache_key(entry_point, name, dist)
+    if key not in _described and manifests.cached(stored) is not None:
+        _described[key] = manifests.cached(stored)
     if key not in _described:
         limits = Limits().within(ceiling or Limits())
         argv = command(Launch(name=name, entry_point=entry_point, limits=limits, paths=list(paths or ()),
@@ -65,6 +72,7 @@ def describe(entry_point: str, name: str, *, paths: list[str] | None = None, cei
         except json.JSONDecodeError:
             raise SandboxError(f"plugin {name!r} printed something other than its manifest while loading "
                                f"(plugins must not print on import): {redact(done.stdout[:200])!r}") from None
+        manifests.keep(stored, _described[key])
     return _described[key]
 
 
@@ -223,12 +231,13 @@ class SandboxRuntime:
 
 
 def sandboxed_plugin(entry_point: str, name: str, *, settings: SandboxSettings | None = None,
-                     paths: list[str] | None = None, resolver: Any = None, source: str = ""):
-    """The Plugin for a third-party entry point, its code run only in the sandbox."""
+                     paths: list[str] | None = None, resolver: Any = None, source: str = "", dist: Any = None):
+    """The Plugin for a third-party entry point, its code run only in the sandbox; `dist`, the package
+    that declares it (importlib.metadata), lets its manifest be kept on disk."""
     from ..plugins.base import Plugin
 
     settings = settings or SandboxSettings.load()
-    manifest = describe(entry_point, name, paths=paths, ceiling=settings.ceiling)
+    manifest = describe(entry_point, name, paths=paths, ceiling=settings.ceiling, dist=dist)
     runtime = SandboxRuntime(name, entry_point, manifest, settings=settings, paths=paths, resolver=resolver)
     needs = dict(manifest.get("needs") or {})
     tools = [_tool(runtime, definition) for definition in manifest.get("tools", [])]
