@@ -17,7 +17,7 @@ WHO = '''
     import os
     from plugdeck import Plugin, tool
 
-    @tool
+    @tool(capabilities=("identity",))
     def whoami() -> dict:
         """Who runs this code."""
         return {"uid": os.getuid(), "pid": os.getpid()}
@@ -59,6 +59,7 @@ async def test_a_third_party_plugin_is_never_imported_here_and_runs_in_the_sandb
     assert problem is None and plugin is not None
     assert module not in sys.modules  # described by the runner, inside the sandbox
     assert plugin.origin == "third-party" and "sandboxed" in plugin.source
+    assert plugin.tool("whoami").capabilities == ("identity",)  # what a rules skill or router matches on
     try:
         seen = await plugin.tool("whoami").call({})
     finally:

@@ -262,6 +262,8 @@ def _tool(runtime: SandboxRuntime, definition: dict[str, Any]):
         effect="write" if definition.get("effect") == "write" else "read",
         timeout=min(timeout, runtime.limits.wall_s) + 5,  # the runtime's own limit fires first, and kills
         untrusted=bool(definition.get("untrusted")) or bool(runtime.network),
+        private=bool(definition.get("private")),
+        capabilities=tuple(str(c) for c in definition.get("capabilities") or ()),  # what routers match on
         # No declared host: its arguments cannot leave this machine (the sandbox has no network).
         egress=None if not runtime.network else "undeclared",
     )

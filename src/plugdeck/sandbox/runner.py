@@ -38,7 +38,8 @@ def _load(entry_point: str, name: str):
 def describe(plugin: Any) -> dict[str, Any]:
     return {**plugin.manifest(), "tools": [
         {"name": t.name, "description": t.description, "effect": t.effect, "timeout": t.timeout,
-         "parameters": t.parameters, "untrusted": t.untrusted} for t in plugin.tools]}
+         "parameters": t.parameters, "untrusted": t.untrusted, "private": t.private,
+         "capabilities": list(t.capabilities)} for t in plugin.tools]}
 
 
 def kill_leftovers() -> int:
