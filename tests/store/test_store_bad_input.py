@@ -171,3 +171,18 @@ def test_writes_are_rate_limited_per_address(tmp_path):
         assert [a.status_code for a in answers] == [422, 422, 422, 429]
         assert int(answers[-1].headers["retry-after"]) >= 1
         assert httpx.get(f"{reg.url}/api/v1/search").status_code == 200  # reads are not limited
+
+
+def test_the_web_pages_list_and_show_packages_escaped(store):
+    tools = [{**manifest()["tools"][0], "description": "Add a note <b>bold</b> & more."}]
+    upload(store.url, Package(parse_manifest(manifest(name="acme/memo", tools=tools,
+                                                      permissions={"network": ["memo.example"]})), ARTIFACT),
+           store.acme, store.token)
+    index = httpx.get(f"{store.url}/", params={"q": "memo"})
+    assert index.status_code == 200 and "default-src 'none'" in index.headers["content-security-policy"]
+    assert "href='/packages/acme/memo'" in index.text
+    page = httpx.get(f"{store.url}/packages/acme/memo")
+    assert page.status_code == 200
+    assert "Add a note &lt;b&gt;bold&lt;/b&gt; &amp; more." in page.text and "<b>bold</b>" not in page.text
+    assert "memo.example" in page.text and f"plugdeck install acme/memo --store {store.url}" in page.text
+    assert httpx.get(f"{store.url}/packages/acme/absent").status_code == 404

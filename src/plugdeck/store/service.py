@@ -408,6 +408,28 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
         if not listings.has_version(revocation.name, revocation.version):
             raise HTTPException(404, f"no version {revocation.version} of {revocation.name}")
 
+    from fastapi.responses import HTMLResponse
+
+    from .web import CSP, index_page, package_page
+
+    def html(text: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(text, status_code=status, headers={"Content-Security-Policy": CSP,
+                                                               "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/", include_in_schema=False)
+    def home(q: str = "") -> HTMLResponse:
+        return html(index_page(q, listings.search(q, limit=50)))
+
+    @app.get("/packages/{namespace}/{package}", include_in_schema=False)
+    def package_html(namespace: str, package: str, request: Request) -> HTMLResponse:
+        versions = listings.versions(f"{namespace}/{package}")
+        if not versions:
+            return html(index_page("", []).replace("No packages found.", f"No package {namespace}/{package}."), 404)
+        live = [v["version"] for v in versions if not v["revoked"]]
+        data = {"name": f"{namespace}/{package}", "latest": live[0] if live else versions[0]["version"],
+                "versions": versions}
+        return html(package_page(data, str(request.base_url).rstrip("/")))
+
     app.mount("/tuf/metadata", StaticFiles(directory=repo.metadata_dir), name="metadata")
     app.mount("/tuf/targets", StaticFiles(directory=repo.targets_dir), name="targets")
     return app
