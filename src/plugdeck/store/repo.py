@@ -294,10 +294,24 @@ class Repository:
         _write(self.metadata_dir / "timestamp.json", timestamp.to_bytes(_serializer()))
 
     def renew_if_due(self) -> bool:
-        """Renew the snapshot and timestamp when less than half their life is left (run periodically)."""
+        """Renew the bins, the snapshot and the timestamp when less than half their life is left (run
+        periodically by the service). Returns whether anything was signed anew."""
+        from tuf.api.metadata import MetaFile
+
         with self._lock:
             now = _now()
-            if self.snapshot.signed.expires - now < EXPIRY["snapshot"] / 2:
+            renewed = False
+            for name in (bin_role(b) for b in all_bins()):
+                md = self.role(name)
+                if md.signed.expires - now < EXPIRY["bins"] / 2:
+                    md.signed.version += 1
+                    md.signed.expires = now + EXPIRY["bins"]
+                    md.signatures.clear()
+                    md.sign(self.online)
+                    _write(self.metadata_dir / f"{md.signed.version}.{name}.json", md.to_bytes(_serializer()))
+                    self.snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
+                    renewed = True
+            if renewed or self.snapshot.signed.expires - now < EXPIRY["snapshot"] / 2:
                 self._new_snapshot()
                 return True
             if self.timestamp.signed.expires - now < EXPIRY["timestamp"] / 2:
