@@ -69,7 +69,10 @@ async def _close(*plugins):
 async def test_a_warm_sandbox_is_reused_and_a_cold_one_is_fresh_per_call(busy):
     warm, cold = busy(warm=True), busy(warm=False)
     try:
+        await warm.runtime.start()  # started ahead of the first call: that call is served by it
+        assert warm.runtime.connection.starts == 1
         assert [await warm.tool("count").call({}) for _ in range(3)] == [1, 2, 3]
+        assert warm.runtime.connection.starts == 1
         assert [await cold.tool("count").call({}) for _ in range(2)] == [1, 1]
     finally:
         await _close(warm, cold)

@@ -111,6 +111,12 @@ class SandboxRuntime:
         self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._egress_of: dict[str, list[EgressRecord]] = {}  # a running call's requests, by call id
 
+    async def start(self) -> None:
+        """Start the sandbox now rather than on the first call (a server at start-up: the cold start,
+        mostly the MCP SDK's import inside, is then paid before anyone waits on it)."""
+        await self._proxy_ready()
+        await self.connection.list_tools()
+
     # ---- calls ---------------------------------------------------------------------------------------
 
     async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> Any:
