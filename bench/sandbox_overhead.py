@@ -64,8 +64,8 @@ async def main() -> None:
     parser.add_argument("--cold", type=int, default=5)
     args = parser.parse_args()
 
-    from plugdeck.sandbox import plugin as sandboxed
-    from plugdeck.sandbox.launch import Launch
+    from plugdeck.plugins.sandbox import plugin as sandboxed
+    from plugdeck.plugins.sandbox.launch import Launch
     from plugdeck.tools import tool
 
     site = Path(tempfile.mkdtemp(prefix="plugdeck-bench-"))

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from canary import Canary
 
-from plugdeck.sandbox.egress import EgressProxy
+from plugdeck.plugins.sandbox.egress import EgressProxy
 
 
 class Service(BaseHTTPRequestHandler):

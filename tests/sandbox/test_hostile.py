@@ -16,8 +16,8 @@ import pytest_asyncio
 from canary import Canary
 from hostile_plugin import source
 
-from plugdeck.sandbox import plugin as sandbox_plugin
-from plugdeck.sandbox.settings import PluginGrant, SandboxSettings
+from plugdeck.plugins.sandbox import plugin as sandbox_plugin
+from plugdeck.plugins.sandbox.settings import PluginGrant, SandboxSettings
 from plugdeck.tools import ToolError
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -90,7 +90,7 @@ async def hostile(world):
 
 def _processes_of(runtime) -> list[int]:
     """Host processes running as the plugin's own UID."""
-    from plugdeck.sandbox.launch import Launch
+    from plugdeck.plugins.sandbox.launch import Launch
 
     uid = Launch(name=runtime.name, entry_point="", limits=runtime.limits).uid
     found = []

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from plugdeck.sandbox.limits import LimitError, Limits, plugin_limits
-from plugdeck.sandbox.plugin import sandboxed_plugin
-from plugdeck.sandbox.settings import SandboxSettings
+from plugdeck.plugins.sandbox.limits import LimitError, Limits, plugin_limits
+from plugdeck.plugins.sandbox.plugin import sandboxed_plugin
+from plugdeck.plugins.sandbox.settings import SandboxSettings
 from plugdeck.tools import ToolError
 
 BUSY = '''

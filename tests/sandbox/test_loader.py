@@ -10,8 +10,8 @@ from fake_dist import install_fake_distribution
 
 from plugdeck import extensions
 from plugdeck.plugins.loading import installed_plugins
-from plugdeck.sandbox import check, launch
-from plugdeck.sandbox.launch import SandboxUnavailable
+from plugdeck.plugins.sandbox import check, launch
+from plugdeck.plugins.sandbox.launch import SandboxUnavailable
 
 WHO = '''
     import os
@@ -98,7 +98,7 @@ def test_a_pip_installed_plugins_manifest_is_kept_until_its_files_change(site, t
     """A CLI start does not start a sandbox per plugin: the manifest is kept by the package's files."""
     import subprocess
 
-    from plugdeck.sandbox import plugin as sandboxed
+    from plugdeck.plugins.sandbox import plugin as sandboxed
 
     monkeypatch.setenv("PLUGDECK_HOME", str(tmp_path / "home"))
     module = site("who_cached")

@@ -34,8 +34,8 @@ def installed_plugins() -> tuple[list[Plugin], list[LoadProblem]]:
         try:
             if extension.builtin:
                 plugin = plugin_from(extension.load(), name=extension.name)
-            else:  # never imported here: its code runs in the sandbox (plugdeck.sandbox.loader)
-                from ..sandbox.loader import third_party_plugin
+            else:  # never imported here: its code runs in the sandbox (plugins/sandbox/loader.py)
+                from .sandbox.loader import third_party_plugin
 
                 plugin = third_party_plugin(extension.name, extension.target, extension.load,
                                             getattr(extension.entry_point, "dist", None))

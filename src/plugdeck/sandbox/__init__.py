@@ -1,13 +1,12 @@
-"""Third-party plugins out of process, in a bubblewrap sandbox (R18-R20).
+"""For a third-party plugin's own code, inside its sandbox.
 
-Platform side: `sandboxed_plugin` (plugin.py) starts a plugin's runner under bwrap (launch.py) with
-its limits (limits.py), talks MCP to it through the MCP client, runs its egress proxy (egress.py)
-and hands it its secrets per call. `check_sandbox` (check.py) is the start-up self-test.
+- `secret(NAME)`: a secret the plugin declared in `needs["secrets"]` and the operator mapped, given
+  for the current call only (never in the environment or argv);
+- `plugdeck.sandbox.http.client()` / `async_client()`: httpx clients whose requests go out through the
+  platform's egress proxy, the sandbox's only way to the network.
 
-Plugin side (inside the sandbox): `secret(NAME)` gives a declared secret during a call, and
-`plugdeck.sandbox.http.client()` is an httpx client whose requests go through the platform's proxy.
-
-Nothing here is imported by `import plugdeck`.
+The platform's side (launching, limits, the proxy, the self-test) is plugdeck.plugins.sandbox.
+Nothing here is imported by `import plugdeck`, and this package imports nothing of plugdeck's.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..errors import UserError
+from ...errors import UserError
 
 
 class LimitError(UserError, ValueError):

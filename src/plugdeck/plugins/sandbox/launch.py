@@ -1,7 +1,7 @@
 """The command line that starts a plugin's runner inside bubblewrap.
 
     env -i  prlimit --as --cpu --nproc --fsize --nofile --  bwrap ...  [setpriv --reuid U]  python -I -m
-        plugdeck.sandbox.runner ENTRYPOINT
+        plugdeck.plugins.sandbox.runner ENTRYPOINT
 
 - `env -i`: bwrap itself starts with an empty environment. Its PID-1 reaper would otherwise show that
   environment in /proc/1/environ inside the sandbox (security-requirements §3); `--as-pid-1` also
@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from ...errors import UserError
 from .limits import Limits
 
 EGRESS_SOCKET = "/run/plugdeck/egress.sock"  # where the platform's egress proxy appears inside
@@ -103,7 +103,7 @@ def command(launch: Launch) -> list[str]:
                   "--bounding-set=-all", "--no-new-privs", "--"]
     else:
         bwrap += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
-    runner = [python, "-I", "-m", "plugdeck.sandbox.runner", f"--{launch.mode}", "--name", launch.name]
+    runner = [python, "-I", "-m", "plugdeck.plugins.sandbox.runner", f"--{launch.mode}", "--name", launch.name]
     for path in sys_path_for_runner(launch.paths):
         runner += ["--path", path]
     if launch.egress_socket:

@@ -1,4 +1,4 @@
-"""`python -m plugdeck.sandbox.runner [--serve|--describe|--self-test] ENTRYPOINT`: the process
+"""`python -m plugdeck.plugins.sandbox.runner [--serve|--describe|--self-test] ENTRYPOINT`: the process
 inside the sandbox.
 
 --serve      load the plugin's entry point and serve its tools over MCP stdio (the platform's MCP
@@ -30,7 +30,7 @@ JSON_META = "plugdeck/json"  # the result's _meta key: its text is the JSON of t
 def _load(entry_point: str, name: str):
     from importlib.metadata import EntryPoint
 
-    from ..plugins.base import plugin_from
+    from ..base import plugin_from
 
     return plugin_from(EntryPoint(name=name, value=entry_point, group="plugdeck.plugins").load(), name=name)
 
@@ -122,7 +122,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
     from mcp.server import Server
     from mcp.server.stdio import stdio_server
 
-    from . import _calling
+    from ...sandbox import _calling
 
     tools = {t.name: t for t in plugin.tools}
     in_flight = [0]  # calls running now
@@ -134,7 +134,7 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
         return types.ListToolsResult(tools=listing)
 
     async def call_tool(ctx: Any, params: Any) -> Any:
-        from ..tools import ToolError
+        from ...tools import ToolError
 
         meta = dict(params.meta or {})
         tool = tools.get(params.name)
@@ -181,7 +181,7 @@ def _failed(message: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="plugdeck.sandbox.runner")
+    parser = argparse.ArgumentParser(prog="plugdeck.plugins.sandbox.runner")
     mode = parser.add_mutually_exclusive_group(required=True)
     for flag in ("--serve", "--describe", "--self-test"):
         mode.add_argument(flag, dest="mode", action="store_const", const=flag[2:])
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path[:0] = [p for p in args.path if p not in sys.path]
     if args.egress:
-        from . import http
+        from ...sandbox import http
 
         http.SOCKET = args.egress
     from .seccomp import SeccompUnavailable, install

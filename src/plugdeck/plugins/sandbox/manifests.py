@@ -23,7 +23,7 @@ def _folder() -> Path:
 
 
 def cache_key(entry_point: str, name: str, dist: Any) -> str | None:
-    from .. import __version__
+    from ... import __version__
 
     files = getattr(dist, "files", None) if dist is not None else None
     if not files or '"editable": true' in (dist.read_text("direct_url.json") or "").replace("\n", " "):

@@ -26,8 +26,8 @@ import subprocess
 import time
 from typing import Any, Callable
 
-from ..redaction import redact, redact_value, register_secret
-from ..tools import ToolError, tool_from_schema
+from ...redaction import redact, redact_value, register_secret
+from ...tools import ToolError, tool_from_schema
 from .egress import EgressProxy, EgressRecord
 from .launch import Launch, command
 from .limits import Limits, plugin_limits
@@ -82,7 +82,7 @@ class SandboxRuntime:
     def __init__(self, name: str, entry_point: str, manifest: dict[str, Any], *,
                  settings: SandboxSettings | None = None, paths: list[str] | None = None,
                  resolver: Any = None):
-        from ..plugins.mcp.client import MCPConnection, ServerSpec
+        from ..mcp.client import MCPConnection, ServerSpec
 
         self.name, self.entry_point = name, entry_point
         self.settings = settings or SandboxSettings()
@@ -120,7 +120,7 @@ class SandboxRuntime:
     # ---- calls ---------------------------------------------------------------------------------------
 
     async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> Any:
-        from ..plugins.mcp.client import result_to_output
+        from ..mcp.client import result_to_output
 
         if time.monotonic() < self.open_until:
             left = self.open_until - time.monotonic()
@@ -240,7 +240,7 @@ def sandboxed_plugin(entry_point: str, name: str, *, settings: SandboxSettings |
                      paths: list[str] | None = None, resolver: Any = None, source: str = "", dist: Any = None):
     """The Plugin for a third-party entry point, its code run only in the sandbox; `dist`, the package
     that declares it (importlib.metadata), lets its manifest be kept on disk."""
-    from ..plugins.base import Plugin
+    from ..base import Plugin
 
     settings = settings or SandboxSettings.load()
     manifest = describe(entry_point, name, paths=paths, ceiling=settings.ceiling, dist=dist)

@@ -25,8 +25,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from ..errors import PlugdeckError
-from ..plugins.openapi.ssrf import Allowance, BlockedURL, Guard, parse_allowance, parse_ip, safe_url, split_url
+from ...errors import PlugdeckError
+from ..openapi.ssrf import Allowance, BlockedURL, Guard, parse_allowance, parse_ip, safe_url, split_url
 
 URL_HEADER = "x-plugdeck-url"
 CALL_HEADER = "x-plugdeck-call"
@@ -146,8 +146,8 @@ class EgressProxy:
                 raise ConnectionError("closed before the request ended")
 
     async def _answer(self, request: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        from ..plugins.openapi.http import GuardedHTTP, NetworkFailure
-        from ..tools import ToolError
+        from ..openapi.http import GuardedHTTP, NetworkFailure
+        from ...tools import ToolError
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         method = request.method.decode("ascii", "replace")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
+from ...errors import UserError
 from .check import override_set, require_sandbox
 
 
@@ -23,7 +23,7 @@ def third_party_plugin(name: str, target: str, load: Any, dist: Any = None):
     """The Plugin for a third-party entry point `name = target` of the package `dist`; `load()` imports
     it in process (used only under the operator's override)."""
     if override_set():
-        from ..plugins.base import plugin_from
+        from ..base import plugin_from
 
         return plugin_from(load(), name=name)
     require_sandbox()
