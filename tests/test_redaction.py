@@ -247,6 +247,7 @@ def test_cli_errors_are_redacted(canary, monkeypatch, capsys):
         raise RuntimeError(f"upstream said {base64.b64encode(canary.encode()).decode()}")
 
     monkeypatch.setattr(cli, "app", failing)
+    monkeypatch.setattr(cli, "_add_installed_commands", lambda argv: None)
     with pytest.raises(SystemExit):
         cli.main()
     err = capsys.readouterr().err

@@ -22,6 +22,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "uvicorn", "sse_starlette", "python_multipart", "fastapi_offline"),
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
+    "sandbox": ("mcp", "pyseccomp", "h11"),
 }
 
 

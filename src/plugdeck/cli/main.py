@@ -751,8 +751,8 @@ _register_extensions()
 
 def main() -> None:
     debug = "--debug" in sys.argv
-    _add_installed_commands(sys.argv[1:])
     try:
+        _add_installed_commands(sys.argv[1:])
         app()
     except (Cancelled, KeyboardInterrupt) as exc:
         import os

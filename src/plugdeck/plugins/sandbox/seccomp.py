@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import errno
 
+from ...errors import UserError
+
 ALLOWED = """
 read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2 lseek close close_range
 open openat openat2 creat stat fstat lstat newfstatat statx statfs fstatfs access faccessat faccessat2
@@ -51,8 +53,8 @@ AF_UNIX = 1
 TIOCSTI = 0x5412
 
 
-class SeccompUnavailable(RuntimeError):
-    pass
+class SeccompUnavailable(UserError, RuntimeError):
+    """This machine cannot install the seccomp filter (no libseccomp, or the kernel refuses it)."""
 
 
 def install() -> None:
