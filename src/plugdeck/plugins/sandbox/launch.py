@@ -8,8 +8,9 @@
   removes the reaper, and `--clearenv` empties the runner's own environment. No secret is ever in argv.
 - bwrap: new PID, network (no interfaces but a down loopback), IPC, UTS and cgroup namespaces; a
   read-only view of /usr, the Python it needs and the plugin's environment (sys.path); a private
-  size-capped tmpfs at /tmp as scratch; no home, no PLUGDECK_HOME, no /etc; `--die-with-parent`, so
-  killing bwrap kills the whole tree.
+  size-capped tmpfs at /tmp as scratch (read-only when the plugin gets no scratch); no home, no
+  PLUGDECK_HOME, no /etc, except the read-only `mounts` the platform names (a store package's own
+  files, a knowledge base the operator granted); `--die-with-parent`, so killing bwrap kills the whole tree.
 - The plugin's real UID is never root: RLIMIT_NPROC is not enforced for root. Started by root,
   bwrap runs privileged (no user namespace), keeps only CAP_SETUID/CAP_SETGID, and `setpriv` drops to
   the plugin's own unprivileged UID with no capabilities and no_new_privs before Python starts.
@@ -38,6 +39,15 @@ class SandboxUnavailable(UserError, RuntimeError):
     """bubblewrap, prlimit or setpriv is missing, or the kernel refuses what the sandbox needs."""
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A folder of this machine shown read-only inside the sandbox; chosen by the platform, never by a plugin."""
+
+    source: str  # here
+    target: str  # inside the sandbox
+    importable: bool = False  # put on the runner's import path (a store package's lib/)
+
+
 @dataclass
 class Launch:
     """What one sandboxed runner is started with."""
@@ -48,6 +58,8 @@ class Launch:
     egress_socket: str | None = None  # the proxy's socket on this side; None: no network at all
     paths: list[str] = field(default_factory=list)  # read-only binds beyond /usr and Python itself
     mode: str = "serve"  # serve (MCP over stdio) | describe (print the manifest) | self-test
+    mounts: list[Mount] = field(default_factory=list)
+    scratch: bool = True  # False: /tmp is an empty read-only folder
 
     @property
     def uid(self) -> int:
@@ -92,6 +104,10 @@ def command(launch: Launch) -> list[str]:
         bwrap += ["--ro-bind", path, path]
     if launch.egress_socket:
         bwrap += ["--ro-bind", launch.egress_socket, EGRESS_SOCKET]
+    for mount in launch.mounts:
+        bwrap += ["--ro-bind", mount.source, mount.target]
+    if not launch.scratch:
+        bwrap += ["--remount-ro", "/tmp"]
     bwrap += ["--remount-ro", "/", "--chdir", "/tmp",
               "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
               "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
@@ -104,7 +120,7 @@ def command(launch: Launch) -> list[str]:
     else:
         bwrap += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
     runner = [python, "-I", "-m", "plugdeck.plugins.sandbox.runner", f"--{launch.mode}", "--name", launch.name]
-    for path in sys_path_for_runner(launch.paths):
+    for path in [*(m.target for m in launch.mounts if m.importable), *sys_path_for_runner(launch.paths)]:
         runner += ["--path", path]
     if launch.egress_socket:
         runner += ["--egress", EGRESS_SOCKET]

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from ...redaction import redact, redact_value, register_secret
 from ...tools import ToolError, tool_from_schema
 from .egress import EgressProxy, EgressRecord
-from .launch import Launch, command
+from .launch import Launch, Mount, command
 from .limits import Limits, plugin_limits
 from .runner import CALL_META, JSON_META, KILLED_META, SECRETS_META
 from .settings import SandboxSettings
@@ -81,7 +81,9 @@ class SandboxRuntime:
 
     def __init__(self, name: str, entry_point: str, manifest: dict[str, Any], *,
                  settings: SandboxSettings | None = None, paths: list[str] | None = None,
-                 resolver: Any = None):
+                 resolver: Any = None, mounts: list[Mount] | None = None, scratch: bool = True):
+        """`mounts` and `scratch` come from the platform (a store package's permissions), never from
+        the plugin's own manifest."""
         from ..mcp.client import MCPConnection, ServerSpec
 
         self.name, self.entry_point = name, entry_point
@@ -103,7 +105,8 @@ class SandboxRuntime:
         self.proxy = EgressProxy(name, self.network, allow_private=grant.allow_private, resolver=resolver,
                                  on_record=self._egress) if self.network else None
         launch = Launch(name=name, entry_point=entry_point, limits=self.limits, paths=list(paths or ()),
-                        egress_socket=self.proxy.path if self.proxy else None)
+                        egress_socket=self.proxy.path if self.proxy else None, mounts=list(mounts or ()),
+                        scratch=scratch)
         self.connection = MCPConnection(ServerSpec(name=name, command=command(launch)),
                                         connect_timeout=float(self.limits.wall_s))
         self.failures = 0  # kills, crashes and timeouts in a row

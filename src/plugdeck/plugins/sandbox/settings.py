@@ -14,6 +14,8 @@
     [plugins.weather]
     secrets = { API_KEY = "WEATHER_API_KEY" }   # a secret the plugin declared -> the variable holding it
     allow_private = true      # it may reach the private origins it declares (off by default)
+    knowledge = "docs"        # the knowledge base (PLUGDECK_HOME/kb/NAME) a store plugin declaring
+                              # filesystem = "kb" sees, read-only, at /kb
 
 Secret values stay in plugdeck's environment; the file only names where they are.
 """
@@ -32,6 +34,7 @@ from .limits import LimitError, Limits
 class PluginGrant:
     secrets: dict[str, str] = field(default_factory=dict)  # declared name -> environment variable
     allow_private: bool = False
+    knowledge: str = ""  # a knowledge base's name, for a store plugin that declares filesystem "kb"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,10 @@ class SandboxSettings:
             if not isinstance(secrets, dict) or not all(isinstance(v, str) and v for v in secrets.values()):
                 raise LimitError(f"{where}: plugins.{name}.secrets must map each secret's name to an environment "
                                  "variable's name")
-            plugins[name] = PluginGrant(dict(secrets), bool(grant.get("allow_private", False)))
+            knowledge = grant.get("knowledge", "")
+            if not isinstance(knowledge, str):
+                raise LimitError(f"{where}: plugins.{name}.knowledge must be a knowledge base's name")
+            plugins[name] = PluginGrant(dict(secrets), bool(grant.get("allow_private", False)), knowledge)
         for key in ("concurrency", "breaker_failures"):
             if key in life and (not isinstance(life[key], int) or life[key] <= 0):
                 raise LimitError(f"{where}: lifecycle.{key} must be a positive whole number")
