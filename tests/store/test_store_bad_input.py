@@ -17,7 +17,7 @@ from plugdeck.store import keys  # noqa: E402
 from plugdeck.store.manifest import parse_manifest  # noqa: E402
 from plugdeck.store.publish import Package, PublishError, register, upload  # noqa: E402
 
-ARTIFACT = b"PK\x05\x06" + b"\x00" * 18  # an empty zip: the registry stores artifacts, it never runs them
+ARTIFACT = b"PK\x05\x06" + b"\x00" * 18  # an empty zip: this registry stores artifacts, it does not run them
 
 
 def manifest(**changes) -> dict:
@@ -34,7 +34,7 @@ def manifest(**changes) -> dict:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input")
-    with RegistryThread(folder / "registry", max_upload=1024 * 1024) as reg:
+    with RegistryThread(folder / "registry", max_upload=1024 * 1024, run_packages=False) as reg:
         reg.acme = keys.generate(folder / "acme.pem")
         reg.token = register(reg.url, "acme", reg.acme)
         upload(reg.url, Package(parse_manifest(manifest()), ARTIFACT), reg.acme, reg.token)

@@ -55,6 +55,10 @@ def serve(
     max_upload: int = typer.Option(50 * 1024 * 1024, "--max-upload", help="Largest upload accepted, in bytes."),
     writes_per_minute: int = typer.Option(60, "--writes-per-minute", help="Most writes (POST) one address may make "
                                                                          "in a minute."),
+    run_packages: bool = typer.Option(True, "--run-packages/--no-run-packages",
+                                      help="At publish, install each package and call its tools once in the sandbox "
+                                           "(refusing one whose tools differ from its manifest; flagging undeclared "
+                                           "network use)."),
     admin_token_env: Optional[str] = typer.Option(
         None, "--admin-token-env", help="An environment variable holding the admin token; with it, claiming a "
                                         "namespace needs that token (default: first come, first served)."),
@@ -71,7 +75,8 @@ def serve(
         admin_token = os.environ.get(admin_token_env)
         if not admin_token:
             _fail(f"${admin_token_env} is empty")
-    app = create_app(folder, max_upload=max_upload, admin_token=admin_token, writes_per_minute=writes_per_minute)
+    app = create_app(folder, max_upload=max_upload, admin_token=admin_token, writes_per_minute=writes_per_minute,
+                     run_packages=run_packages)
     fingerprint = root_fingerprint((folder / "metadata" / "1.root.json").read_bytes())
     print(f"store at http://{host}:{port} (folder {folder})\nroot fingerprint {fingerprint}\n"
           f"keys in {folder / 'keys'}: move root.pem and targets.pem off this server; it needs only online.pem",

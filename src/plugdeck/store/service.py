@@ -191,6 +191,11 @@ def _listing(row) -> dict[str, Any]:
             "revoked": row[7] if len(row) > 7 else None}
 
 
+def _sandbox_failure(result: dict[str, Any]) -> str:
+    tools = result.get("tools") or {}
+    return result["detail"] + "".join(f"; {what}: {', '.join(names)}" for what, names in tools.items())
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -224,9 +229,11 @@ class RateLimit:
 
 
 def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_token: str | None = None,
-               renew_every: float = 600.0, writes_per_minute: int = 60):
+               renew_every: float = 600.0, writes_per_minute: int = 60, run_packages: bool = True):
     """The registry app over `folder` (created if empty). With `admin_token`, claiming a namespace needs
-    it; without, namespaces are first come, first served (as on PyPI)."""
+    it; without, namespaces are first come, first served (as on PyPI). With `run_packages` (default), a
+    package is installed and its tools called once in the sandbox at publish (verify.py); one whose
+    tools do not load as its manifest says is refused."""
     from contextlib import asynccontextmanager
 
     folder = Path(folder)
@@ -327,6 +334,15 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
         if checks["blocking"]:
             raise HTTPException(422, "the metadata scanner found what reads like hidden instructions to the model "
                                      "in the tool definitions:\n" + "\n".join(checks["blocking"]))
+        if run_packages:
+            from .verify import verify_package
+
+            checks["sandbox"] = await asyncio.to_thread(verify_package, manifest, artifact)
+            if checks["sandbox"]["status"] == "failed":
+                raise HTTPException(422, f"{manifest.name} {manifest.version} failed the registry's run of it: "
+                                         f"{_sandbox_failure(checks['sandbox'])}")
+        else:
+            checks["sandbox"] = {"status": "skipped", "detail": "this registry does not run packages at publish"}
         files = {manifest_path(manifest.name, manifest.version): parts["manifest"],
                  artifact_path(manifest.name, manifest.version, manifest.artifact.file): artifact}
         try:

@@ -58,6 +58,7 @@ def package_page(data: dict[str, Any], store_url: str) -> str:
     findings = latest["checks"].get("scanner") or []
     checks = ("<p>Schema checked; the metadata scanner found nothing.</p>" if not findings else
               "<ul>" + "".join(f"<li class=warn>{_text(f)}</li>" for f in findings) + "</ul>")
+    checks += sandbox_checks(latest["checks"].get("sandbox"))
     install = f"plugdeck install {name} --store {store_url}"
     body = (f"<h2>{_text(name)} <span class=dim>{_text(latest['version'])}</span></h2>"
             f"<p>{_text(latest['description'])}</p><p class=dim>publisher: namespace <b>{_text(name.split('/')[0])}"
@@ -68,3 +69,22 @@ def package_page(data: dict[str, Any], store_url: str) -> str:
             f"<h3>Permissions</h3><table>{permissions}</table><h3>Publish-time checks</h3>{checks}"
             f"<h3>Versions</h3><table>{versions}</table>")
     return _page(name, body)
+
+
+def sandbox_checks(result: dict[str, Any] | None) -> str:
+    """The registry's run of the package (verify.py): whether it ran, what each tool's one call tried."""
+    if not result:
+        return "<p class=warn>Not run in the sandbox (published before this registry ran packages).</p>"
+    status = result.get("status", "?")
+    lines = [f"<p{'' if status == 'ok' else ' class=warn'}>Sandbox run: <b>{_text(status)}</b>: "
+             f"{_text(result.get('detail', ''))}</p>"]
+    network = result.get("network") or {}
+    items = [f"<li class=warn>{_text(n['tool'])} tried {_text(n['method'])} {_text(n['url'])}, a host the "
+             "manifest does not declare</li>" for n in network.get("undeclared", [])]
+    items += [f"<li>{_text(n['tool'])} tried {_text(n['method'])} {_text(n['url'])} (declared)</li>"
+              for n in network.get("declared", [])]
+    items += [f"<li class=warn>{_text(f['tool'])}: file access refused by the sandbox: {_text(f['error'])}</li>"
+              for f in result.get("filesystem_refused", [])]
+    if status == "ok" and not items:
+        items.append("<li>No network use or refused file access observed when each tool was called once.</li>")
+    return lines[0] + ("<ul>" + "".join(items) + "</ul>" if items else "")
