@@ -23,6 +23,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
     "sandbox": ("mcp", "pyseccomp", "h11"),
+    "local": ("torch", "transformers", "tokenizers", "llguidance", "numpy"),
 }
 
 
@@ -37,7 +38,7 @@ class MissingExtra(UserError, ImportError):
 
 def install_hint(extra: str) -> str:
     hint = f"pip install 'plugdeck[{extra}]'"
-    if extra in ("knowledge", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
+    if extra in ("knowledge", "local", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
         hint += f" (in a checkout: pip install -c constraints.txt -e '.[{extra}]')"
     return hint
 
