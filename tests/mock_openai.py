@@ -24,6 +24,12 @@ a dict with any of:
     message         the error message of an HTTP-status fault
     retry_after     seconds for a 429's Retry-After header (default: the server's `retry_after`)
     headers         extra response headers for an HTTP-status fault (e.g. {"x-should-retry": "true"})
+    text_format     write the tool calls into the text in an open model's format instead of `tool_calls`,
+                    as a server with its tool parser off sends them: one of TEXT_FORMATS (hermes,
+                    llama3_json, python_tag, llama4_pythonic, mistral, mistral_v11, deepseek, deepseek_v31,
+                    granite, json)
+    reasoning       a reasoning model's thinking, sent as `reasoning_content` before the text
+    chunk           stream the text in pieces of this many characters (default: word by word)
 
 Streams are shaped like OpenAI's: `chat.completion.chunk` objects, tool calls as deltas by index
 (id and name first, the arguments split over several deltas), a usage chunk when
@@ -43,6 +49,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
 STREAM_FAULTS = {"hang", "abort_mid", "no_done", "no_finish", "bad_json_args"}
+DS = {word: f"<｜{word}｜>" for word in ("tool▁calls▁begin", "tool▁calls▁end", "tool▁call▁begin", "tool▁call▁end",
+                                        "tool▁sep")}
 BAD_ARGUMENTS = '{"expression": "1+'
 _call_ids = itertools.count(1)  # tool-call ids unique across turns, as real servers make them
 
@@ -152,8 +160,51 @@ def _normalize(turn: Any) -> dict[str, Any]:
         calls.append({"id": call_id, "name": call["name"], "arguments": arguments})
     turn["tool_calls"] = calls
     turn.setdefault("text", "")
+    if turn.get("text_format") and calls:  # the calls arrive as text, as from a server with its parser off
+        written = render_calls(turn["text_format"], calls)
+        turn["text"] = f"{turn['text']}{written}" if turn["text"] else written
+        turn["tool_calls"] = calls = []
     turn.setdefault("finish_reason", "tool_calls" if calls else "stop")
     return turn
+
+
+def render_calls(text_format: str, calls: list[dict[str, Any]]) -> str:
+    """Tool calls written the way each model family's chat template documents them."""
+    def obj(c, key="arguments"):
+        return json.dumps({"name": c["name"], key: json.loads(c["arguments"] or "{}")})
+
+    if text_format == "hermes":
+        return "".join(f"<tool_call>\n{obj(c)}\n</tool_call>\n" for c in calls)
+    if text_format == "llama3_json":
+        return "; ".join(obj(c, "parameters") for c in calls)
+    if text_format == "python_tag":
+        return "<|python_tag|>" + "; ".join(obj(c, "parameters") for c in calls)
+    if text_format == "llama4_pythonic":
+        def py(c):
+            args = ", ".join(f"{k}={v!r}" for k, v in json.loads(c["arguments"] or "{}").items())
+            return f"{c['name']}({args})"
+        return "[" + ", ".join(py(c) for c in calls) + "]"
+    if text_format == "mistral":
+        return "[TOOL_CALLS] " + json.dumps([json.loads(obj(c)) for c in calls])
+    if text_format == "mistral_v11":
+        return "".join(f"[TOOL_CALLS]{c['name']}[ARGS]{c['arguments']}" for c in calls)
+    if text_format == "deepseek":
+        body = "".join(f"{DS['tool▁call▁begin']}function{DS['tool▁sep']}{c['name']}\n```json\n{c['arguments']}\n```"
+                       f"{DS['tool▁call▁end']}" for c in calls)
+        return f"{DS['tool▁calls▁begin']}{body}{DS['tool▁calls▁end']}"
+    if text_format == "deepseek_v31":
+        body = "".join(f"{DS['tool▁call▁begin']}{c['name']}{DS['tool▁sep']}{c['arguments']}{DS['tool▁call▁end']}"
+                       for c in calls)
+        return f"{DS['tool▁calls▁begin']}{body}{DS['tool▁calls▁end']}"
+    if text_format == "granite":
+        return "<|tool_call|>" + json.dumps([json.loads(obj(c)) for c in calls])
+    if text_format == "json":
+        return obj(calls[0]) if len(calls) == 1 else json.dumps([json.loads(obj(c)) for c in calls])
+    raise ValueError(f"unknown text_format {text_format!r}; known: {', '.join(TEXT_FORMATS)}")
+
+
+TEXT_FORMATS = ("hermes", "llama3_json", "python_tag", "llama4_pythonic", "mistral", "mistral_v11", "deepseek",
+                "deepseek_v31", "granite", "json")
 
 
 def _words(text: str) -> int:
@@ -190,7 +241,13 @@ def _chunks(turn: dict[str, Any], cid: str, model: str, include_usage: bool, pro
         return data
 
     out = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    out += [chunk({"content": piece}) for piece in re.findall(r"\s*\S+\s*", turn["text"]) or []]
+    if turn.get("reasoning"):
+        out += [chunk({"content": None, "reasoning_content": piece})
+                for piece in re.findall(r"\s*\S+\s*", turn["reasoning"])]
+    size = turn.get("chunk")
+    pieces = ([turn["text"][i : i + size] for i in range(0, len(turn["text"]), size)] if size
+              else re.findall(r"\s*\S+\s*", turn["text"]))
+    out += [chunk({"content": piece}) for piece in pieces or []]
     for index, call in enumerate(turn["tool_calls"]):
         # The id and the whole name come first, then the arguments in pieces.
         head = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}
@@ -213,6 +270,8 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 def _completion(turn: dict[str, Any], cid: str, model: str, prompt_tokens: int) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": turn["text"] or None, "refusal": None}
+    if turn.get("reasoning"):
+        message["reasoning_content"] = turn["reasoning"]
     if turn["tool_calls"]:
         message["tool_calls"] = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}

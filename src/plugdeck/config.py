@@ -27,7 +27,7 @@ from typing import Any
 from .errors import UserError
 
 _PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream",
-                 "max_retries", "context_window", "fallbacks"}
+                 "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning"}
 _TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
              "always_tools"}
 
@@ -49,6 +49,11 @@ class ModelProfile:
     max_retries: int = 4
     context_window: int | None = None  # tokens; a context-length error falls back only to larger ones
     fallbacks: list[str] = field(default_factory=list)  # other profiles to try, in order (R29)
+    # How tool calls are read: "auto" (the server's, else from the text), "native", "prompted" (tools
+    # described in the prompt, for servers without tool support) or one text format ("hermes", ...;
+    # models/toolcall_formats.py lists them, and the model layer checks the name).
+    tool_format: str = "auto"
+    send_reasoning: bool = False  # send the model's thinking back to it in later turns
 
     def api_key(self) -> str | None:
         from .redaction import register_secret
@@ -192,6 +197,9 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     missing = {"base_url", "model"} - set(data)
     if missing:
         raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
+    for key, kind in (("tool_format", str), ("send_reasoning", bool)):
+        if key in data and not isinstance(data[key], kind):
+            raise ConfigError(f"model profile {name!r}: {key} must be a {kind.__name__}, not {data[key]!r}")
     if "fallbacks" in data:
         data = {**data, "fallbacks": _string_list(data["fallbacks"], f"models.{name}.fallbacks")}
     return ModelProfile(name=name, **data)

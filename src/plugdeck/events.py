@@ -51,7 +51,8 @@ class TextDelta(Event):
     step: int
     text: str
     # text: for the person, as it streams | plan: the planner's plan, not an answer | draft: answer text that
-    # answer checks may still change; never shown as the answer (AnswerGiven carries the checked text)
+    # answer checks may still change; never shown as the answer (AnswerGiven carries the checked text) |
+    # reasoning: a reasoning model's thinking, shown dimmed, never part of the answer
     channel: str = "text"
 
 
@@ -73,6 +74,20 @@ class ModelCalled(Event):
     error: str | None = None
     cost: float = 0.0  # tokens x the model profile's prices, in the profile's currency
     fallbacks: list[str] = field(default_factory=list)  # deployments of a fallback chain that failed first
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallsParsed(Event):
+    """How a model turn's tool calls were read: from the server's `tool_calls` (native), or recovered
+    from the text in one of the open models' formats; failed when a call in the text could not be read
+    (it is refused, and the model told why)."""
+
+    type: ClassVar[str] = "tool_calls_parsed"
+    step: int
+    format: str  # native | hermes | llama3_json | llama4_pythonic | mistral | deepseek | granite | json
+    outcome: str  # native | recovered | failed
+    calls: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -184,7 +199,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
+    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolCallsParsed, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
                 ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 

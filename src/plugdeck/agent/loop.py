@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from ..errors import RunStopped
-from ..events import ModelCalled, PolicyDecided, TextDelta, ToolFinished
-from ..models.base import Model, ModelError, ModelResponse, TextChunk, ToolCall
+from ..events import ModelCalled, PolicyDecided, TextDelta, ToolCallsParsed, ToolFinished
+from ..models.base import Model, ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from ..policy.engine import limit_reached
 from ..tools import Toolset
 from .admission import Waiting
@@ -83,6 +83,8 @@ async def call_model(
                 if ttft is None:
                     ttft = time.perf_counter() - started
                 run.emit(TextDelta, step=step, text=item.text)
+            elif isinstance(item, ReasoningChunk):
+                run.emit(TextDelta, step=step, text=item.text, channel="reasoning")
             else:
                 response = item
         if response is None:
@@ -109,4 +111,8 @@ async def call_model(
         ttft=ttft,
         latency=time.perf_counter() - started,
     )
+    if response.tool_format and response.tool_calls:
+        outcome = "native" if response.tool_format == "native" else "failed" if response.tool_parse_errors else "recovered"
+        run.emit(ToolCallsParsed, step=step, format=response.tool_format, outcome=outcome,
+                 calls=len(response.tool_calls), errors=response.tool_parse_errors)
     return response

@@ -54,6 +54,14 @@ class TextChunk:
 
 
 @dataclass(slots=True)
+class ReasoningChunk:
+    """A piece of a reasoning model's thinking (`reasoning_content`, or inline <think>): shown apart,
+    never part of the answer."""
+
+    text: str
+
+
+@dataclass(slots=True)
 class ModelResponse:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -64,9 +72,16 @@ class ModelResponse:
     served_by: str | None = None
     prices: tuple[float, float] | None = None
     fallbacks: list[str] = field(default_factory=list)
+    # How the calls were read: "native" (the server's tool_calls) or the text format they were written in.
+    tool_format: str | None = None
+    tool_parse_errors: list[str] = field(default_factory=list)  # calls read from text that were refused
+    reasoning: str = ""  # the model's thinking, never part of the answer
+    send_reasoning: bool = False  # the profile asks for the thinking to go back to the model
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.send_reasoning and self.reasoning:
+            message["reasoning_content"] = self.reasoning
         if self.tool_calls:
             message["tool_calls"] = [call.to_message() for call in self.tool_calls]
         return message

@@ -21,8 +21,9 @@ import httpx
 
 from ..redaction import redact, redact_value, register_secret
 from ..tools import ToolSpec
-from .base import ModelError, ModelResponse, TextChunk, ToolCall
+from .base import ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from .clients import ClientShards
+from .reply_stream import recover_calls
 from .toolcall_parsers import ArgumentsError, parse_arguments
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class OpenAIModel:
         temperature: float | None = None,
         name: str | None = None,
         client: httpx.AsyncClient | None = None,
+        tool_format: str = "auto",
+        send_reasoning: bool = False,
     ):
         self.model = model
         self.name = name or model
@@ -75,13 +78,27 @@ class OpenAIModel:
         self._clients = ClientShards(per_client=1 << 30, make=lambda: client) if client else ClientShards()
         self._owns_client = client is None
         self._send_stream_options = True  # cleared for servers that reject it
+        # How tool calls are read: the server's tool_calls, or (when it leaves them in the text) a text
+        # format; "prompted" describes the tools in the prompt, and "auto" turns to that when the server
+        # rejects `tools` (see models/prompted.py).
+        self.tool_format = tool_format
+        self._prompted = tool_format == "prompted"
+        self.send_reasoning = send_reasoning
 
     def __repr__(self) -> str:
         return f"OpenAIModel(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
 
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[ToolSpec]
-    ) -> AsyncIterator[TextChunk | ModelResponse]:
+    ) -> AsyncIterator[TextChunk | ReasoningChunk | ModelResponse]:
+        async for item in recover_calls(self._stream(messages, tools), tools, self.tool_format):
+            if isinstance(item, ModelResponse):
+                item.send_reasoning = self.send_reasoning
+            yield item
+
+    async def _stream(
+        self, messages: list[dict[str, Any]], tools: list[ToolSpec]
+    ) -> AsyncIterator[TextChunk | ReasoningChunk | ModelResponse]:
         deadline = asyncio.get_running_loop().time() + self.deadline
         response = await self._send(messages, tools, deadline)  # every retry happens in here
         try:
@@ -89,11 +106,15 @@ class OpenAIModel:
                 turn = StreamedTurn(self.url)
                 async for data in self._events(response, deadline):
                     text = turn.add(data)
+                    if turn.new_reasoning:
+                        yield ReasoningChunk(turn.new_reasoning)
                     if text:
                         yield TextChunk(text)
                 yield turn.response()
             else:
                 result = parse_completion(await self._within(deadline, response.aread()), self.url)
+                if result.reasoning:
+                    yield ReasoningChunk(result.reasoning)
                 if result.text:
                     yield TextChunk(result.text)
                 yield result
@@ -117,8 +138,12 @@ class OpenAIModel:
     def _body(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> dict[str, Any]:
         # Whatever the conversation holds (a pasted key, history a client sent), a secret plugdeck holds
         # never leaves for the model server.
+        if tools and self._prompted:
+            from .prompted import prompted_messages
+
+            messages = prompted_messages(messages, tools)
         body: dict[str, Any] = {"model": self.model, "messages": redact_value(messages), "stream": self.streaming}
-        if tools:
+        if tools and not self._prompted:
             body["tools"] = [spec.openai() for spec in tools]
         if self.temperature is not None:
             body["temperature"] = self.temperature
@@ -148,6 +173,10 @@ class OpenAIModel:
                 status, detail = response.status_code, describe_error_body(response.content)
                 if status == 400 and "stream_options" in body and "stream_options" in detail:
                     self._send_stream_options = False  # an older server: ask once more without it
+                    continue
+                if (status in (400, 422) and "tools" in body and self.tool_format == "auto"
+                        and "tool" in detail.lower()):
+                    self._prompted = True  # a server with no tool support: the tools go in the prompt
                     continue
                 failure, hint = f"{self.url} answered HTTP {status}: {detail}", HINTS.get(status, "")
                 if not _should_retry(response):
@@ -249,6 +278,8 @@ class StreamedTurn:
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
+        self.reasoning: list[str] = []
+        self.new_reasoning = ""  # what the latest event added to the reasoning
 
     def add(self, data: str) -> str:
         """Take one event's data; return the text it adds (often empty)."""
@@ -260,18 +291,21 @@ class StreamedTurn:
             raise ModelError(f"the stream from {self.url} sent an event that is not a JSON object: {data[:200]!r}")
         _raise_if_error(chunk, self.url)
         self.usage = chunk.get("usage") or self.usage
-        text = ""
+        text = self.new_reasoning = ""
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # one answer is asked for; ignore any other
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):  # null while a reasoning model thinks
                 text += delta["content"]
+            self.new_reasoning += _reasoning_of(delta)
             for call in delta.get("tool_calls") or []:
                 self._add_call(call)
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
         if text:
             self.text.append(text)
+        if self.new_reasoning:
+            self.reasoning.append(self.new_reasoning)
         return text
 
     def _add_call(self, delta: dict[str, Any]) -> None:
@@ -295,7 +329,9 @@ class StreamedTurn:
                 f" {INCOMPLETE}. Check the server's logs; a proxy in between may have cut the stream."
             )
         calls = [(c["id"] or f"call_{i}", c["name"], "".join(c["arguments"])) for i, c in sorted(self.calls.items())]
-        return _response("".join(self.text), calls, self.finish_reason, self.usage)
+        response = _response("".join(self.text), calls, self.finish_reason, self.usage)
+        response.reasoning = "".join(self.reasoning)
+        return response
 
 
 def parse_completion(content: bytes, url: str) -> ModelResponse:
@@ -313,7 +349,18 @@ def parse_completion(content: bytes, url: str) -> ModelResponse:
         function = call.get("function") or {}
         calls.append((call.get("id") or f"call_{i}", function.get("name", ""), function.get("arguments")))
     text = message.get("content") if isinstance(message.get("content"), str) else ""
-    return _response(text, calls, choices[0].get("finish_reason"), data.get("usage"))
+    response = _response(text, calls, choices[0].get("finish_reason"), data.get("usage"))
+    response.reasoning = _reasoning_of(message)
+    return response
+
+
+def _reasoning_of(message: dict[str, Any]) -> str:
+    """A reasoning model's thinking: `reasoning_content` (vLLM, DeepSeek, llama.cpp, LM Studio) or
+    `reasoning` (Ollama, OpenRouter)."""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(message.get(key), str):
+            return message[key]
+    return ""
 
 
 def _response(text: str, calls: list[tuple[str, str, Any]], finish_reason: str | None, usage: dict | None):

@@ -52,7 +52,11 @@ def model_for(config: Config, name: str | None = None, *, base_url: str | None =
 
 def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
     from .openai import OpenAIModel
+    from .toolcall_formats import TOOL_FORMATS
 
+    if profile.tool_format not in TOOL_FORMATS:
+        raise ConfigError(f"model profile {profile.name!r}: tool_format {profile.tool_format!r} is not known;"
+                          f" use one of {', '.join(TOOL_FORMATS)}")
     model = OpenAIModel(
         profile.model,
         profile.base_url,
@@ -60,6 +64,8 @@ def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
         deadline=profile.deadline,
         stream=profile.stream,
         max_retries=profile.max_retries,
+        tool_format=profile.tool_format,
+        send_reasoning=profile.send_reasoning,
     )
     model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
     return model

@@ -1,0 +1,368 @@
+"""Tool calls that an open model wrote as text, read back as calls.
+
+When a server's own tool parser is off or broken, the call arrives in `content`. The formats read
+here are the ones the model families document in their chat templates:
+
+    hermes           <tool_call>{"name": "f", "arguments": {...}}</tool_call>   (Hermes, Qwen 2.5/3)
+    llama3_json      {"name": "f", "parameters": {...}}, optionally after <|python_tag|>, several
+                     separated by ";"; and Llama 3.1's <function=f>{...}</function>
+    llama4_pythonic  [f(a=1, b="x"), g()], optionally inside <|python_start|> ... <|python_end|>
+    mistral          [TOOL_CALLS][{"name": "f", "arguments": {...}}, ...] (before v11) or
+                     [TOOL_CALLS]f[ARGS]{...} repeated (v11 and later)
+    deepseek         <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f ```json {...}```
+                     <｜tool▁call▁end｜>...<｜tool▁calls▁end｜> (V3, R1) or f<｜tool▁sep｜>{...} (V3.1)
+    granite          <|tool_call|>[{"name": "f", "arguments": {...}}] (Granite 3.0; 3.1 writes <tool_call>)
+    json             a bare {"name": "f", "arguments": {...}}, a list of them, or one in a ```json fence
+
+The rule (`parse_tool_calls`): a format with its own marker (every one but the bare JSON and pythonic
+shapes) is a call once the marker is there; text before it stays the answer's text, and a call that
+cannot be read or names a tool not offered is still a call, refused with a reason the model reads.
+A reply without a marker is a call only when ALL of it reads as calls to OFFERED tools: a model
+explaining JSON to a person must not call anything. Anything else stays text.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Collection
+
+from .base import ToolCall
+from .toolcall_parsers import ArgumentsError, parse_arguments
+
+# Formats a profile may name; "auto" tries them all, "native" reads only the server's tool_calls and
+# "prompted" describes the tools in the system prompt (for servers with no tool support) and reads
+# the reply like "auto".
+TEXT_FORMATS = ("hermes", "llama3_json", "llama4_pythonic", "mistral", "deepseek", "granite", "json")
+TOOL_FORMATS = ("auto", "native", "prompted", *TEXT_FORMATS)
+
+_DS = {  # DeepSeek's markers: fullwidth bars and the sentencepiece space; some servers print ASCII ones
+    word: "<[｜|]" + word.replace("_", "[▁_]") + "[｜|]>"
+    for word in ("tool_calls_begin", "tool_calls_end", "tool_call_begin", "tool_call_end", "tool_sep")
+}
+# The strings that open a call in each tagged format (for the stream's hold-back too).
+MARKERS: dict[str, tuple[str, ...]] = {
+    "hermes": ("<tool_call>",),
+    "llama3_json": ("<|python_tag|>", "<function="),
+    "llama4_pythonic": ("<|python_start|>",),
+    "mistral": ("[TOOL_CALLS]",),
+    "deepseek": ("<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", "<|tool_calls_begin|>", "<|tool_call_begin|>"),
+    "granite": ("<|tool_call|>", "<tool_call>"),
+    "json": (),
+}
+UNTAGGED = {"llama3_json": "json", "llama4_pythonic": "pythonic", "json": "json"}  # formats with a bare shape
+_NAME = re.compile(r'"name"\s*:\s*"([^"\\]+)"')
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.\-]*")
+
+
+@dataclass(slots=True)
+class TextCalls:
+    """What a reply held: its format, the text that stays the answer's, and the calls (a call that could
+    not be read carries `error`, so the model is told rather than the call silently becoming text)."""
+
+    format: str
+    text: str
+    calls: list[ToolCall] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ToolCall]:
+        return [c for c in self.calls if c.error]
+
+
+def parse_tool_calls(text: str, offered: Collection[str], tool_format: str = "auto") -> TextCalls | None:
+    """The tool calls a reply wrote as text, or None when it stays text. `offered`: the tools' wire names."""
+    if not text or not offered or tool_format == "native":
+        return None
+    formats = TEXT_FORMATS if tool_format in ("auto", "prompted") else (tool_format,)
+    if tool_format not in TOOL_FORMATS:
+        raise ValueError(f"unknown tool format {tool_format!r}; known: {', '.join(TOOL_FORMATS)}")
+    offered = set(offered)
+    for name in formats:  # a marker decides: the first format whose marker is in the text
+        parsed = _TAGGED[name](text, offered) if name in _TAGGED else None
+        if parsed is not None:
+            return parsed
+    bare = text.strip()
+    if tool_format in ("auto", "prompted", "json", "llama3_json"):
+        parsed = _bare_json(bare, offered, tool_format)
+        if parsed is not None:
+            return parsed
+    if tool_format in ("auto", "prompted", "llama4_pythonic"):
+        return _bare_pythonic(bare, offered, "llama4_pythonic")
+    return None
+
+
+# ---- calls from their pieces ------------------------------------------------------------------------
+
+
+def new_call_id() -> str:
+    """Calls read from text have no id: a fresh one each, so results of different steps never share one."""
+    return f"call_{secrets.token_hex(6)}"
+
+
+def _call(index: int, name: str, raw: Any, call_id: str | None = None) -> ToolCall:
+    """One call from a name and its arguments (a dict, or JSON text repaired only where unambiguous)."""
+    call_id = call_id or new_call_id()
+    raw_text = raw if isinstance(raw, str) else json.dumps(raw) if raw is not None else ""
+    if raw is not None and not isinstance(raw, (str, dict)):
+        return ToolCall(call_id, name, None, raw_text, f"the arguments must be a JSON object, got {type(raw).__name__}")
+    try:
+        arguments, repaired = parse_arguments(raw)
+    except ArgumentsError as exc:
+        return ToolCall(call_id, name, None, raw_text, str(exc))
+    return ToolCall(call_id, name, arguments, raw_text, repaired=repaired)
+
+
+def _broken(index: int, body: str, why: str) -> ToolCall:
+    """A call that could not be read: named when the name can be found, so the model knows which one."""
+    found = _NAME.search(body) or re.match(r"\s*([A-Za-z_][\w.\-]*)", body)
+    return ToolCall(new_call_id(), found.group(1) if found else "", None, body.strip(), why)
+
+
+def _from_object(index: int, data: Any, body: str) -> ToolCall:
+    """{"name", "arguments" | "parameters", "id"?}, or OpenAI's {"type": "function", "function": {...}}."""
+    if isinstance(data, dict) and isinstance(data.get("function"), dict):
+        data = data["function"]
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return _broken(index, body, "a tool call must be a JSON object with a \"name\" and its \"arguments\"")
+    raw = data.get("arguments", data.get("parameters", {}))
+    return _call(index, data["name"], raw, data.get("id") if isinstance(data.get("id"), str) else None)
+
+
+def _objects(index: int, body: str) -> list[ToolCall]:
+    """A JSON object or list of call objects; one refused call when the JSON cannot be read."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        try:
+            data, _ = parse_arguments(body)  # an object with an unambiguous slip (trailing comma, ...)
+        except ArgumentsError as exc:
+            return [_broken(index, body, f"the tool call is not valid JSON ({exc})")]
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        return [_broken(index, body, "the tool call list is empty")]
+    return [_from_object(index + i, item, body) for i, item in enumerate(items)]
+
+
+def _outside(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text outside the calls' spans: what stays the answer's text."""
+    pieces, at = [], 0
+    for start, end in spans:
+        pieces.append(text[at:start])
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces).strip()
+
+
+# ---- the tagged formats -----------------------------------------------------------------------------
+
+
+_HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
+
+
+def _hermes(text: str, offered: set[str]) -> TextCalls | None:
+    if "<tool_call>" not in text:
+        return None
+    calls, spans = [], []
+    for match in _HERMES.finditer(text):
+        body = match.group(1).strip()
+        if body.startswith("[") and "</tool_call>" not in match.group(0):
+            return None  # Granite 3.1's <tool_call>[...]: its own format
+        calls += _objects(len(calls), body)
+        spans.append(match.span())
+    return TextCalls("hermes", _outside(text, spans), calls)
+
+
+def _granite(text: str, offered: set[str]) -> TextCalls | None:
+    for marker in ("<|tool_call|>", "<tool_call>"):
+        at = text.find(marker)
+        if at < 0:
+            continue
+        body = text[at + len(marker):].strip()
+        if marker == "<tool_call>" and not body.startswith("["):
+            return None  # Hermes' shape, read by its parser
+        return TextCalls("granite", text[:at].strip(), _objects(0, body))
+    return None
+
+
+_MISTRAL_V11 = re.compile(r"\s*([A-Za-z_][\w.\-]*)\s*(?:\[CALL_ID\]\s*(\w+)\s*)?(?:\[ARGS\])?\s*(.*)", re.S)
+
+
+def _mistral(text: str, offered: set[str]) -> TextCalls | None:
+    at = text.find("[TOOL_CALLS]")
+    if at < 0:
+        return None
+    rest = text[at + len("[TOOL_CALLS]"):]
+    if rest.lstrip().startswith(("[", "{")):  # before v11: one JSON list after the token
+        return TextCalls("mistral", text[:at].strip(), _objects(0, rest.strip()))
+    calls = []
+    for piece in rest.split("[TOOL_CALLS]"):  # v11 and later: name[ARGS]{...} per call
+        match = _MISTRAL_V11.fullmatch(piece)
+        if match is None:
+            calls.append(_broken(len(calls), piece, "the tool call has no name before its arguments"))
+            continue
+        name, call_id, raw = match.groups()
+        calls.append(_call(len(calls), name, raw.strip(), call_id))
+    return TextCalls("mistral", text[:at].strip(), calls)
+
+
+_DS_BEGIN = re.compile(_DS["tool_calls_begin"] + "|" + _DS["tool_call_begin"])
+_DS_CALL = re.compile(_DS["tool_call_begin"] + r"(.*?)(?:" + _DS["tool_call_end"] + "|$)", re.S)
+_DS_SEP = re.compile(_DS["tool_sep"])
+_DS_END = re.compile(_DS["tool_calls_end"])
+
+
+def _deepseek(text: str, offered: set[str]) -> TextCalls | None:
+    begin = _DS_BEGIN.search(text)
+    if begin is None:
+        return None
+    region = text[begin.start():]
+    calls = []
+    for match in _DS_CALL.finditer(region):
+        body = _DS_END.split(match.group(1))[0]
+        parts = _DS_SEP.split(body, maxsplit=1)
+        if len(parts) != 2:
+            calls.append(_broken(len(calls), body, "the tool call has no separator between its name and arguments"))
+            continue
+        head, tail = parts[0].strip(), parts[1].strip()
+        if head == "function":  # V3 and R1: the name on the first line, the arguments in a ```json fence
+            name, _, tail = tail.partition("\n")
+            head = name.strip()
+        calls.append(_call(len(calls), head, tail.strip()))
+    if not calls:
+        calls.append(_broken(0, region, "the tool calls block holds no call"))
+    return TextCalls("deepseek", text[:begin.start()].strip(), calls)
+
+
+_FUNCTION_TAG = re.compile(r"<function=([^>]+)>(.*?)(?:</function>|$)", re.S)
+
+
+def _llama3(text: str, offered: set[str]) -> TextCalls | None:
+    at = text.find("<|python_tag|>")
+    if at >= 0:  # what follows is JSON (custom tools) or a pythonic call (built-in tools)
+        body = text[at + len("<|python_tag|>"):].strip()
+        parsed = _json_calls(body, "llama3_json")
+        if parsed is None:
+            parsed = _pythonic_calls(body if body.startswith("[") else f"[{body}]", "llama3_json", offered, strict=False)
+        if parsed is None:
+            parsed = TextCalls("llama3_json", "", [_broken(0, body, "the call after <|python_tag|> cannot be read")])
+        parsed.text = text[:at].strip()
+        return parsed
+    if "<function=" in text:
+        calls, spans = [], []
+        for match in _FUNCTION_TAG.finditer(text):
+            calls.append(_call(len(calls), match.group(1).strip(), match.group(2).strip()))
+            spans.append(match.span())
+        return TextCalls("llama3_json", _outside(text, spans), calls)
+    return None
+
+
+def _llama4(text: str, offered: set[str]) -> TextCalls | None:
+    at = text.find("<|python_start|>")
+    if at < 0:
+        return None
+    body = text[at + len("<|python_start|>"):].split("<|python_end|>")[0].strip()
+    parsed = _pythonic_calls(body, "llama4_pythonic", offered, strict=False)
+    if parsed is None:
+        head = re.match(r"\[?\s*([A-Za-z_][\w.]*)", body)
+        why = "the call list cannot be read as Python calls"
+        parsed = TextCalls("llama4_pythonic", "", [ToolCall(new_call_id(), head.group(1) if head else "", None, body, why)])
+    parsed.text = text[:at].strip()
+    return parsed
+
+
+_TAGGED = {"mistral": _mistral, "deepseek": _deepseek, "granite": _granite, "hermes": _hermes,
+           "llama3_json": _llama3, "llama4_pythonic": _llama4}
+
+
+# ---- the bare shapes: all the text must be calls to offered tools -----------------------------------
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+CALL_KEYS = ("name", "function", "type")  # what a call object's first key may be
+
+
+def _json_calls(body: str, fmt: str) -> TextCalls | None:
+    """JSON call objects: one, a list, or several separated by ";" (Llama 3). None: not JSON calls."""
+    fence = _FENCE.match(body)
+    body = fence.group(1) if fence else body
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        data = json.loads(body)
+        items = data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        try:
+            items = [json.loads(part) for part in body.split(";") if part.strip()]
+        except json.JSONDecodeError:
+            return None
+    if not items or not all(isinstance(i, dict) and ("name" in i or "function" in i) for i in items):
+        return None
+    return TextCalls(fmt, "", [_from_object(i, item, body) for i, item in enumerate(items)])
+
+
+def _bare_json(bare: str, offered: set[str], fmt: str) -> TextCalls | None:
+    if fmt not in ("json", "llama3_json"):  # auto: Llama 3 names the arguments "parameters"
+        fmt = "llama3_json" if re.search(r'"parameters"\s*:', bare[:2000]) else "json"
+    parsed = _json_calls(bare, fmt)
+    if parsed is None:
+        # Malformed JSON that begins as a call to an offered tool: a call to refuse, not text.
+        start = bare[:200]
+        name = _NAME.search(start)
+        if bare.startswith(("{", "[", "```")) and name and name.group(1) in offered and re.match(
+                r'^(?:```(?:json)?\s*)?\[?\s*\{\s*"name"', start) and not _complete_json_then_text(bare):
+            return TextCalls(fmt, "", [_broken(0, bare, "the tool call is not valid JSON and cannot be repaired")])
+        return None
+    if any(c.name not in offered for c in parsed.calls):
+        return None  # JSON about something else: it stays text
+    return parsed
+
+
+def _complete_json_then_text(bare: str) -> bool:
+    """A whole JSON value followed by more text: prose quoting a call, not a broken call."""
+    try:
+        json.JSONDecoder().raw_decode(_FENCE.sub(r"\1", bare))
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _bare_pythonic(bare: str, offered: set[str], fmt: str) -> TextCalls | None:
+    if not bare.startswith("["):
+        return None
+    return _pythonic_calls(bare, fmt, offered, strict=True)
+
+
+def _pythonic_calls(body: str, fmt: str, offered: set[str], strict: bool) -> TextCalls | None:
+    """[f(a=1), g(b="x")] read with Python's parser (literals only, nothing evaluated). `strict`: every
+    name must be offered and everything must parse, or it stays text."""
+    try:
+        tree = ast.parse(body, mode="eval").body
+    except SyntaxError:
+        head = re.match(r"\[\s*([A-Za-z_][\w.]*)\s*\(", body)
+        quoted = "]" in body and not body.rstrip().endswith("]")  # a call list, then prose: text
+        if head and head.group(1) in offered and not quoted:
+            why = "the call list cannot be read as Python calls"
+            return TextCalls(fmt, "", [ToolCall(new_call_id(), head.group(1), None, body, why)])
+        return None
+    if not isinstance(tree, ast.List) or not tree.elts or not all(isinstance(e, ast.Call) for e in tree.elts):
+        return None
+    calls = []
+    for i, node in enumerate(tree.elts):
+        name = ast.unparse(node.func).removesuffix(".call")  # Llama 3's built-ins: brave_search.call(...)
+        if strict and name not in offered:
+            return None
+        source = ast.get_source_segment(body, node) or name
+        if node.args or any(k.arg is None for k in node.keywords):
+            calls.append(ToolCall(new_call_id(), name, None, source,
+                                  "the call must name its arguments (name=value), with no positional ones"))
+            continue
+        try:
+            arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        except (ValueError, SyntaxError, TypeError):
+            calls.append(ToolCall(new_call_id(), name, None, source, "the arguments must be plain literals"))
+            continue
+        calls.append(ToolCall(new_call_id(), name, arguments, source))
+    return TextCalls(fmt, "", calls)
