@@ -127,7 +127,9 @@ async def test_it_cannot_read_the_home_the_run_store_or_system_secrets(hostile, 
 async def test_it_sees_no_environment_of_plugdecks(hostile):
     seen = await call(hostile, "environment")
     assert seen["uid"] != 0 and seen["pids"] == 1  # its own PID namespace, alone in it
-    assert set(seen["environ"]) <= {"HOME", "TMPDIR", "PATH", "PYTHONDONTWRITEBYTECODE", "PWD", "LC_CTYPE"}
+    # The sandbox's own few (bwrap's --setenv, the runner's PYDANTIC_DISABLE_PLUGINS), nothing of plugdeck's
+    assert set(seen["environ"]) <= {"HOME", "TMPDIR", "PATH", "PYTHONDONTWRITEBYTECODE", "PWD", "LC_CTYPE",
+                                    "PYDANTIC_DISABLE_PLUGINS"}
     everything = json.dumps(seen)
     assert CANARY not in everything and TOKEN not in everything  # /proc/1/environ and cmdline included
     assert "HOSTILE_TOKEN" not in everything

@@ -58,6 +58,7 @@ class Launch:
     egress_socket: str | None = None  # the proxy's socket on this side; None: no network at all
     paths: list[str] = field(default_factory=list)  # read-only binds beyond /usr and Python itself
     mode: str = "serve"  # serve (MCP over stdio) | describe (print the manifest) | self-test
+    sdk: bool = False  # serve with the MCP SDK's server rather than the runner's own (for comparison)
     mounts: list[Mount] = field(default_factory=list)
     scratch: bool = True  # False: /tmp is an empty read-only folder
 
@@ -124,6 +125,8 @@ def command(launch: Launch) -> list[str]:
         runner += ["--path", path]
     if launch.egress_socket:
         runner += ["--egress", EGRESS_SOCKET]
+    if launch.sdk:
+        runner += ["--sdk"]
     return ["/usr/bin/env", "-i", *prlimit, "--", *bwrap, *runner, launch.entry_point]
 
 

@@ -81,9 +81,10 @@ class SandboxRuntime:
 
     def __init__(self, name: str, entry_point: str, manifest: dict[str, Any], *,
                  settings: SandboxSettings | None = None, paths: list[str] | None = None,
-                 resolver: Any = None, mounts: list[Mount] | None = None, scratch: bool = True):
+                 resolver: Any = None, mounts: list[Mount] | None = None, scratch: bool = True,
+                 sdk: bool = False):
         """`mounts` and `scratch` come from the platform (a store package's permissions), never from
-        the plugin's own manifest."""
+        the plugin's own manifest. `sdk`: the runner serves with the MCP SDK (bench/: to compare)."""
         from ..mcp.client import MCPConnection, ServerSpec
 
         self.name, self.entry_point = name, entry_point
@@ -93,11 +94,11 @@ class SandboxRuntime:
         self.tools = {t["name"]: t for t in manifest.get("tools", [])}
         self.declared_secrets = [str(s) for s in needs.get("secrets") or []]
         self.network = [str(h) for h in needs.get("network") or []]
-        scratch = needs.get("scratch", "session")
-        if scratch not in ("session", "call"):
+        keep = needs.get("scratch", "session")
+        if keep not in ("session", "call"):
             raise SandboxError(f"plugin {name!r}: needs.scratch must be 'session' (kept while its sandbox is warm) "
-                               f"or 'call' (a fresh sandbox, and so an empty /tmp, for every call), not {scratch!r}")
-        self.warm = self.settings.warm and scratch == "session"
+                               f"or 'call' (a fresh sandbox, and so an empty /tmp, for every call), not {keep!r}")
+        self.warm = self.settings.warm and keep == "session"
         grant = self.settings.grant(name)
         self.secret_vars = {declared: grant.secrets[declared] for declared in self.declared_secrets
                             if declared in grant.secrets}
@@ -106,7 +107,7 @@ class SandboxRuntime:
                                  on_record=self._egress) if self.network else None
         launch = Launch(name=name, entry_point=entry_point, limits=self.limits, paths=list(paths or ()),
                         egress_socket=self.proxy.path if self.proxy else None, mounts=list(mounts or ()),
-                        scratch=scratch)
+                        scratch=scratch, sdk=sdk)
         self.connection = MCPConnection(ServerSpec(name=name, command=command(launch)),
                                         connect_timeout=float(self.limits.wall_s))
         self.failures = 0  # kills, crashes and timeouts in a row

@@ -2,7 +2,8 @@
 inside the sandbox.
 
 --serve      load the plugin's entry point and serve its tools over MCP stdio (the platform's MCP
-             client talks to it: tool pinning and timeouts apply as to any MCP server)
+             client talks to it: tool pinning and timeouts apply as to any MCP server), with the
+             runner's own small server (wire.py; --sdk: the MCP SDK's, kept to compare cold starts)
 --describe   print the plugin's manifest (tools with schemas, effects, needs) as JSON and exit
 --self-test  print what this process can see of the machine as JSON (the platform's start-up check)
 
@@ -28,11 +29,17 @@ JSON_META = "plugdeck/json"  # the result's _meta key: its text is the JSON of t
 
 
 def _load(entry_point: str, name: str):
-    from importlib.metadata import EntryPoint
+    """Import `module:attribute.path` (an entry point's value; extras in brackets ignored) as a Plugin.
+    Not through importlib.metadata, whose import alone costs the cold start ~15 ms."""
+    import importlib
 
     from ..base import plugin_from
 
-    return plugin_from(EntryPoint(name=name, value=entry_point, group="plugdeck.plugins").load(), name=name)
+    module, _, attribute = entry_point.split("[", 1)[0].strip().partition(":")
+    target = importlib.import_module(module.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        target = getattr(target, part)
+    return plugin_from(target, name=name)
 
 
 def describe(plugin: Any) -> dict[str, Any]:
@@ -116,34 +123,30 @@ def _listing(folder: str) -> list[str] | str:
         return type(exc).__name__
 
 
-async def serve(plugin: Any, protocol: Any = None) -> None:
-    import mcp_types as types
+def tool_listing(plugin: Any) -> list[dict[str, Any]]:
+    """The plugin's tools as MCP's tools/list gives them."""
+    return [{"name": t.name, "description": t.description, "inputSchema": t.parameters,
+             "annotations": {"readOnlyHint": t.effect == "read"}} for t in plugin.tools]
 
-    from mcp.server import Server
-    from mcp.server.stdio import stdio_server
 
+def call_handler(plugin: Any):
+    """The tools/call handler: (name, arguments, _meta) -> a CallToolResult as a wire dict. The call's
+    secrets and id are set around the tool; when no other call is running, every process left in the
+    sandbox is killed and the count is said in the result's _meta."""
     from ...sandbox import _calling
+    from ...tools import ToolError
 
     tools = {t.name: t for t in plugin.tools}
     in_flight = [0]  # calls running now
-    listing = [types.Tool(name=t.name, description=t.description, input_schema=t.parameters,
-                          annotations=types.ToolAnnotations(read_only_hint=t.effect == "read"))
-               for t in plugin.tools]
 
-    async def list_tools(ctx: Any, params: Any) -> Any:
-        return types.ListToolsResult(tools=listing)
-
-    async def call_tool(ctx: Any, params: Any) -> Any:
-        from ...tools import ToolError
-
-        meta = dict(params.meta or {})
-        tool = tools.get(params.name)
+    async def call_tool(name: str, arguments: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+        tool = tools.get(name)
         in_flight[0] += 1
         try:
             if tool is None:
-                raise ToolError(f"no tool {params.name!r}", "unknown_tool")
+                raise ToolError(f"no tool {name!r}", "unknown_tool")
             with _calling(meta.get(SECRETS_META) or {}, str(meta.get(CALL_META) or "")):
-                output = await tool.call(params.arguments or {})
+                output = await tool.call(arguments)
             result = _result(output)
         except ToolError as exc:
             result = _failed(f"{exc.kind}: {exc.message}")
@@ -155,29 +158,55 @@ async def serve(plugin: Any, protocol: Any = None) -> None:
             in_flight[0] -= 1
         killed = kill_leftovers() if in_flight[0] == 0 else 0  # not while another call may own a child
         if killed:
-            result.meta = {**(result.meta or {}), KILLED_META: killed}
+            result["_meta"] = {**result.get("_meta", {}), KILLED_META: killed}
         return result
 
-    server = Server(plugin.name, version=plugin.version, on_list_tools=list_tools, on_call_tool=call_tool)
+    return call_tool
+
+
+async def serve(plugin: Any, protocol: Any) -> None:
+    """MCP over stdio with the runner's own small server (wire.py): no SDK to import."""
+    from .wire import WireServer, stdin_reader
+
+    server = WireServer(plugin.name, plugin.version, tool_listing(plugin), call_handler(plugin), protocol)
+    await server.serve(await stdin_reader())
+
+
+async def serve_with_sdk(plugin: Any, protocol: Any) -> None:
+    """The same, served by the MCP SDK's server (--sdk): kept to compare cold starts (bench/)."""
+    import mcp_types as types
+
+    from mcp.server import Server
+    from mcp.server.stdio import stdio_server
+
+    call_tool = call_handler(plugin)
+    listing = [types.Tool.model_validate(t) for t in tool_listing(plugin)]
+
+    async def list_tools(ctx: Any, params: Any) -> Any:
+        return types.ListToolsResult(tools=listing)
+
+    async def on_call_tool(ctx: Any, params: Any) -> Any:
+        result = await call_tool(params.name, params.arguments or {}, dict(params.meta or {}))
+        return types.CallToolResult.model_validate(result)
+
+    server = Server(plugin.name, version=plugin.version, on_list_tools=list_tools, on_call_tool=on_call_tool)
     async with stdio_server(stdout=protocol) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def _result(value: Any) -> Any:
+def _result(value: Any) -> dict[str, Any]:
     """Text as text; anything else as JSON text, and as structured content when it is an object."""
-    import mcp_types as types
-
     if isinstance(value, str):
-        return types.CallToolResult(content=[types.TextContent(text=value)])
+        return {"content": [{"type": "text", "text": value}], "isError": False}
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return types.CallToolResult(content=[types.TextContent(text=text)], meta={JSON_META: True},
-                                structured_content=value if isinstance(value, dict) else None)
+    result = {"content": [{"type": "text", "text": text}], "isError": False, "_meta": {JSON_META: True}}
+    if isinstance(value, dict):
+        result["structuredContent"] = json.loads(text)  # what the client receives: JSON's own types
+    return result
 
 
-def _failed(message: str) -> Any:
-    import mcp_types as types
-
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+def _failed(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--path", action="append", default=[])
     parser.add_argument("--egress")
+    parser.add_argument("--sdk", action="store_true", help="serve with the MCP SDK (for comparison)")
     parser.add_argument("entry_point")
     args = parser.parse_args(argv)
     sys.path[:0] = [p for p in args.path if p not in sys.path]
@@ -208,15 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     # The protocol keeps the real stdout; what the plugin prints goes to stderr (the platform's log of it).
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
     os.dup2(2, 1)
-    if args.mode == "serve":
-        import anyio  # noqa: F401 - everything the protocol needs is imported before the filter closes in
-        from mcp.server import Server  # noqa: F401
-        from mcp.server.stdio import stdio_server  # noqa: F401
+    if args.mode == "serve":  # what serving needs is imported before the filter closes in
+        import asyncio  # noqa: F401
+
+        if args.sdk:
+            import anyio  # noqa: F401
+            from mcp.server import Server  # noqa: F401
+            from mcp.server.stdio import stdio_server  # noqa: F401
+        else:
+            from . import wire  # noqa: F401
     try:
         install()  # from here on, the allowlist: before any of the plugin's code runs
     except SeccompUnavailable as exc:
         print(f"no seccomp filter: {exc}", file=sys.stderr)
         return NO_SECCOMP
+    # pydantic looks for its own plugins in every installed package's metadata on first use (~30 ms of
+    # the cold start); inside the sandbox only the plugin's code is meant to run, so none are loaded.
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     try:
         plugin = _load(args.entry_point, args.name)
     except Exception as exc:
@@ -226,9 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         protocol.write(json.dumps(describe(plugin), default=str))
         protocol.flush()
         return 0
-    import anyio
+    if args.sdk:
+        import anyio
 
-    anyio.run(serve, plugin, anyio.wrap_file(protocol))
+        anyio.run(serve_with_sdk, plugin, anyio.wrap_file(protocol))
+    else:
+        import asyncio
+
+        asyncio.run(serve(plugin, protocol))
     return 0
 
 
