@@ -4,8 +4,8 @@
     app = create_app(state)          # serve with uvicorn; `plugdeck serve` does all of this
 
 Routes: `/v1/*` (OpenAI-compatible), `/api/*` (REST + SSE), `/docs` (OpenAPI docs, from
-`/openapi.json`), and the page at `/`, `/runs/ID`, `/plugins`, `/knowledge` (static files shipped in
-the package: no build step).
+`/openapi.json`), the plugin store for the operator (`/api/store/*`, store_api.py), and the page at `/`,
+`/runs/ID`, `/plugins`, `/knowledge`, `/store` (static files shipped in the package: no build step).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..config import Config
 from ..errors import UserError
 from ..loopback import is_loopback_host
 from ..redaction import register_secret
-from . import openai_api, rest
+from . import openai_api, rest, store_api
 from .agents import AgentCatalog, configured_agents
 from .auth import Authenticator, Guard
 from .errors import ApiError, error_body, from_user_error
@@ -37,7 +37,7 @@ from .runs_live import LiveRegistry
 from .state import ServerState
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("/", "/chat", "/runs", "/runs/{run_id}", "/plugins", "/knowledge")
+PAGES = ("/", "/chat", "/runs", "/runs/{run_id}", "/plugins", "/knowledge", "/store", "/store/{namespace}/{package}")
 MAX_BODY = 1 << 20  # JSON requests
 SWEEP_SECONDS = 10.0
 
@@ -76,6 +76,7 @@ def create_app(state: ServerState, *, max_upload_mb: int = 50) -> FastAPI:
     app.add_middleware(Guard, loopback=state.auth.loopback, max_body=MAX_BODY, max_upload=max_upload_mb << 20)
     app.include_router(openai_api.router)
     app.include_router(rest.router)
+    app.include_router(store_api.router)
     _errors(app)
     _pages(app, state)
     return app

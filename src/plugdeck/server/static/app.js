@@ -135,13 +135,15 @@ $("login-form").addEventListener("submit", async (event) => {
 function route() {
   const path = location.pathname;
   const view = path.startsWith("/runs") ? "runs" : path === "/plugins" ? "plugins"
-    : path === "/knowledge" ? "knowledge" : "chat";
+    : path === "/knowledge" ? "knowledge" : path.startsWith("/store") ? "store" : "chat";
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${view}`; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   const run = path.match(/^\/runs\/([0-9a-zA-Z]+)/);
   if (view === "runs") loadRuns(run ? run[1] : null);
   if (view === "plugins") loadPlugins();
   if (view === "knowledge") loadKnowledge();
+  const pkg = path.match(/^\/store\/([a-z0-9-]+)\/([a-z0-9_-]+)$/);
+  if (view === "store") loadStore(pkg ? `${pkg[1]}/${pkg[2]}` : null);
 }
 
 function go(path) {
@@ -430,11 +432,155 @@ $("upload-form").addEventListener("submit", async (event) => {
   }
 });
 
+// ---- plugin store (the operator's) -----------------------------------------------------------------------------
+
+function permissionLines(p) {
+  const limits = Object.entries(p.limits || {}).filter(([, v]) => v !== null && v !== undefined);
+  return el("ul", { class: "permissions" },
+    el("li", {}, `network: ${(p.network || []).join(", ") || "none"}`),
+    el("li", {}, `secrets: ${(p.secrets || []).join(", ") || "none"}`),
+    el("li", {}, `filesystem: ${p.filesystem || "none"}`),
+    el("li", {}, `limits: ${limits.length ? limits.map(([k, v]) => `${k} ${v}`).join(", ") : "none declared"}`));
+}
+
+function chosenStore() {
+  return $("store-select").value || null;
+}
+
+async function loadStore(pkg) {
+  const stores = await api("/api/store/stores");
+  const current = chosenStore();
+  $("store-select").replaceChildren(...stores.map((s) => el("option", { value: s.name, selected: s.name === current }, s.name)));
+  $("store-stores").replaceChildren(...stores.map((s) => el("div", { class: "store" },
+    el("strong", {}, s.name), ` · ${s.url} · root `, el("code", {}, s.fingerprint))));
+  if (!stores.length) $("store-stores").append(el("p", { class: "muted" }, "No store added yet: add one below."));
+  if (pkg) await loadPackage(pkg);
+  else $("store-package").replaceChildren();
+}
+
+$("store-add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const box = $("store-add");
+  const url = $("store-url").value.trim();
+  box.replaceChildren(el("p", { class: "muted" }, "fetching its root…"));
+  try {
+    const seen = await api("/api/store/stores/preview", { method: "POST", json: { url } });
+    const name = $("store-name").value.trim() || seen.name;
+    const trust = async () => {
+      try {
+        await api("/api/store/stores", { method: "POST", json: { url, name, fingerprint: seen.fingerprint } });
+        box.replaceChildren(el("p", { class: "ok" }, `added ${name}`));
+        loadStore(null);
+      } catch (error) { box.replaceChildren(el("p", { class: "error" }, error.message)); }
+    };
+    box.replaceChildren(el("div", { class: "pending" },
+      el("h4", {}, `Trust the store at ${seen.url} as ${name}?`),
+      label("root fingerprint: compare it with the one its operator publishes"),
+      el("pre", { class: "fingerprint" }, seen.fingerprint),
+      el("div", { class: "buttons" }, el("button", { class: "primary", id: "store-trust", onclick: trust }, "Trust this root"))));
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+});
+
+$("store-search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const params = new URLSearchParams({ q: $("store-q").value.trim() });
+  if (chosenStore()) params.set("store", chosenStore());
+  const box = $("store-results");
+  try {
+    const found = await api(`/api/store/search?${params}`);
+    box.replaceChildren(...found.results.map((r) => el("div", { class: "plugin listing", dataset: { package: r.name } },
+      el("h3", {}, el("a", { href: `/store/${r.name}`, onclick: (ev) => { ev.preventDefault(); go(`/store/${r.name}`); } }, r.name),
+        el("span", { class: "badge" }, r.version), el("span", { class: "badge" }, r.kind)),
+      el("div", { class: "muted" }, r.description || ""),
+      el("div", {}, `tools: ${r.tools.map((t) => `${t.name} [${t.effect}]`).join(", ")}`))));
+    if (!found.results.length) box.append(el("p", { class: "muted" }, "Nothing found."));
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+});
+
+async function loadPackage(name) {
+  const box = $("store-package");
+  const query = chosenStore() ? `?store=${encodeURIComponent(chosenStore())}` : "";
+  let data;
+  try {
+    data = await api(`/api/store/packages/${name}${query}`);
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error" }, error.message));
+    return;
+  }
+  const latest = data.versions.find((v) => v.version === data.latest) || data.versions[0];
+  const consent = el("div", { id: "store-consent" });
+  box.replaceChildren(
+    el("h3", {}, data.name, el("span", { class: "badge" }, latest.kind)),
+    el("div", { class: "facts" }, el("span", {}, `publisher: ${data.publisher}`), el("span", {}, `store: ${data.store}`),
+      el("span", { id: "store-installed" }, data.installed ? `installed: ${data.installed.version}` +
+        (data.installed.disabled ? ` (disabled: ${data.installed.disabled})` : "") : "not installed")),
+    el("div", { class: "muted" }, latest.description || ""),
+    el("h4", {}, "Tools"),
+    ...latest.tools.map((t) => el("div", { class: "tool" }, `${t.name} `, el("span", { class: `badge ${t.effect}` }, t.effect),
+      el("span", { class: "muted" }, ` ${t.description}`))),
+    el("h4", {}, "Permissions"), permissionLines(latest.permissions),
+    el("h4", {}, "Versions"),
+    el("ul", { class: "versions" }, ...data.versions.map((v) => el("li", { dataset: { version: v.version } },
+      `${v.version}${v.revoked ? ` (revoked: ${v.revoked})` : ""} · ${v.installs} install(s)`))),
+    data.latest ? el("button", { class: "primary", id: "store-review", onclick: () => review(data, consent) },
+      "Review and install…") : el("p", { class: "error" }, "every version is revoked"),
+    consent);
+}
+
+// The consent step: the TUF-verified manifest, exactly what installing means, then the explicit OK.
+async function review(data, box) {
+  box.replaceChildren(el("p", { class: "muted" }, "verifying through the store's signed metadata…"));
+  let shown;
+  try {
+    shown = await api("/api/store/consent", { method: "POST", json: { package: data.name, store: data.store, version: data.latest } });
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error" }, error.message));
+    return;
+  }
+  const flagged = el("input", { type: "checkbox", id: "store-allow-flagged" });
+  const status = el("div", { class: "muted", id: "store-install-status" });
+  const install = async () => {
+    status.textContent = "installing…";
+    try {
+      const done = await api("/api/store/install", { method: "POST", json: {
+        package: shown.package, store: shown.store, version: shown.version,
+        manifest_sha256: shown.manifest_sha256, allow_flagged: flagged.checked } });
+      status.textContent = `installed ${done.package} ${done.version} as plugin ${done.plugin} (pinned in plugdeck.lock)`;
+      status.className = "ok";
+      card.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    } catch (error) {
+      status.textContent = error.message;
+      status.className = "error";
+    }
+  };
+  const card = el("div", { class: "pending consent" },
+    el("h4", {}, `Install ${shown.package} ${shown.version}?`),
+    el("div", {}, `${shown.kind} package from store ${shown.store}, signed by namespace ${shown.publisher}`),
+    el("div", { class: "muted" }, shown.description),
+    label("tools"),
+    ...shown.tools.map((t) => el("details", { class: "tool" },
+      el("summary", {}, `${t.name} `, el("span", { class: `badge ${t.effect}` }, t.effect), ` ${t.description}`),
+      el("pre", {}, json(t.parameters)))),
+    label("permissions"), permissionLines(shown.permissions),
+    ...shown.findings.map((f) => el("div", { class: "warn" }, `scanner: ${f}`)),
+    shown.blocking ? el("label", {}, flagged, " install although the scanner flags it") : null,
+    el("div", { class: "buttons" },
+      el("button", { class: "primary approve", id: "store-install", onclick: install }, "Install"),
+      el("button", { class: "reject", onclick: () => box.replaceChildren() }, "Cancel")),
+    status);
+  box.replaceChildren(card);
+}
+
 // ---- start ---------------------------------------------------------------------------------------------------
 
 async function start() {
   const session = await api("/api/session");
   $("who").textContent = session.principal;
+  $("nav-store").hidden = !session.operator;  // the store's routes answer 403 to a key anyway
   $("agent").replaceChildren(...session.agents.map((name) => el("option", { value: name }, name)));
 }
 
