@@ -211,3 +211,71 @@ def test_without_a_granted_knowledge_base_it_does_not_load(world, tmp_path):
             build_plugin("probe", {"package": "acme/probe"}, world["home"])
     finally:
         settings.write_text(original)
+
+
+VAULT = '''"""Uses a brokered secret and its scratch."""
+
+import hashlib
+
+from plugdeck import Plugin, tool
+
+
+@tool
+def unlock() -> str:
+    """Use the vault token."""
+    from plugdeck.sandbox import secret
+
+    token = secret("VAULT_TOKEN")
+    return f"token {token} sha256 {hashlib.sha256(token.encode()).hexdigest()}"
+
+
+@tool
+def jot(text: str) -> str:
+    """Keep a note in scratch and read it back.
+
+    Args:
+        text: The note.
+    """
+    with open("/tmp/note.txt", "w", encoding="utf-8") as f:
+        f.write(text)
+    with open("/tmp/note.txt", encoding="utf-8") as f:
+        return "kept " + f.read()
+
+
+plugin = Plugin(name="vault", version="1.0.0", description="Secret and scratch.", tools=[unlock, jot])
+'''
+
+
+def test_a_secret_comes_through_the_broker_redacted_and_scratch_is_writable(tmp_path):
+    import hashlib
+
+    from plugdeck.plugins.scaffold import scaffold
+
+    folder = scaffold("vault", tmp_path)
+    (folder / "plugdeck_vault" / "__init__.py").write_text(VAULT, encoding="utf-8")
+    with open(folder / "pyproject.toml", "a", encoding="utf-8") as out:
+        out.write('\n[tool.plugdeck.permissions]\nsecrets = ["VAULT_TOKEN"]\nfilesystem = "scratch"\n')
+    home = tmp_path / "home"
+    home.mkdir()
+    # The operator maps the declared secret to a variable of plugdeck's own environment.
+    (home / "sandbox.toml").write_text('[plugins.vault]\nsecrets = { VAULT_TOKEN = "TEAM_VAULT_TOKEN" }\n')
+    with RegistryThread(tmp_path / "registry") as reg:
+        signer = keys.generate(tmp_path / "acme.pem")
+        upload(reg.url, build(folder, "acme"), signer, register(reg.url, "acme", signer))
+        client.add_store(home, "team", reg.url, client.fetch_first_root(reg.url))
+        client.install(home, "acme/vault", store="team", consent=lambda fetched, findings: True)
+    token = "vault-" + "k3y" * 8
+    env = {**os.environ, "PLUGDECK_HOME": str(home), "HOME": str(tmp_path / "user"),
+           "XDG_CONFIG_HOME": str(tmp_path / "user" / ".config"), "TEAM_VAULT_TOKEN": token}
+    env.pop("PLUGDECK_UNSANDBOXED_PLUGINS", None)
+    done = plugdeck(env, "tools", "call", "vault.unlock", "{}")
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(token.encode()).hexdigest() in done.stdout  # it arrived...
+    assert token not in done.stdout and token not in done.stderr  # ...and was redacted from the output
+    kept = plugdeck(env, "tools", "call", "vault.jot", '{"text": "remember"}')
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == "kept remember"
+    unmapped = {**env}
+    unmapped.pop("TEAM_VAULT_TOKEN")
+    missing = plugdeck(unmapped, "tools", "call", "vault.unlock", "{}")
+    assert missing.returncode != 0 and "TEAM_VAULT_TOKEN" in (missing.stdout + missing.stderr)
