@@ -6,8 +6,9 @@ They are plain dataclasses: cheap to create on the hot path, turned into dicts o
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 
 @dataclass(slots=True, kw_only=True)
@@ -91,6 +92,16 @@ class ToolCallsParsed(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ModelReasoned(Event):
+    """A reasoning model's whole thinking for one model call (`reasoning_content` or <think>), kept with the
+    run; it streams as TextDelta(channel="reasoning") and is never part of the answer."""
+
+    type: ClassVar[str] = "reasoning"
+    step: int
+    text: str
+
+
+@dataclass(slots=True, kw_only=True)
 class ToolStarted(Event):
     type: ClassVar[str] = "tool_started"
     step: int
@@ -117,6 +128,27 @@ class ToolFinished(Event):
     private: bool = False  # the user's private data (documents, database rows)
     place: str | None = None  # where the content came from (the tool's egress); None: this machine
     neutralised: dict[str, int] | None = None  # what isolation took out of the output: {"invisible": n, "tokens": m}
+
+
+@dataclass(slots=True, kw_only=True)
+class SandboxNoted(Event):
+    """What a sandboxed plugin's sandbox saw during one tool call: a request through its egress proxy
+    (allowed or refused, with bytes), processes the call left behind (killed), the sandbox killed at its
+    time limit or stopped at a resource limit, the plugin's circuit opened."""
+
+    type: ClassVar[str] = "sandbox"
+    call_id: str
+    tool: str  # qualified name: plugin.tool
+    plugin: str
+    kind: str  # egress | killed_leftovers | killed | stopped | circuit_open
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Where notes from below the agent (a sandbox's events) go during the current tool call: the executor
+# sets it around the call, the sandbox reads it in the call's own context. Neither imports the other.
+# Called as sink(plugin, kind, details).
+tool_call_notes: ContextVar[Callable[[str, str, dict[str, Any]], None] | None] = ContextVar(
+    "plugdeck_tool_call_notes", default=None)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -199,7 +231,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolCallsParsed, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
+    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolCallsParsed, ModelReasoned, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
                 ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 

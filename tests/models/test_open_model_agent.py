@@ -159,3 +159,59 @@ def test_profile_keys_reach_the_model(tmp_path, monkeypatch):
     (tmp_path / "plugdeck.toml").write_text('[models.x]\nbase_url = "u"\nmodel = "m"\nsend_reasoning = "yes"\n')
     with pytest.raises(ConfigError, match="send_reasoning must be a bool"):
         load_config()
+
+
+# ---- the record: runs show and the traces -------------------------------------------------------------
+
+
+def test_runs_show_and_the_trace_count_how_calls_were_read(tmp_path):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from rich.console import Console
+
+    from plugdeck import RunStore
+    from plugdeck.cli.render import run_tree
+    from plugdeck.ops.otel import TraceSink
+
+    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broken = '<tool_call>{"name": "calculate", "arguments": {"expression": "17.5% of</tool_call>'
+    turns = [{"tool_calls": [CALL], "reasoning": "Use the calculator."}, broken,
+             {"tool_calls": [CALL], "text_format": "deepseek"}, "421.5"]
+    with MockOpenAI(turns) as mock, RunStore(tmp_path / "runs.db") as store:
+        model = OpenAIModel("mock-model", mock.base_url)
+        run = Agent(model, [calculator], sinks=[store.record, TraceSink(provider)]).run_sync(QUESTION)
+        store.flush()
+        stored = store.get_run(run.id)
+    assert run.answer == "421.5"
+    console = Console(width=300, record=True, file=open(tmp_path / "out.txt", "w"))
+    console.print(run_tree(stored))
+    shown = console.export_text()
+    assert "thought Use the calculator." in shown
+    assert "tool calls read from text (hermes): 1 failed; calculate: the tool call is not valid JSON" in shown
+    assert "tool calls read from text (deepseek): 1 recovered" in shown
+    assert "tool calls: 1 native · 1 failed · 1 recovered" in shown
+
+    root = next(s for s in exporter.get_finished_spans() if s.name == "invoke_agent")
+    counts = {k: v for k, v in root.attributes.items() if k.startswith("plugdeck.tool_calls.")}
+    assert counts == {"plugdeck.tool_calls.native": 1, "plugdeck.tool_calls.failed": 1, "plugdeck.tool_calls.recovered": 1}
+    notes = [e.attributes["plugdeck.tool_format"] for e in root.events if e.name == "plugdeck.tool_calls_parsed"]
+    assert notes == ["native", "hermes", "deepseek"]
+
+
+def test_the_terminal_shows_thinking_dimmed_on_stderr_and_only_the_answer_on_stdout(tmp_path):
+    from rich.console import Console
+
+    from plugdeck.cli.render import LiveSteps
+
+    out = Console(record=True, width=200, file=open(tmp_path / "out", "w"), force_terminal=True)
+    err = Console(record=True, width=200, file=open(tmp_path / "err", "w"), force_terminal=True)
+    turns = [{"tool_calls": [CALL], "reasoning": "Use the calculator."}, "<think>Done.</think>The answer is 421.5."]
+    with MockOpenAI(turns) as mock:
+        Agent(OpenAIModel("mock-model", mock.base_url), [calculator], sinks=[LiveSteps(out, err)]).run_sync(QUESTION)
+    assert out.export_text().strip() == "The answer is 421.5."
+    styled = err.export_text(styles=True, clear=False)
+    shown = err.export_text()
+    assert "Use the calculator." in shown and "Done." in shown and "421.5" in shown
+    assert "\x1b[2mUse \x1b[0m" in styled and "\x1b[2mDone.\x1b[0m" in styled  # dimmed

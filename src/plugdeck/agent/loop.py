@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ..errors import RunStopped
-from ..events import ModelCalled, PolicyDecided, TextDelta, ToolCallsParsed, ToolFinished
+from ..events import ModelCalled, ModelReasoned, PolicyDecided, TextDelta, ToolCallsParsed, ToolFinished
 from ..models.base import Model, ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from ..policy.engine import limit_reached
 from ..tools import Toolset
@@ -111,6 +111,8 @@ async def call_model(
         ttft=ttft,
         latency=time.perf_counter() - started,
     )
+    if response.reasoning:
+        run.emit(ModelReasoned, step=step, text=response.reasoning)
     if response.tool_format and response.tool_calls:
         outcome = "native" if response.tool_format == "native" else "failed" if response.tool_parse_errors else "recovered"
         run.emit(ToolCallsParsed, step=step, format=response.tool_format, outcome=outcome,

@@ -46,6 +46,7 @@ class LiveSteps:
     def __init__(self, out: Console, err: Console):
         self.out, self.err = out, err
         self.text_open = False
+        self.thinking = False  # a reasoning model's thinking is being shown, dimmed, on stderr
         self.drafting = False  # the answer is being written, to be shown once its checks are done
         self.streamed: dict[int, str] = {}  # answer text shown as it streamed, by step
         self.last_step: int | None = None
@@ -57,6 +58,13 @@ class LiveSteps:
             if event.channel == "draft" and not self.drafting:
                 self.drafting = True
                 self.err.print("[dim]checking the answer…[/]")
+            if event.channel == "reasoning":  # never the answer: dimmed, beside the steps
+                if self.text_open:
+                    self._end_text()
+                self.err.print(event.text, end="", style="dim", markup=False)
+                self.thinking = True
+                return
+            self._end_thinking()
             if event.channel != "text":
                 return  # a plan is shown as its tool calls; a draft only once it has been checked
             self.out.print(event.text, end="", markup=False)
@@ -82,7 +90,13 @@ class LiveSteps:
         elif kind == "planner":
             self.err.print(f"[yellow]planner:[/] {escape(event.message)}")
 
+    def _end_thinking(self) -> None:
+        if self.thinking:
+            self.err.print()
+            self.thinking = False
+
     def _end_text(self) -> None:
+        self._end_thinking()
         if self.text_open:
             self.out.print()
             self.text_open = False
@@ -133,6 +147,7 @@ def run_tree(run: dict[str, Any]) -> Tree:
                 f"{ms(run['duration'])} · tokens {run['prompt_tokens']}→{run['completion_tokens']}")
     tree.add(f"[bold]question[/] {escape(run['question'])}")
     steps: dict[int, Tree] = {}
+    parsed: dict[str, int] = {}  # tool calls by how they were read: native, recovered, failed
     for event in run["events"]:
         kind = event["type"]
         at = f"[dim]@{ms(event['t'])}[/]"
@@ -144,12 +159,25 @@ def run_tree(run: dict[str, Any]) -> Tree:
                 node.add(f"[red]error[/] {escape(event['error'])}")
             elif event.get("text") and event.get("tool_calls"):
                 node.add(f"[dim]said[/] {escape(preview(event['text']))}")
+        elif kind == "reasoning":
+            steps.get(event["step"], tree).add(f"[dim]thought {escape(preview(event['text']))}[/]")
+        elif kind == "tool_calls_parsed":
+            parsed[event["outcome"]] = parsed.get(event["outcome"], 0) + event["calls"]
+            if event["outcome"] != "native":
+                note = f"[yellow]{event['outcome']}[/]" if event["outcome"] == "failed" else event["outcome"]
+                errors = "".join(f"; {escape(e)}" for e in event.get("errors") or [])
+                steps.get(event["step"], tree).add(f"[dim]tool calls read from text ({escape(event['format'])}):[/] "
+                                                   f"{event['calls']} {note}{errors}")
         elif kind == "tool_finished":
             parent = steps.get(event["step"], tree)
             outcome = (f"[red]error ({escape(event['error']['kind'])})[/] {escape(preview(event['error']['message']))}"
                        if event.get("error") else escape(preview(event["result"])))
             parent.add(f"[cyan]{escape(event['tool'])}[/] {escape(preview(event['arguments']))} → {outcome} "
                        f"· {ms(event['latency'])} {at}")
+        elif kind == "sandbox":  # what a sandboxed plugin's call did there: egress, kills
+            parent = steps[max(steps)] if steps else tree  # under the step whose call it was
+            details = " ".join(f"{k}={v}" for k, v in event["details"].items() if k != "at" and v not in ("", None))
+            parent.add(f"[magenta]sandbox {escape(event['kind'])}[/] {escape(event['tool'])} {escape(details)} {at}")
         elif kind == "provenance":  # why later calls may need an OK: what the history brought in
             tree.add(f"[yellow]history ({escape(event['history'])})[/] {escape(event['reason'])}")
         elif kind == "policy_decision" and event["decision"] != "allow":
@@ -157,6 +185,8 @@ def run_tree(run: dict[str, Any]) -> Tree:
                      f"{escape(event['rule'])}" + (f" · {escape(event['reason'])}" if event.get("reason") else ""))
         elif kind == "answer":
             tree.add(f"[bold]answer[/] {escape(event['text'])}")
+    if set(parsed) - {"native"}:
+        tree.add("[dim]tool calls:[/] " + " · ".join(f"{n} {how}" for how, n in parsed.items()))
     if run.get("error"):
         tree.add(f"[red]error[/] {escape(run['error'])}")
     return tree

@@ -297,6 +297,15 @@ class TraceSink:
         attributes = {"plugdeck.planner": getattr(event, "planner", ""), "plugdeck.message": getattr(event, "message", "")}
         self._note(run, event, "plugdeck.planner", attributes, None)
 
+    def _tool_calls_parsed(self, run: _RunTrace, event: Event) -> None:
+        """How a step's tool calls were read (native, or recovered from an open model's text), counted on
+        the run's span so a dashboard can watch an endpoint's parser break."""
+        outcome = getattr(event, "outcome", "")
+        run.parsed[outcome] = run.parsed.get(outcome, 0) + (getattr(event, "calls", 0) or 0)
+        attributes = {"plugdeck.step": getattr(event, "step", None), "plugdeck.tool_format": getattr(event, "format", ""),
+                      "plugdeck.outcome": outcome, "plugdeck.calls": getattr(event, "calls", 0) or 0}
+        self._note(run, event, "plugdeck.tool_calls_parsed", attributes, None)
+
     def _answer(self, run: _RunTrace, event: Event) -> None:
         if self.capture_content:
             output = _text_message("assistant", getattr(event, "text", ""))
@@ -317,6 +326,7 @@ class TraceSink:
             "plugdeck.run.model_calls": getattr(event, "model_calls", 0) or 0,
             "plugdeck.run.tool_calls": getattr(event, "tool_calls", 0) or 0,
             "plugdeck.cost": getattr(event, "cost", None),
+            **{f"plugdeck.tool_calls.{outcome}": n for outcome, n in run.parsed.items()},
         }))
         if status != "ok":
             self._fail(run.root, status, getattr(event, "error", None) or f"the run ended with status {status}")
@@ -327,6 +337,7 @@ class TraceSink:
         "tool_finished": _tool_finished, "policy_decision": _policy_decided,
         "confirmation_requested": _confirmation_requested, "confirmation_answered": _confirmation_answered,
         "answer_checked": _answer_checked, "planner": _planner_note, "answer": _answer, "run_finished": _run_finished,
+        "tool_calls_parsed": _tool_calls_parsed,
     }
     HANDLED = frozenset(_handlers)
 
@@ -365,6 +376,7 @@ class _RunTrace:
     origin: float  # wall-clock seconds at the run's t = 0
     model: str
     tools: dict[str, Any] = field(default_factory=dict)  # call id -> open execute_tool span
+    parsed: dict[str, int] = field(default_factory=dict)  # tool calls by how they were read: native, recovered, failed
 
 
 # ---- message formats ------------------------------------------------------------------------------
