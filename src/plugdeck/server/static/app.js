@@ -171,7 +171,10 @@ class Turn {
     $("messages").append(el("div", { class: "msg user" }, question));
     this.answerText = document.createTextNode("");
     this.meta = el("span", { class: "meta" }, "thinking…");
-    this.bubble = el("div", { class: "msg assistant" }, this.answerText, this.meta);
+    // A reasoning model's thinking: dimmed, apart from the answer, never part of it.
+    this.thinking = el("div", { class: "thinking", hidden: true,
+                                style: "opacity: 0.55; font-style: italic; white-space: pre-wrap; margin-bottom: 0.5em" });
+    this.bubble = el("div", { class: "msg assistant" }, this.thinking, this.answerText, this.meta);
     this.actions = el("div");
     $("messages").append(this.bubble, this.actions);
     $("steps-empty").hidden = true;
@@ -186,6 +189,9 @@ class Turn {
       this.textStep = e.step;
       this.text += e.text;
       this.answerText.textContent = this.text;
+    } else if (type === "text_delta" && e.channel === "reasoning") {
+      this.thinking.hidden = false;
+      this.thinking.textContent += e.text;
     } else if (type === "model_called") this.modelStep(e);
     else if (type === "tool_started") this.toolStep(e);
     else if (type === "tool_finished") this.toolDone(e);
