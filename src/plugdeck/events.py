@@ -231,8 +231,8 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolCallsParsed, ModelReasoned, ToolStarted, ToolFinished, ProvenanceNoted, PolicyDecided,
-                ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
+    for cls in (RunStarted, PlannerNote, TextDelta, ModelCalled, ToolCallsParsed, ModelReasoned, ToolStarted, ToolFinished, SandboxNoted,
+                ProvenanceNoted, PolicyDecided, ConfirmationRequested, ConfirmationAnswered, AnswerChecked, AnswerGiven, RunFinished)
 }
 
 _NAMES: dict[type, tuple[str, ...]] = {}

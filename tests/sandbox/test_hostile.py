@@ -252,3 +252,42 @@ async def test_a_tool_past_the_cpu_limit_is_killed_by_the_kernel(hostile):
     assert [e["kind"] for e in hostile.events] == ["stopped"]
     await asyncio.sleep(0.6)  # the MCP client's first restart backoff
     assert await call(hostile, "add", a=5, b=5) == 10
+
+
+async def test_the_run_records_what_its_calls_did_in_the_sandbox(hostile, world, tmp_path):
+    """Each sandbox event of a call an agent made becomes a SandboxNoted event of that run, filed under
+    the call (egress allowed and refused with bytes, leftovers killed), kept by the run store and shown
+    by `plugdeck runs show`."""
+    from rich.console import Console
+
+    from plugdeck import Agent, RunStore, ScriptedModel
+    from plugdeck.cli.render import run_tree
+    from plugdeck.events import SandboxNoted, event_from_dict
+
+    turns = [{"tool_calls": [{"name": "fetch", "arguments": {"url": f"http://127.0.0.1:{world['port']}/run"}},
+                             {"name": "fetch", "arguments": {"url": "http://api.example.com/steal"}}]},
+             {"tool_calls": [{"name": "daemon", "arguments": {}}]},
+             "done"]
+    with RunStore(tmp_path / "runs.db") as store:
+        run = await Agent(ScriptedModel(turns), [hostile], sinks=[store.record]).run("go")
+        store.flush()  # the store writes from its own thread
+        stored = store.get_run(run.id)
+    assert run.status == "ok", run.error
+    calls = {e.call_id: e.arguments for e in run.events if e.type == "tool_started"}
+    noted = [e for e in stored["events"] if e["type"] == "sandbox"]
+    # The two fetches ran concurrently (one model turn): their notes may come in either order.
+    assert sorted((e["kind"], e["tool"], str(e["details"].get("allowed"))) for e in noted) == [
+        ("egress", "hostile.fetch", "False"), ("egress", "hostile.fetch", "True"),
+        ("killed_leftovers", "hostile.daemon", "None")]
+    [allowed] = [e for e in noted if e["details"].get("allowed") is True]
+    [refused] = [e for e in noted if e["details"].get("allowed") is False]
+    [leftovers] = [e for e in noted if e["kind"] == "killed_leftovers"]
+    assert calls[allowed["call_id"]]["url"].endswith("/run") and allowed["details"]["received"] > 0
+    assert calls[refused["call_id"]]["url"] == "http://api.example.com/steal"
+    assert "not among the hosts" in refused["details"]["reason"] and leftovers["details"]["processes"] == 1
+    assert all(isinstance(event_from_dict(e), SandboxNoted) for e in noted)  # read back (resume, replay)
+    console = Console(width=200, record=True)
+    console.print(run_tree(stored))
+    shown = console.export_text()
+    assert "sandbox egress hostile.fetch" in shown and "allowed=False" in shown
+    assert "sandbox killed_leftovers hostile.daemon" in shown and "processes=1" in shown

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from ..events import ToolFinished, ToolStarted
+from ..events import SandboxNoted, ToolFinished, ToolStarted, tool_call_notes
 from ..models.base import ToolCall
 from ..policy.isolation import neutralise_value
 from ..policy.load import Policy
@@ -115,10 +115,18 @@ async def _invoke(tool: Tool | None, call: ToolCall, toolset: Toolset, turn: Tur
     if isinstance(admitted, Waiting):
         return admitted
     context = RunContext(deps=turn.deps, run_id=turn.run.id, usage=turn.run.usage, call_id=call.id)
+
+    def note(plugin: str, kind: str, details: dict[str, Any]) -> None:  # a sandbox's event, filed under this call
+        turn.run.emit(SandboxNoted, call_id=call.id, tool=tool.qualified_name, plugin=plugin, kind=kind,
+                      details=details)
+
+    token = tool_call_notes.set(note)  # before wait_for: its task copies this context
     try:
         return await asyncio.wait_for(tool.invoke(kwargs, admitted.approved_action, context), tool.timeout)
     except asyncio.TimeoutError:
         raise ToolError(f"the tool did not finish within its {tool.timeout:g} s timeout", "timeout") from None
+    finally:
+        tool_call_notes.reset(token)
 
 
 def _hooks_on() -> bool:

@@ -26,6 +26,7 @@ import subprocess
 import time
 from typing import Any, Callable
 
+from ...events import tool_call_notes
 from ...redaction import redact, redact_value, register_secret
 from ...tools import ToolError, tool_from_schema
 from .egress import EgressProxy, EgressRecord
@@ -35,8 +36,8 @@ from .runner import CALL_META, JSON_META, KILLED_META, SECRETS_META
 from .settings import SandboxSettings
 
 # Each sandbox event, as a dict with "plugin", "kind" (egress, killed, stopped, killed_leftovers,
-# circuit_open) and its details. A listener is called inside the tool call's own context (contextvars),
-# so the run that made the call can file the event under itself.
+# circuit_open) and its details. A listener is called inside the tool call's own context (contextvars).
+# An event of a call made by a run also becomes that run's SandboxNoted event (events.tool_call_notes).
 LISTENERS: list[Callable[[dict[str, Any]], None]] = []
 _described: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
 
@@ -233,6 +234,9 @@ class SandboxRuntime:
         del self.events[:-1000]
         for listener in LISTENERS:
             listener(event)
+        sink = tool_call_notes.get()  # set by the executor around the tool call that caused this, if any
+        if sink is not None:
+            sink(self.name, kind, redact_value({k: v for k, v in fields.items() if k not in ("plugin", "call")}))
 
     async def close(self) -> None:
         await self.connection.close()
