@@ -126,13 +126,43 @@ def publish(
                                                   help="Variable with the store's admin token, to claim the namespace."),
 ) -> None:
     """Build the package, sign its namespace's metadata with your key, and upload it."""
+    from ..store.publish import build
+
+    _publish(lambda: build(project, key), store, key, admin_token_env)
+
+
+@group.command("import-mcp")
+def import_mcp(
+    server_json: Path = typer.Argument(..., help="An MCP server's server.json (the official MCP registry's format)."),
+    store: str = typer.Option(..., "--store", help="The store's URL."),
+    key: str = typer.Option(..., "--key", help="The namespace whose key signs (plugdeck store keygen NAME)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The package's name in the namespace (default: the last "
+                                                            "part of the server's name)."),
+    admin_token_env: Optional[str] = typer.Option(None, "--admin-token-env",
+                                                  help="Variable with the store's admin token, to claim the namespace."),
+) -> None:
+    """Publish an MCP server (a PyPI or npm package, stdio) from its server.json: the server is installed
+    and started here once to list its tools, which go in the signed manifest."""
+    from ..store.mcp_package import MCPPackageError, build_mcp
+    from ..store.publish import PublishError
+
+    def build() -> Any:
+        try:
+            return build_mcp(server_json, key, package=name)
+        except (MCPPackageError, OSError) as exc:
+            raise PublishError(str(exc)) from None
+
+    _publish(build, store, key, admin_token_env)
+
+
+def _publish(build: Any, store: str, key: str, admin_token_env: Optional[str]) -> None:
     from ..store import keys
-    from ..store.publish import PublishError, build, register, upload
+    from ..store.publish import PublishError, register, upload
 
     home = _home()
     try:
         signer = keys.load(keys.key_path(_keys_dir(home), key))
-        package = build(project, key)
+        package = build()
         token = _token(home, store, key)
         if token is None:
             token = register(store, key, signer, os.environ.get(admin_token_env) if admin_token_env else None)

@@ -44,6 +44,8 @@ def refresh(home: Path, packages: list[str] | None = None) -> list[dict[str, Any
                 entry["checked_at"] = time.time()
                 if reason is not None:
                     entry["disabled"] = f"revoked: {reason}"
+                    if entry["kind"] == "mcp":
+                        _withdraw_mcp_approval(home, entry["plugin"], entry["disabled"])
                 results[name] = {"package": name, "version": entry["version"], "status":
                                  "revoked" if entry.get("disabled") else "ok", "reason": entry.get("disabled")}
         except (StoreError, tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
@@ -61,9 +63,12 @@ def audit(home: Path) -> list[dict[str, Any]]:
     for result in results:
         entry = data["packages"][result["package"]]
         if result["status"] == "ok":
+            folder = lock.package_dir(home, result["package"], entry["version"])
             try:
-                lock.check_files(lock.package_dir(home, result["package"], entry["version"]), entry["files"],
-                                 result["package"])
+                if entry["kind"] == "mcp":  # its server's environment (env/) is pip's, not the lock's
+                    _check_server_json(folder, entry["files"], result["package"])
+                else:
+                    lock.check_files(folder, entry["files"], result["package"])
             except lock.LockError as exc:
                 result.update(status="changed", reason=str(exc))
     return results
@@ -78,3 +83,21 @@ def ensure_fresh(home: Path, package: str, entry: dict[str, Any]) -> dict[str, A
         raise lock.LockError(f"{package}: revocations were last checked more than PLUGDECK_STORE_MAX_AGE ago and "
                              f"{result['reason']}; refusing to load it (plugdeck store audit retries)")
     return lock.read(home)["packages"][package]
+
+
+def _withdraw_mcp_approval(home: Path, plugin: str, reason: str) -> None:
+    """An mcp package runs as an MCP plugin, not through the store's loader: its approvals are dropped,
+    so none of its tools is offered (plugins approve brings them back, on the person's word)."""
+    from ..plugins import registry
+
+    entry = registry.configured(home).get(plugin)
+    if entry is not None and entry.get("kind") == "mcp" and entry.get("options", {}).get("approved"):
+        registry.update(home, plugin, options={**entry["options"], "approved": {}, "withdrawn": reason})
+
+
+def _check_server_json(folder: Path, files: dict[str, str], package: str) -> None:
+    import hashlib
+
+    path = folder / "server.json"
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != files.get("server.json"):
+        raise lock.LockError(f"{package}: server.json no longer matches plugdeck.lock (changed or removed after install)")

@@ -314,9 +314,6 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         raise StoreError(f"every version of {package} is revoked")
     fetched = fetch(home, name, package, version)
     manifest = fetched.manifest
-    if manifest.kind not in ("python", "openapi"):
-        raise StoreError(f"{package} is a {manifest.kind} package; this plugdeck installs python and openapi "
-                         "packages only")
     data = lock.read(home)
     previous = data["packages"].get(package)
     owners = registry.configured(home)
@@ -332,7 +329,11 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
     target = lock.package_dir(home, package, version)
     staging = Path(tempfile.mkdtemp(dir=_parent(target), prefix=".installing-"))
     try:
-        files = unpack_wheel(fetched.artifact, staging)
+        if manifest.kind == "mcp":  # the artifact is its server.json; the server comes from PyPI or npm
+            (staging / "server.json").write_bytes(fetched.artifact)
+            files = {"server.json": hashlib.sha256(fetched.artifact).hexdigest()}
+        else:
+            files = unpack_wheel(fetched.artifact, staging)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -340,6 +341,9 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
         raise StoreError(f"{package} {version}: {exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    plugin_kind, options = "store", {"package": package}
+    if manifest.kind == "mcp":
+        plugin_kind, options = "mcp", _mcp_options(manifest, target, package)
     entry = {
         "store": name, "store_url": url, "version": version, "kind": manifest.kind, "plugin": manifest.plugin,
         "entry_point": manifest.entry_point, "spec": manifest.spec, "base_url": manifest.base_url,
@@ -356,11 +360,35 @@ def install(home: Path, package: str, *, store: str | None = None, version: str 
     if first_from_namespace:
         pin_namespace(home, name, manifest.namespace, fetched.namespace_keys)
     _count_install(url, package, version)
-    registry.add(home, manifest.plugin, "store", {"package": package}, replace=owner is not None)
+    registry.add(home, manifest.plugin, plugin_kind, options, replace=owner is not None)
     if previous and previous["version"] != version:
         shutil.rmtree(lock.package_dir(home, package, previous["version"]), ignore_errors=True)
         lock.manifest_file(home, package, previous["version"]).unlink(missing_ok=True)
     return entry
+
+
+def _mcp_options(manifest: Manifest, target: Path, package: str) -> dict[str, Any]:
+    """An MCP plugin's options for an installed mcp package: its server installed and started once; its
+    tools must be the manifest's (what the person consented to), and are then pinned."""
+    from ..plugins.mcp.pinning import approve
+    from .mcp_package import MCPPackageError, live_tools, prepare, tool_definitions
+    from .verify import compare_tools
+
+    try:
+        command = prepare(manifest.server, target)
+        env = {s: s for s in manifest.permissions.secrets}
+        live = live_tools(manifest.plugin, command, env)
+    except MCPPackageError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise StoreError(f"{package} {manifest.version}: {exc}") from None
+    differ = compare_tools(manifest, tool_definitions(live))
+    if differ:
+        shutil.rmtree(target, ignore_errors=True)
+        found = "; ".join(f"{what}: {', '.join(names)}" for what, names in differ.items())
+        raise StoreError(f"{package} {manifest.version}: the server's tools are not the ones published ({found}); "
+                         "not installed")
+    return approve({"command": command, "env": env, "package": package,
+                    "server_info": {"name": manifest.name, "version": manifest.version}}, live)
 
 
 def _count_install(url: str, package: str, version: str) -> None:

@@ -81,6 +81,24 @@ class Artifact(_Strict):
     length: int = Field(gt=0)
 
 
+class MCPServer(_Strict):
+    """How an `mcp` package's server is fetched and started: a package of PyPI or npm, at one exact
+    version (the official MCP registry's server.json `packages` entry, cut to what plugdeck runs)."""
+
+    registry: Literal["pypi", "npm"]
+    identifier: str = Field(pattern=r"^(@[a-z0-9][a-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]{0,213}$")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")  # exact: no ranges, no "latest"
+    transport: Literal["stdio"] = "stdio"
+    arguments: list[str] = Field(default_factory=list, max_length=64)  # after the package, as given
+
+    @field_validator("version")
+    @classmethod
+    def _exact(cls, version: str) -> str:
+        if version.lower() == "latest":
+            raise ValueError("name the exact version of the server's package, not 'latest'")
+        return version
+
+
 class Manifest(_Strict):
     name: str  # namespace/package
     version: str
@@ -90,6 +108,7 @@ class Manifest(_Strict):
     entry_point: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # python
     base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")  # openapi
     spec: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}\.(json|yaml|yml)$")  # openapi, in the artifact
+    server: MCPServer | None = None  # mcp
     tools: list[ToolDefinition] = Field(min_length=1, max_length=500)
     permissions: Permissions = Field(default_factory=Permissions)
     artifact: Artifact
@@ -123,6 +142,8 @@ class Manifest(_Strict):
             raise ValueError("a python package names its entry_point (module:attribute)")
         if self.kind == "openapi" and not (self.spec and self.base_url):
             raise ValueError("an openapi package names its spec file and base_url")
+        if self.kind == "mcp" and self.server is None:
+            raise ValueError("an mcp package names its server (registry, identifier, version)")
         return self
 
     @property

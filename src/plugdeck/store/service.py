@@ -176,6 +176,10 @@ class Listings:
         rows = self.db.execute(sql, params).fetchall()
         return [_listing(row) for row in rows]
 
+    def manifest(self, name: str, version: str) -> str:
+        row = self.db.execute("SELECT manifest FROM packages WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return row[0]
+
     def versions(self, name: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT name, version, kind, description, manifest, checks, installs, revoked "
                                "FROM packages WHERE name = ?", (name,)).fetchall()
@@ -367,6 +371,19 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
             raise HTTPException(404, f"no package {namespace}/{package}")
         live = [v["version"] for v in versions if not v["revoked"]]
         return {"name": f"{namespace}/{package}", "latest": live[0] if live else None, "versions": versions}
+
+    @app.get("/api/v1/packages/{namespace}/{package}/{version}/server.json")
+    def server_json(namespace: str, package: str, version: str) -> dict[str, Any]:
+        """An mcp package's version as the official MCP registry's server.json."""
+        from .mcp_package import write_server_json
+
+        found = [v for v in listings.versions(f"{namespace}/{package}") if v["version"] == version]
+        if not found:
+            raise HTTPException(404, f"no version {version} of {namespace}/{package}")
+        manifest = parse_manifest(listings.manifest(f"{namespace}/{package}", version))
+        if manifest.kind != "mcp":
+            raise HTTPException(404, f"{namespace}/{package} is a {manifest.kind} package, not an MCP server")
+        return write_server_json(manifest)
 
     @app.post("/api/v1/packages/{namespace}/{package}/{version}/installs", status_code=204)
     def count_install(namespace: str, package: str, version: str) -> Response:
