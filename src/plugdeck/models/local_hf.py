@@ -124,6 +124,7 @@ class HFModel:
         constraint = self._constraint(tokenizer, tools)
         gate = _StreamGate(tools)
         generated: list[int] = []
+        budget = _CallBudget(self.max_new_tokens, generated)
         text, finish = "", "length"
         cache_arg = _cache_argument(model)
         with self._generate_lock, torch.inference_mode():
@@ -152,11 +153,14 @@ class HFModel:
                     for piece in gate.feed(decoded[len(text):]):
                         emit(TextChunk(piece))
                     text = decoded
-                if constraint is not None and constraint.finished:
+                if constraint is not None and (constraint.finished or budget.no_room_for_another(constraint, text)):
                     finish = "stop"
                     break
                 step_input = torch.tensor([[token]])
-        text = tokenizer.decode(generated, skip_special_tokens=True)
+        final = tokenizer.decode(generated, skip_special_tokens=True)
+        for piece in gate.feed(final[len(text):]):  # a last character that never completed
+            emit(TextChunk(piece))
+        text = final
         calls = parse_tool_calls(text, truncated=finish == "length") if gate.held_call(text) else []
         if not calls:
             for piece in gate.release(text):
@@ -260,6 +264,24 @@ def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message["tool_calls"] = calls
         out.append(message)
     return out
+
+
+class _CallBudget:
+    """Ends the output after a complete call when the tokens left could not fit another as long as the
+    longest so far: a call cut off by the token limit would be lost (the grammar allows the end there)."""
+
+    def __init__(self, limit: int, generated: list[int]):
+        self.limit, self.generated = limit, generated
+        self.closed_at, self.longest, self.closes = 0, 0, 0
+
+    def no_room_for_another(self, constraint: Any, text: str) -> bool:
+        closes = text.count(CALL_CLOSE)
+        if closes == self.closes or not constraint.matcher.is_accepting():
+            return False
+        self.closes = closes
+        used = len(self.generated)
+        self.longest, self.closed_at = max(self.longest, used - self.closed_at), used
+        return self.limit - used < 2 * self.longest
 
 
 class _StreamGate:
