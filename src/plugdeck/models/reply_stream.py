@@ -33,6 +33,7 @@ class ReplyReader:
         formats = TEXT_FORMATS if tool_format in ("auto", "prompted") else (tool_format,)
         self.markers = tuple(m for f in formats for m in MARKERS.get(f, ())) if sniff else ()
         self.bare = sniff and any(f in UNTAGGED for f in formats)
+        self._starts = {m[0] for m in self.markers}  # the characters a marker can begin with
         self.text = ""  # the whole answer text so far (reasoning taken out)
         self.reasoning = ""
         self.released = 0  # how much of self.text has been handed on
@@ -94,6 +95,8 @@ class ReplyReader:
         held = self.text[self.released:]
         if self.state == "call":
             return ""
+        if not any(c in held for c in self._starts):  # the common case: no marker can begin here
+            return self._hand_on(len(held))
         for marker in self.markers:
             at = held.find(marker)
             if at >= 0:
@@ -176,13 +179,13 @@ class ReplyReader:
 
 def _partial_suffix(text: str, markers: tuple[str, ...]) -> int:
     """The length of the longest end of `text` that is the beginning of a marker (held back)."""
-    best = 0
-    for marker in markers:
-        for size in range(min(len(marker) - 1, len(text)), best, -1):
-            if text.endswith(marker[:size]):
-                best = size
-                break
-    return best
+    if not markers:
+        return 0
+    starts = {m[0] for m in markers}
+    for at in range(max(0, len(text) - max(len(m) for m in markers) + 1), len(text)):
+        if text[at] in starts and any(m.startswith(text[at:]) for m in markers):
+            return len(text) - at
+    return 0
 
 
 async def recover_calls(stream: AsyncIterator[Any], tools: list[ToolSpec], tool_format: str = "auto"

@@ -288,8 +288,8 @@ def _json_calls(body: str, fmt: str) -> TextCalls | None:
     """JSON call objects: one, a list, or several separated by ";" (Llama 3). None: not JSON calls."""
     fence = _FENCE.match(body)
     body = fence.group(1) if fence else body
-    if not body.startswith(("{", "[")):
-        return None
+    if not body.startswith(("{", "[")) or (body[0] == "[" and not body[1:].lstrip().startswith(("{", "]"))):
+        return None  # pythonic calls and prose in brackets are not JSON calls
     try:
         data = json.loads(body)
         items = data if isinstance(data, list) else [data]
@@ -354,15 +354,14 @@ def _pythonic_calls(body: str, fmt: str, offered: set[str], strict: bool) -> Tex
         name = ast.unparse(node.func).removesuffix(".call")  # Llama 3's built-ins: brave_search.call(...)
         if strict and name not in offered:
             return None
-        source = ast.get_source_segment(body, node) or name
         if node.args or any(k.arg is None for k in node.keywords):
-            calls.append(ToolCall(new_call_id(), name, None, source,
+            calls.append(ToolCall(new_call_id(), name, None, ast.unparse(node),
                                   "the call must name its arguments (name=value), with no positional ones"))
             continue
         try:
             arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
         except (ValueError, SyntaxError, TypeError):
-            calls.append(ToolCall(new_call_id(), name, None, source, "the arguments must be plain literals"))
+            calls.append(ToolCall(new_call_id(), name, None, ast.unparse(node), "the arguments must be plain literals"))
             continue
-        calls.append(ToolCall(new_call_id(), name, arguments, source))
+        calls.append(ToolCall(new_call_id(), name, arguments, json.dumps(arguments, default=str)))
     return TextCalls(fmt, "", calls)
