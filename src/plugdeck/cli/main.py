@@ -419,17 +419,23 @@ def plugins_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     plugins = _load_plugins(None)
     out, _ = _consoles()
     if as_json:
-        print(json.dumps([p.manifest() for p in plugins], indent=2))
+        print(json.dumps([{**p.manifest(), "sandboxed": _sandboxed(p)} for p in plugins], indent=2))
         return
     from rich.markup import escape
 
     for plugin in plugins:
-        out.print(f"[bold]{plugin.name}[/] {plugin.version} [dim]({plugin.effect}; {escape(plugin.source)})[/]")
+        where = " [magenta]sandboxed[/]" if _sandboxed(plugin) else ""
+        out.print(f"[bold]{plugin.name}[/] {plugin.version}{where} [dim]({plugin.effect}; {escape(plugin.source)})[/]")
         if plugin.description:
             out.print(f"  {escape(plugin.description)}")
         for t in plugin.tools:
             out.print(f"  [cyan]{t.qualified_name}[/] [dim]{t.effect}, timeout {t.timeout:g} s[/]  {escape(t.description)}")
             out.print(f"    parameters: {escape(json.dumps(t.parameters))}")
+
+
+def _sandboxed(plugin: Any) -> bool:
+    """Whether the plugin's code runs out of process, in the sandbox (plugins/sandbox: a SandboxRuntime)."""
+    return getattr(plugin, "runtime", None) is not None
 
 
 @plugins_app.command("new")

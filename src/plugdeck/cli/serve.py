@@ -105,4 +105,18 @@ async def _serve(state, app, sock: socket.socket, open_page: bool) -> None:
         webbrowser.open(page)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=5, ws="none"))
+    sandbox = asyncio.create_task(_sandbox_at_start(state))  # beside the server: it starts listening at once
     await server.serve(sockets=[sock])
+    sandbox.cancel()
+
+
+async def _sandbox_at_start(state) -> None:
+    """The sandbox's self-test said on stderr, and sandboxed plugins' sandboxes started warm."""
+    from ..plugins.sandbox.serving import at_server_start
+
+    try:
+        lines = await at_server_start(p for agent in state.agents.built() for p in getattr(agent, "plugins", ()))
+    except Exception as exc:  # noqa: BLE001 - a report, never a reason for the server to stop
+        lines = [f"sandbox: the start-up check failed: {exc}"]
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
