@@ -148,10 +148,17 @@ def plugin(world):
 
     from plugdeck.store.runtime import build_plugin
 
-    os.environ["PLUGDECK_HOME"] = str(world["home"])  # the launcher keeps PLUGDECK_HOME out of the sandbox
-    built = build_plugin("probe", {"package": "acme/probe"}, world["home"])
-    yield built
-    asyncio.run(built.close())
+    before = os.environ.get("PLUGDECK_HOME")
+    os.environ["PLUGDECK_HOME"] = str(world["home"])  # as a run has it: the launcher keeps it out of the sandbox
+    try:
+        built = build_plugin("probe", {"package": "acme/probe"}, world["home"])
+        yield built
+        asyncio.run(built.close())
+    finally:
+        if before is None:
+            os.environ.pop("PLUGDECK_HOME", None)
+        else:
+            os.environ["PLUGDECK_HOME"] = before
 
 
 def test_the_declared_host_is_reached_through_the_proxy(world):
