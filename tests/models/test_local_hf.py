@@ -21,7 +21,7 @@ pytest.importorskip("llguidance")
 from plugdeck import Agent, tool  # noqa: E402
 from plugdeck.events import TextDelta, ToolFinished  # noqa: E402
 from plugdeck.models.base import ModelResponse, TextChunk  # noqa: E402
-from plugdeck.models.local_hf import HFModel, LocalModelError, hf_backend, parse_tool_calls  # noqa: E402
+from plugdeck.models.local_hf import HFModel, LocalModelError, hf_backend  # noqa: E402
 from plugdeck.models.local_constraint import tool_call_grammar  # noqa: E402
 from plugdeck.tools import ToolSpec  # noqa: E402
 
@@ -94,7 +94,7 @@ async def test_constrained_calls_are_all_schema_valid_across_200_generations(mod
     for _ in range(200):
         chunks, response = await turn(model, QUESTION, [PICK, NOTE])
         assert chunks == []  # a call is never streamed as answer text
-        assert response.finish_reason == "tool_calls" and response.tool_calls
+        assert response.finish_reason == "tool_calls" and response.tool_calls and response.tool_format == "hermes"
         valid += all(valid_call(call) for call in response.tool_calls)
         names.update(call.name for call in response.tool_calls)
     assert valid == 200
@@ -113,6 +113,7 @@ async def test_in_auto_mode_the_grammar_allows_an_answer_in_text(model_dir):
     model = HFModel(model_dir, temperature=1.0, seed=3, max_new_tokens=30)
     _, response = await turn(model, QUESTION, [PICK])
     assert response.text and not response.text.startswith("<") and not response.tool_calls
+    assert "<t" not in response.text  # an answer can never hold the start of a call
 
 
 async def test_greedy_generation_is_repeatable_and_counts_tokens(model_dir):
@@ -152,18 +153,6 @@ def test_the_cli_answers_with_model_hf_path(model_dir, cli_env):
     result = subprocess.run([sys.executable, "-m", "plugdeck.cli.main", "ask", "--model", f"hf:{model_dir}", "Hello?"],
                             env=cli_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_tool_calls_are_read_only_from_an_output_made_of_calls():
-    calls = parse_tool_calls('<tool_call>\n{"name": "pick", "arguments": {"colour": "red"}}\n</tool_call>\n'
-                             '<tool_call>{"name": "note", "arguments": {"text": "hi"}}</tool_call>')
-    assert [(c.name, c.arguments) for c in calls] == [("pick", {"colour": "red"}), ("note", {"text": "hi"})]
-    assert parse_tool_calls('Sure: <tool_call>{"name": "pick", "arguments": {}}</tool_call>') == []
-    assert parse_tool_calls('<tool_call>{"name": "pick", "arguments": {}}</tool_call> and more text') == []
-    broken, = parse_tool_calls('<tool_call>{"name": "pick", "arguments": {"colour": "re</tool_call>')
-    assert broken.name == "pick" and broken.arguments is None and "not valid JSON" in broken.error
-    cut, = parse_tool_calls('<tool_call>{"name": "pick", "argu', truncated=True)
-    assert cut.arguments is None and "ran out of output tokens" in cut.error
 
 
 def test_the_grammar_names_only_the_offered_tools():

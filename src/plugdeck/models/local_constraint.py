@@ -1,7 +1,6 @@
 """Constrained decoding for the local runtime: tool calls generated under a grammar (llguidance).
 
-The grammar allows either an answer in text (which may not start with `<`, so it can never begin a
-call) or one or more `<tool_call>\\n{"name": ..., "arguments": ...}\\n</tool_call>` blocks whose JSON
+The grammar allows either an answer in text (which can never hold `<tool_call>`) or one or more `<tool_call>\\n{"name": ..., "arguments": ...}\\n</tool_call>` blocks whose JSON
 is valid for the offered tool it names; with `required`, only calls. Each step the matcher gives the
 tokens the grammar allows next, and every other token's logit is set to -inf, so even a weak model's
 call is well-formed and schema-valid when it finishes.
@@ -44,7 +43,8 @@ def tool_call_grammar(specs: list[ToolSpec], *, required: bool = False) -> str:
         f"call: {json.dumps(CALL_OPEN + chr(10))} %json {json.dumps(schema)} {json.dumps(chr(10) + CALL_CLOSE)}",
     ]
     if not required:
-        lines += ["answer: ANSWER", r"ANSWER: /[^<\s][\s\S]*/"]
+        # An answer cannot begin a call: it does not start with "<", and no "<" in it is followed by "t".
+        lines += ["answer: ANSWER", r"ANSWER: /[^<\s]([^<]|<[^t])*<?/"]
     return "\n".join(lines)
 
 

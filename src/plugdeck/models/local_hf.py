@@ -5,18 +5,16 @@ prompt is the tokenizer's own chat template, given the offered tools (`apply_cha
 so each model family gets the tool format it was trained on. Generation is a plain token loop (one
 forward pass per token with the key/value cache) run in a worker thread: text streams out as it is
 decoded, and with the `local` extra's llguidance every token is chosen under a grammar built from the
-tools' schemas (local_constraint.py). Tool calls are read back from the text in the Hermes/Qwen
-format (`<tool_call>{"name": ..., "arguments": ...}</tool_call>`), which the grammar also enforces.
-
-Text that may be the start of a call is held back and never streamed as answer text.
+tools' schemas (local_constraint.py), which has calls written the Hermes/Qwen way
+(`<tool_call>{"name": ..., "arguments": ...}</tool_call>`). Calls are read back from the text, and
+text that may be the start of a call held back, by the same reader as for servers
+(reply_stream.recover_calls); without the grammar any family's format is read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 import threading
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -24,12 +22,9 @@ from typing import Any, AsyncIterator
 from ..errors import UserError
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, TextChunk, ToolCall
-from .local_constraint import CALL_CLOSE, CALL_OPEN
-from .toolcall_parsers import ArgumentsError, parse_arguments
+from .local_constraint import CALL_CLOSE
 
 TOOL_CHOICES = ("auto", "required", "none")
-_CALL_BLOCK = re.compile(re.escape(CALL_OPEN) + r"(.*?)" + re.escape(CALL_CLOSE), re.S)
-_ids = itertools.count(1)
 
 
 class LocalModelError(UserError):
@@ -43,6 +38,7 @@ class HFModel:
         *,
         constrain: bool = True,
         tool_choice: str = "auto",
+        tool_format: str = "auto",
         max_new_tokens: int = 512,
         temperature: float = 0.0,
         seed: int | None = None,
@@ -57,7 +53,11 @@ class HFModel:
         if max_new_tokens < 1 or temperature < 0:
             raise LocalModelError("max_new_tokens must be at least 1 and temperature at least 0")
         self.name = name or f"hf:{self.path}"
-        self.constrain, self.tool_choice = constrain, tool_choice
+        from .toolcall_formats import TOOL_FORMATS
+
+        if tool_format not in TOOL_FORMATS:
+            raise LocalModelError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
+        self.constrain, self.tool_choice, self.tool_format = constrain, tool_choice, tool_format
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
         self._loaded: tuple[Any, Any, set[int]] | None = None
         self._load_lock = threading.Lock()
@@ -85,7 +85,16 @@ class HFModel:
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[ToolSpec]
     ) -> AsyncIterator[TextChunk | ModelResponse]:
+        from .reply_stream import recover_calls
+
         offered = tools if self.tool_choice != "none" else []
+        # Under the grammar a call can only be written the Hermes way; without it, any family's format.
+        tool_format = "hermes" if self.constrain and offered else self.tool_format
+        async for item in recover_calls(self._raw_stream(messages, offered), offered, tool_format):
+            yield item
+
+    async def _raw_stream(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> AsyncIterator[Any]:
+        """The generated text as it is decoded, then the whole turn (calls are read from it by the caller)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
@@ -95,7 +104,7 @@ class HFModel:
 
         def work() -> None:
             try:
-                emit(self._generate(messages, offered, emit, stop))
+                emit(self._generate(messages, tools, emit, stop))
             except BaseException as exc:  # handed to the caller's task, which raises it
                 emit(exc)
 
@@ -122,7 +131,6 @@ class HFModel:
         model, tokenizer, ends = self.load()
         prompt = _prompt_ids(tokenizer, messages, tools)
         constraint = self._constraint(tokenizer, tools)
-        gate = _StreamGate(tools)
         generated: list[int] = []
         budget = _CallBudget(self.max_new_tokens, generated)
         text, finish = "", "length"
@@ -150,25 +158,19 @@ class HFModel:
                 generated.append(token)
                 decoded = tokenizer.decode(generated, skip_special_tokens=True)
                 if not decoded.endswith("\ufffd"):  # a character split over tokens waits for its rest
-                    for piece in gate.feed(decoded[len(text):]):
-                        emit(TextChunk(piece))
+                    if len(decoded) > len(text):
+                        emit(TextChunk(decoded[len(text):]))
                     text = decoded
                 if constraint is not None and (constraint.finished or budget.no_room_for_another(constraint, text)):
                     finish = "stop"
                     break
                 step_input = torch.tensor([[token]])
         final = tokenizer.decode(generated, skip_special_tokens=True)
-        for piece in gate.feed(final[len(text):]):  # a last character that never completed
-            emit(TextChunk(piece))
-        text = final
-        calls = parse_tool_calls(text, truncated=finish == "length") if gate.held_call(text) else []
-        if not calls:
-            for piece in gate.release(text):
-                emit(TextChunk(piece))
+        if len(final) > len(text):  # a last character that never completed
+            emit(TextChunk(final[len(text):]))
         return ModelResponse(
-            text="" if calls else text,
-            tool_calls=calls,
-            finish_reason="tool_calls" if calls else finish,
+            text=final,
+            finish_reason=finish,
             prompt_tokens=int(prompt.shape[-1]),
             completion_tokens=len(generated),
             served_by=self.name,
@@ -282,77 +284,6 @@ class _CallBudget:
         used = len(self.generated)
         self.longest, self.closed_at = max(self.longest, used - self.closed_at), used
         return self.limit - used < 2 * self.longest
-
-
-class _StreamGate:
-    """Streams answer text, holding back text that may turn out to be a tool call."""
-
-    def __init__(self, tools: list[ToolSpec]):
-        self.enabled = bool(tools)
-        self.state = "undecided" if self.enabled else "text"  # -> "text" or "call"
-        self.held = ""
-
-    def feed(self, piece: str) -> list[str]:
-        if self.state == "text":
-            return [piece] if piece else []
-        self.held += piece
-        start = self.held.lstrip()
-        if start.startswith(CALL_OPEN):
-            self.state = "call"
-        elif start and not CALL_OPEN.startswith(start):
-            self.state, out, self.held = "text", self.held, ""
-            return [out]
-        return []
-
-    def held_call(self, text: str) -> bool:
-        return self.enabled and self.state != "text" and text.lstrip().startswith(CALL_OPEN)
-
-    def release(self, text: str) -> list[str]:
-        """What is still held back, once the whole output is known not to be calls."""
-        out, self.held = self.held, ""
-        return [out] if out else []
-
-
-def parse_tool_calls(text: str, *, truncated: bool = False) -> list[ToolCall]:
-    """The calls in an output that is nothing but `<tool_call>` blocks; [] when it is anything else.
-
-    A block whose JSON cannot be read becomes a call with an error (the model is told why), unless the
-    output was cut off by the token limit."""
-    stripped = text.strip()
-    if not stripped.startswith(CALL_OPEN):
-        return []
-    blocks = list(_CALL_BLOCK.finditer(stripped))
-    rest = _CALL_BLOCK.sub("", stripped).strip()
-    if rest and not (truncated or rest.startswith(CALL_OPEN)):
-        return []  # calls mixed with text: ambiguous, so it stays text
-    calls = [_block_call(block.group(1)) for block in blocks]
-    if rest:  # an unclosed last block
-        reason = ("the model ran out of output tokens while writing this call" if truncated
-                  else "the call was not closed with </tool_call>")
-        calls.append(ToolCall(f"call_{next(_ids)}", _name_in(rest), None, rest, reason))
-    return calls
-
-
-def _block_call(body: str) -> ToolCall:
-    call_id = f"call_{next(_ids)}"
-    try:
-        data, _ = parse_arguments(body)
-    except ArgumentsError as exc:
-        return ToolCall(call_id, _name_in(body), None, body.strip(), f"the tool call is not valid JSON: {exc}")
-    name, arguments = data.get("name"), data.get("arguments", data.get("parameters", {}))
-    if not isinstance(name, str) or not name:
-        return ToolCall(call_id, "", None, body.strip(), 'the tool call has no "name"')
-    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    try:
-        parsed, repaired = parse_arguments(arguments if isinstance(arguments, (str, dict)) else raw)
-    except ArgumentsError as exc:
-        return ToolCall(call_id, name, None, raw, str(exc))
-    return ToolCall(call_id, name, parsed, raw, repaired=repaired)
-
-
-def _name_in(text: str) -> str:
-    found = re.search(r'"name"\s*:\s*"([^"]+)"', text)
-    return found.group(1) if found else ""
 
 
 def hf_backend(name: str) -> HFModel:
