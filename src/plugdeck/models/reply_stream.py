@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 
 from ..tools import ToolSpec
 from .base import ModelResponse, ReasoningChunk, TextChunk
-from .toolcall_formats import MARKERS, TEXT_FORMATS, UNTAGGED, parse_tool_calls
+from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, parse_tool_calls
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _FIRST_KEY = re.compile(r'^(?:```(?:json)?\s*)?\[?\s*\{\s*"(\w+)"')
@@ -116,7 +116,7 @@ class ReplyReader:
             key = _FIRST_KEY.match(start)
             head = _PY_HEAD.match(start)
             if key:
-                self.state = "call" if key.group(1) in ("name", "function", "type") else "text"
+                self.state = "call" if key.group(1) in CALL_KEYS else "text"
             elif head and head.group(1) == "(":
                 self.state = "call"
             elif len(start) < 200 and (re.fullmatch(r"(`{1,3}[a-z]*\s*)?\[?\s*(\{\s*(\"\w*)?)?", start) or head):

@@ -55,7 +55,6 @@ MARKERS: dict[str, tuple[str, ...]] = {
 }
 UNTAGGED = {"llama3_json": "json", "llama4_pythonic": "pythonic", "json": "json"}  # formats with a bare shape
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]+)"')
-_IDENTIFIER = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
 @dataclass(slots=True)
@@ -102,7 +101,7 @@ def new_call_id() -> str:
     return f"call_{secrets.token_hex(6)}"
 
 
-def _call(index: int, name: str, raw: Any, call_id: str | None = None) -> ToolCall:
+def _call(name: str, raw: Any, call_id: str | None = None) -> ToolCall:
     """One call from a name and its arguments (a dict, or JSON text repaired only where unambiguous)."""
     call_id = call_id or new_call_id()
     raw_text = raw if isinstance(raw, str) else json.dumps(raw) if raw is not None else ""
@@ -115,23 +114,23 @@ def _call(index: int, name: str, raw: Any, call_id: str | None = None) -> ToolCa
     return ToolCall(call_id, name, arguments, raw_text, repaired=repaired)
 
 
-def _broken(index: int, body: str, why: str) -> ToolCall:
+def _broken(body: str, why: str) -> ToolCall:
     """A call that could not be read: named when the name can be found, so the model knows which one."""
     found = _NAME.search(body) or re.match(r"\s*([A-Za-z_][\w.\-]*)", body)
     return ToolCall(new_call_id(), found.group(1) if found else "", None, body.strip(), why)
 
 
-def _from_object(index: int, data: Any, body: str) -> ToolCall:
+def _from_object(data: Any, body: str) -> ToolCall:
     """{"name", "arguments" | "parameters", "id"?}, or OpenAI's {"type": "function", "function": {...}}."""
     if isinstance(data, dict) and isinstance(data.get("function"), dict):
         data = data["function"]
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return _broken(index, body, "a tool call must be a JSON object with a \"name\" and its \"arguments\"")
+        return _broken(body, "a tool call must be a JSON object with a \"name\" and its \"arguments\"")
     raw = data.get("arguments", data.get("parameters", {}))
-    return _call(index, data["name"], raw, data.get("id") if isinstance(data.get("id"), str) else None)
+    return _call(data["name"], raw, data.get("id") if isinstance(data.get("id"), str) else None)
 
 
-def _objects(index: int, body: str) -> list[ToolCall]:
+def _objects(body: str) -> list[ToolCall]:
     """A JSON object or list of call objects; one refused call when the JSON cannot be read."""
     try:
         data = json.loads(body)
@@ -139,11 +138,11 @@ def _objects(index: int, body: str) -> list[ToolCall]:
         try:
             data, _ = parse_arguments(body)  # an object with an unambiguous slip (trailing comma, ...)
         except ArgumentsError as exc:
-            return [_broken(index, body, f"the tool call is not valid JSON ({exc})")]
+            return [_broken(body, f"the tool call is not valid JSON ({exc})")]
     items = data if isinstance(data, list) else [data]
     if not items:
-        return [_broken(index, body, "the tool call list is empty")]
-    return [_from_object(index + i, item, body) for i, item in enumerate(items)]
+        return [_broken(body, "the tool call list is empty")]
+    return [_from_object(item, body) for item in items]
 
 
 def _outside(text: str, spans: list[tuple[int, int]]) -> str:
@@ -170,7 +169,7 @@ def _hermes(text: str, offered: set[str]) -> TextCalls | None:
         body = match.group(1).strip()
         if body.startswith("[") and "</tool_call>" not in match.group(0):
             return None  # Granite 3.1's <tool_call>[...]: its own format
-        calls += _objects(len(calls), body)
+        calls += _objects(body)
         spans.append(match.span())
     return TextCalls("hermes", _outside(text, spans), calls)
 
@@ -183,7 +182,7 @@ def _granite(text: str, offered: set[str]) -> TextCalls | None:
         body = text[at + len(marker):].strip()
         if marker == "<tool_call>" and not body.startswith("["):
             return None  # Hermes' shape, read by its parser
-        return TextCalls("granite", text[:at].strip(), _objects(0, body))
+        return TextCalls("granite", text[:at].strip(), _objects(body))
     return None
 
 
@@ -196,15 +195,15 @@ def _mistral(text: str, offered: set[str]) -> TextCalls | None:
         return None
     rest = text[at + len("[TOOL_CALLS]"):]
     if rest.lstrip().startswith(("[", "{")):  # before v11: one JSON list after the token
-        return TextCalls("mistral", text[:at].strip(), _objects(0, rest.strip()))
+        return TextCalls("mistral", text[:at].strip(), _objects(rest.strip()))
     calls = []
     for piece in rest.split("[TOOL_CALLS]"):  # v11 and later: name[ARGS]{...} per call
         match = _MISTRAL_V11.fullmatch(piece)
         if match is None:
-            calls.append(_broken(len(calls), piece, "the tool call has no name before its arguments"))
+            calls.append(_broken(piece, "the tool call has no name before its arguments"))
             continue
         name, call_id, raw = match.groups()
-        calls.append(_call(len(calls), name, raw.strip(), call_id))
+        calls.append(_call(name, raw.strip(), call_id))
     return TextCalls("mistral", text[:at].strip(), calls)
 
 
@@ -224,15 +223,15 @@ def _deepseek(text: str, offered: set[str]) -> TextCalls | None:
         body = _DS_END.split(match.group(1))[0]
         parts = _DS_SEP.split(body, maxsplit=1)
         if len(parts) != 2:
-            calls.append(_broken(len(calls), body, "the tool call has no separator between its name and arguments"))
+            calls.append(_broken(body, "the tool call has no separator between its name and arguments"))
             continue
         head, tail = parts[0].strip(), parts[1].strip()
         if head == "function":  # V3 and R1: the name on the first line, the arguments in a ```json fence
             name, _, tail = tail.partition("\n")
             head = name.strip()
-        calls.append(_call(len(calls), head, tail.strip()))
+        calls.append(_call(head, tail.strip()))
     if not calls:
-        calls.append(_broken(0, region, "the tool calls block holds no call"))
+        calls.append(_broken(region, "the tool calls block holds no call"))
     return TextCalls("deepseek", text[:begin.start()].strip(), calls)
 
 
@@ -247,13 +246,13 @@ def _llama3(text: str, offered: set[str]) -> TextCalls | None:
         if parsed is None:
             parsed = _pythonic_calls(body if body.startswith("[") else f"[{body}]", "llama3_json", offered, strict=False)
         if parsed is None:
-            parsed = TextCalls("llama3_json", "", [_broken(0, body, "the call after <|python_tag|> cannot be read")])
+            parsed = TextCalls("llama3_json", "", [_broken(body, "the call after <|python_tag|> cannot be read")])
         parsed.text = text[:at].strip()
         return parsed
     if "<function=" in text:
         calls, spans = [], []
         for match in _FUNCTION_TAG.finditer(text):
-            calls.append(_call(len(calls), match.group(1).strip(), match.group(2).strip()))
+            calls.append(_call(match.group(1).strip(), match.group(2).strip()))
             spans.append(match.span())
         return TextCalls("llama3_json", _outside(text, spans), calls)
     return None
@@ -300,7 +299,7 @@ def _json_calls(body: str, fmt: str) -> TextCalls | None:
             return None
     if not items or not all(isinstance(i, dict) and ("name" in i or "function" in i) for i in items):
         return None
-    return TextCalls(fmt, "", [_from_object(i, item, body) for i, item in enumerate(items)])
+    return TextCalls(fmt, "", [_from_object(item, body) for item in items])
 
 
 def _bare_json(bare: str, offered: set[str], fmt: str) -> TextCalls | None:
@@ -313,7 +312,7 @@ def _bare_json(bare: str, offered: set[str], fmt: str) -> TextCalls | None:
         name = _NAME.search(start)
         if bare.startswith(("{", "[", "```")) and name and name.group(1) in offered and re.match(
                 r'^(?:```(?:json)?\s*)?\[?\s*\{\s*"name"', start) and not _complete_json_then_text(bare):
-            return TextCalls(fmt, "", [_broken(0, bare, "the tool call is not valid JSON and cannot be repaired")])
+            return TextCalls(fmt, "", [_broken(bare, "the tool call is not valid JSON and cannot be repaired")])
         return None
     if any(c.name not in offered for c in parsed.calls):
         return None  # JSON about something else: it stays text
@@ -350,7 +349,7 @@ def _pythonic_calls(body: str, fmt: str, offered: set[str], strict: bool) -> Tex
     if not isinstance(tree, ast.List) or not tree.elts or not all(isinstance(e, ast.Call) for e in tree.elts):
         return None
     calls = []
-    for i, node in enumerate(tree.elts):
+    for node in tree.elts:
         name = ast.unparse(node.func).removesuffix(".call")  # Llama 3's built-ins: brave_search.call(...)
         if strict and name not in offered:
             return None
