@@ -267,3 +267,14 @@ def test_a_closing_think_without_an_opening_one_is_taken_out_of_the_answer():
     reader.feed(response.text)
     reader.finish(response)
     assert response.text == "It is 421.5." and response.reasoning == "Thinking it over."
+
+
+def test_a_call_cut_off_by_the_token_limit_is_refused_not_completed():
+    text = '<tool_call>{"name": "calculate", "arguments": {"precision": 10'  # 1000 cut short: closing it would say 10
+    reader = ReplyReader(["calculate"])
+    reader.feed(text)
+    response = ModelResponse(text=text, finish_reason="length")
+    reader.finish(response)
+    (call,) = response.tool_calls
+    assert call.arguments is None and "ran out of output tokens" in call.error
+    assert response.tool_parse_errors

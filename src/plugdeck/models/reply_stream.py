@@ -21,6 +21,7 @@ from .base import ModelResponse, ReasoningChunk, TextChunk
 from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, parse_tool_calls
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+TRUNCATED = "the model ran out of output tokens while writing this call, so its arguments are incomplete"
 _FIRST_KEY = re.compile(r'^(?:```(?:json)?\s*)?\[?\s*\{\s*"(\w+)"')
 _PY_HEAD = re.compile(r"^\[\s*[A-Za-z_][\w.]*\s*(\(|$)")
 
@@ -155,6 +156,9 @@ class ReplyReader:
         elif self.markers or self.bare:
             parsed = parse_tool_calls(self.text, self.offered, self.tool_format)
             if parsed is not None:
+                if response.finish_reason == "length":  # closing a cut-off call would invent its arguments
+                    for call in parsed.calls:
+                        call.arguments, call.error = None, TRUNCATED
                 response.tool_calls = parsed.calls
                 response.tool_format = parsed.format
                 response.text = parsed.text
