@@ -215,3 +215,25 @@ def test_the_terminal_shows_thinking_dimmed_on_stderr_and_only_the_answer_on_std
     shown = err.export_text()
     assert "Use the calculator." in shown and "Done." in shown and "421.5" in shown
     assert "\x1b[2mUse \x1b[0m" in styled and "\x1b[2mDone.\x1b[0m" in styled  # dimmed
+
+
+def test_prompted_messages_keep_the_system_prompt_and_put_parallel_results_in_one_turn():
+    from plugdeck.models.prompted import prompted_messages
+    from plugdeck.tools import Toolset
+
+    specs = Toolset(list(calculator.tools)).specs
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "1+1"}'}},
+            {"id": "b", "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "2+2"}'}}]},
+        {"role": "tool", "tool_call_id": "a", "content": '{"result": "2"}'},
+        {"role": "tool", "tool_call_id": "b", "content": '{"result": "4"}'},
+    ]
+    out = prompted_messages(messages, specs)
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[0]["content"].startswith("Be brief.\n\n# Tools") and '"name": "calculate"' in out[0]["content"]
+    assert out[2]["content"].count("<tool_call>") == 2 and '"expression": "2+2"' in out[2]["content"]
+    assert out[3]["content"].count("<tool_response>") == 2 and '"4"' in out[3]["content"]
+    assert messages[0]["content"] == "Be brief."  # the caller's messages are not changed

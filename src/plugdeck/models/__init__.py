@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Model, ModelError, ModelResponse, TextChunk, ToolCall
+from .base import Model, ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 
-__all__ = ["Model", "ModelError", "ModelResponse", "TextChunk", "ToolCall", "resolve_model"]
+__all__ = ["Model", "ModelError", "ModelResponse", "ReasoningChunk", "TextChunk", "ToolCall", "resolve_model"]
 
 
 def resolve_model(name: str) -> Model:
