@@ -172,8 +172,7 @@ class Turn {
     this.answerText = document.createTextNode("");
     this.meta = el("span", { class: "meta" }, "thinking…");
     // A reasoning model's thinking: dimmed, apart from the answer, never part of it.
-    this.thinking = el("div", { class: "thinking", hidden: true,
-                                style: "opacity: 0.55; font-style: italic; white-space: pre-wrap; margin-bottom: 0.5em" });
+    this.thinking = el("div", { class: "thinking", hidden: true });  // styled in app.css (the CSP allows no inline style)
     this.bubble = el("div", { class: "msg assistant" }, this.thinking, this.answerText, this.meta);
     this.actions = el("div");
     $("messages").append(this.bubble, this.actions);
