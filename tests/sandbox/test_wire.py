@@ -145,3 +145,35 @@ async def test_a_handler_that_raises_becomes_an_internal_error_for_that_call_onl
     assert sorted(answers, key=lambda a: a["id"]) == [
         {"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "RuntimeError: runner bug"}},
         {"jsonrpc": "2.0", "id": 2, "result": {}}]
+
+
+LEAN = '''
+import sys
+from plugdeck import Plugin, tool
+
+
+@tool
+async def loaded() -> list:
+    """Which heavy packages this runner process has imported."""
+    return sorted({m.split(".")[0] for m in sys.modules} & {"mcp", "mcp_types", "anyio", "httpx", "pydantic_settings"})
+
+
+plugin = Plugin(name="lean", tools=[loaded])
+'''
+
+
+async def test_the_runner_in_the_sandbox_serves_without_the_mcp_sdk(tmp_path):
+    """The cold start's fix stays fixed: the official client on this side, no SDK on the other."""
+    from plugdeck.plugins.sandbox.plugin import sandboxed_plugin
+    from plugdeck.plugins.sandbox.settings import SandboxSettings
+
+    site = tmp_path / "site"
+    site.mkdir()
+    site.chmod(0o755)
+    (site / "lean_plugin.py").write_text(LEAN)
+    plugin = sandboxed_plugin("lean_plugin:plugin", "lean", settings=SandboxSettings(), paths=[str(site)])
+    try:
+        assert await plugin.tool("loaded").call({}) == []
+        assert plugin.runtime.connection.server_info == {"name": "lean", "version": "0.1.0"}
+    finally:
+        await plugin.close()
