@@ -752,6 +752,62 @@ def models_check(
         raise typer.Exit(1)
 
 
+@models_app.command("probe")
+def models_probe(
+    target: str = typer.Argument(..., help="An endpoint's base URL (http://127.0.0.1:8000/v1) or a local model folder."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model to ask at the endpoint."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key."),
+    per_category: int = typer.Option(5, "--per-category", min=1, max=5, help="Cases per category (at most 5)."),
+    write: Optional[str] = typer.Option(None, "--write", metavar="NAME",
+                                        help="Add the recommended profile as [models.NAME] to ./plugdeck.toml."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a tool-calling conformance set (a BFCL v3 sample): accuracy per category, the format calls came
+    in, parse failures, latency, and the profile settings it recommends."""
+    import os
+    import re
+    from pathlib import Path
+
+    from ..models.probe import probe_model, profile_text
+
+    key = os.environ.get(api_key_env) if api_key_env else os.environ.get("PLUGDECK_API_KEY")
+    report = _run(probe_model(target, model=model, api_key=key, per_category=per_category))
+    settings = report["recommended"]["settings"]
+    if write:
+        if report["local"]:
+            raise UserError("--write adds an endpoint's profile; a local model is used with --model hf:PATH")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", write):
+            raise UserError(f"--write takes a profile name of letters, digits, _ and -, not {write!r}")
+        path = Path("plugdeck.toml")
+        existing = path.read_text() if path.exists() else ""
+        if re.search(rf"^\[models\.{re.escape(write)}\]", existing, re.M):
+            raise UserError(f"{path} already has [models.{write}]; choose another name or edit it")
+        path.write_text(existing + ("\n" if existing and not existing.endswith("\n") else "")
+                        + ("\n" if existing else "") + profile_text(write, target, model, settings))
+        report["written"] = str(path.resolve())
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        out, _ = _consoles()
+        out.print(f"[bold]{target}[/] {model or ''}: {report['cases']} cases")
+        for category, accuracy in report["accuracy"].items():
+            out.print(f"  {category:<12} {accuracy:6.0%}")
+        formats = ", ".join(f"{f} ({n})" for f, n in report["formats"].items()) or "none seen"
+        latency = report["latency"]
+        out.print(f"  tool-call format: {formats} · parse failures: {report['parse_failures']}")
+        if latency:
+            out.print(f"  latency: p50 {latency['p50']:.2f}s, max {latency['max']:.2f}s")
+        for error in report["errors"][:3]:
+            out.print(f"  [red]error:[/] {error}")
+        out.print("  recommended: " + (", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items()) or "nothing to change"))
+        for reason in report["recommended"]["reasons"]:
+            out.print(f"    [dim]{reason}[/]")
+        if report.get("written"):
+            out.print(f"  written to {report['written']} as [models.{write}]")
+    if report["errors"] and len(report["errors"]) == report["cases"]:
+        raise typer.Exit(1)
+
+
 _register_extensions()
 
 

@@ -1,4 +1,5 @@
-"""`plugdeck models check URL`: is this an OpenAI-compatible endpoint, and what can it do?
+"""`plugdeck models check URL`: is this an OpenAI-compatible endpoint, and what can it do? And
+`plugdeck models probe URL|PATH`: how well does a model call tools (conformance.py's set)?
 
 Three small requests: the model list, a non-streamed answer offered one trivial tool, and a
 streamed answer. Every failure is recorded in the result rather than raised, so the command can
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import UserError
 from .base import ModelError
 from .openai import SSEDecoder, StreamedTurn, describe_connection_error, describe_error_body
 
@@ -151,3 +153,62 @@ def _describe(base: str, exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.TransportError):
         return describe_connection_error(base, exc)
     return str(exc) or type(exc).__name__
+
+
+# ---- `plugdeck models probe URL|PATH`: tool-calling conformance ---------------------------------------
+
+
+def probe_target(target: str, *, model: str | None = None, api_key: str | None = None,
+                 tool_format: str = "auto", deadline: float = 120.0) -> tuple[Any, bool]:
+    """The Model to probe, and whether it runs in process: a URL is an OpenAI-compatible endpoint
+    (`model` names the model there), anything else a local model folder (the hf backend)."""
+    if target.startswith(("http://", "https://")):
+        if not model:
+            raise ProbeError("probing an endpoint needs --model NAME: the model to ask there "
+                             "(plugdeck models check URL lists them)")
+        from .openai import OpenAIModel
+
+        return OpenAIModel(model, target, api_key=api_key, tool_format=tool_format, deadline=deadline,
+                           max_retries=1), False
+    from pathlib import Path
+
+    if not Path(target).expanduser().exists():
+        raise ProbeError(f"{target} is neither an http(s) URL nor a model folder on this machine")
+    from .local_hf import HFModel
+
+    return HFModel(target, max_new_tokens=256), True
+
+
+async def probe_model(target: str, *, model: str | None = None, api_key: str | None = None,
+                      per_category: int = 5, tool_format: str = "auto") -> dict[str, Any]:
+    """Run the conformance set against a URL or a local model folder; the report with recommendations."""
+    from .conformance import load_cases, recommend, run_cases
+
+    subject, local = probe_target(target, model=model, api_key=api_key, tool_format=tool_format)
+    try:
+        report = await run_cases(subject, load_cases(per_category))
+    finally:
+        close = getattr(subject, "aclose", None)
+        if close is not None:
+            await close()
+    result = report.to_dict()
+    result.update(target=target, model=model, local=local, recommended=recommend(report, local=local))
+    return result
+
+
+class ProbeError(UserError):
+    """The probe was pointed at something it cannot probe."""
+
+
+def profile_text(name: str, target: str, model: str | None, settings: dict[str, Any]) -> str:
+    """A [models.NAME] table for plugdeck.toml with the recommended settings."""
+    import json
+
+    lines = [f"[models.{name}]"]
+    if target.startswith(("http://", "https://")):
+        lines += [f"base_url = {json.dumps(target)}", f"model = {json.dumps(model or '')}"]
+    else:
+        lines.append(f"# use it with --model hf:{target}")
+    for key, value in settings.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
