@@ -27,7 +27,7 @@ from typing import Any
 from .errors import UserError
 
 _PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream",
-                 "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning"}
+                 "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning", "tool_choice", "constrain"}
 _TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
              "always_tools"}
 
@@ -54,6 +54,8 @@ class ModelProfile:
     # models/toolcall_formats.py lists them, and the model layer checks the name).
     tool_format: str = "auto"
     send_reasoning: bool = False  # send the model's thinking back to it in later turns
+    tool_choice: str | None = None  # sent with the tools: "auto", "required" or "none" (models/openai.py)
+    constrain: str | None = None  # "vllm" or "llama.cpp": calls generated under their JSON Schema (models/openai.py)
 
     def api_key(self) -> str | None:
         from .redaction import register_secret
@@ -197,7 +199,7 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     missing = {"base_url", "model"} - set(data)
     if missing:
         raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
-    for key, kind in (("tool_format", str), ("send_reasoning", bool)):
+    for key, kind in (("tool_format", str), ("send_reasoning", bool), ("tool_choice", str), ("constrain", str)):
         if key in data and not isinstance(data[key], kind):
             raise ConfigError(f"model profile {name!r}: {key} must be a {kind.__name__}, not {data[key]!r}")
     if "fallbacks" in data:

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import httpx
 
+from ..config import ConfigError
 from ..redaction import redact, redact_value, register_secret
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
@@ -35,6 +36,8 @@ HINTS = {
     429: "The server is rate limiting: wait, or send fewer requests.",
 }
 INCOMPLETE = "the answer would be incomplete, so it was not used"
+TOOL_CHOICES = ("auto", "required", "none")
+CONSTRAINTS = ("vllm", "llama.cpp")
 
 
 class OpenAIModel:
@@ -56,6 +59,8 @@ class OpenAIModel:
         client: httpx.AsyncClient | None = None,
         tool_format: str = "auto",
         send_reasoning: bool = False,
+        tool_choice: str | None = None,
+        constrain: str | None = None,
     ):
         self.model = model
         self.name = name or model
@@ -84,6 +89,12 @@ class OpenAIModel:
         self.tool_format = tool_format
         self._prompted = tool_format == "prompted"
         self.send_reasoning = send_reasoning
+        # Sent as is when tools are offered: "auto", "required" (every turn must call) or "none".
+        if tool_choice not in (None, *TOOL_CHOICES):
+            raise ConfigError(f"tool_choice must be one of {', '.join(TOOL_CHOICES)}, not {tool_choice!r}")
+        if constrain not in (None, *CONSTRAINTS):
+            raise ConfigError(f"constrain must be one of {', '.join(CONSTRAINTS)}, not {constrain!r}")
+        self.tool_choice, self.constrain = tool_choice, constrain
 
     def __repr__(self) -> str:
         return f"OpenAIModel(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -145,6 +156,10 @@ class OpenAIModel:
         body: dict[str, Any] = {"model": self.model, "messages": redact_value(messages), "stream": self.streaming}
         if tools and not self._prompted:
             body["tools"] = [spec.openai() for spec in tools]
+        if tools and self.tool_choice and not self._prompted:
+            body["tool_choice"] = self.tool_choice
+        if tools and self.constrain and self.tool_choice == "required" and (self._prompted or self.tool_format == "json"):
+            body.update(server_constraint(self.constrain, tools))
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if self.streaming and self._send_stream_options:
@@ -239,6 +254,23 @@ class OpenAIModel:
 
     def _error(self, message: str, status: int | None = None) -> ModelError:
         return ModelError(redact(message), status=status)
+
+
+def server_constraint(kind: str, tools: list[ToolSpec]) -> dict[str, Any]:
+    """Request fields that make the server generate the reply under a JSON Schema of calls to `tools`
+    (a JSON array of {"name", "arguments"}, read back as calls in the `json` format). Sent only on
+    turns that must call a tool (tool_choice "required"), so the reply can be nothing else, and only
+    where plugdeck reads the calls from the text (tool_format "prompted" or "json"): a server's own
+    tool parser already constrains its calls, and two constraints at once may be refused.
+
+    vllm: `structured_outputs` (vLLM 0.10+) and `guided_json` (older; newer ones ignore it).
+    llama.cpp: its server's `json_schema`, which it turns into a grammar."""
+    from .call_schema import calls_array_schema
+
+    schema = calls_array_schema(tools)
+    if kind == "vllm":
+        return {"structured_outputs": {"json": schema}, "guided_json": schema}
+    return {"json_schema": schema}
 
 
 class SSEDecoder:

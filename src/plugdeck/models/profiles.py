@@ -66,6 +66,8 @@ def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
         max_retries=profile.max_retries,
         tool_format=profile.tool_format,
         send_reasoning=profile.send_reasoning,
+        tool_choice=profile.tool_choice,
+        constrain=profile.constrain,
     )
     model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
     return model
