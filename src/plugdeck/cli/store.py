@@ -59,6 +59,9 @@ def serve(
                                       help="At publish, install each package and call its tools once in the sandbox "
                                            "(refusing one whose tools differ from its manifest; flagging undeclared "
                                            "network use)."),
+    semantic: bool = typer.Option(True, "--semantic/--no-semantic",
+                                  help="Semantic search beside keywords (embeds each listing at publish; needs the "
+                                       "knowledge extra's model, else keyword only)."),
     admin_token_env: Optional[str] = typer.Option(
         None, "--admin-token-env", help="An environment variable holding the admin token; with it, claiming a "
                                         "namespace needs that token (default: first come, first served)."),
@@ -76,7 +79,7 @@ def serve(
         if not admin_token:
             _fail(f"${admin_token_env} is empty")
     app = create_app(folder, max_upload=max_upload, admin_token=admin_token, writes_per_minute=writes_per_minute,
-                     run_packages=run_packages)
+                     run_packages=run_packages, semantic=semantic)
     fingerprint = root_fingerprint((folder / "metadata" / "1.root.json").read_bytes())
     print(f"store at http://{host}:{port} (folder {folder})\nroot fingerprint {fingerprint}\n"
           f"keys in {folder / 'keys'}: move root.pem and targets.pem off this server; it needs only online.pem",
@@ -229,19 +232,25 @@ def search(
     store: Optional[str] = StoreOpt,
     kind: Optional[str] = typer.Option(None, "--kind", help="python, openapi or mcp."),
     namespace: Optional[str] = typer.Option(None, "--publisher", help="Only this publisher's namespace."),
+    permission: Optional[str] = typer.Option(None, "--permission", help="none, network, no-network, secrets, "
+                                                                         "no-secrets, filesystem or no-filesystem."),
     limit: int = typer.Option(20, "--limit", "-n", help="How many results."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search a store's listings (latest versions), best match first."""
+    """Search a store's listings (latest versions): keyword and semantic, best match first, then installs."""
     from ..store.client import StoreError, resolve, search as find, stores
 
     home = _home()
     try:
         url = store.rstrip("/") if store and "://" in store and store.rstrip("/") not in \
             [s["url"] for s in stores(home).values()] else resolve(home, store)[1]
-        results = find(url, query, kind=kind, namespace=namespace, limit=limit)
+        answer = find(url, query, kind=kind, namespace=namespace, permission=permission, limit=limit,
+                      answer_only=False)
     except StoreError as exc:
         _fail(str(exc))
+    results = answer["results"]
+    if answer.get("note"):
+        print(f"note: {answer['note']}", file=sys.stderr)
     if as_json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
         return

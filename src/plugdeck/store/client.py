@@ -136,17 +136,19 @@ def name_for_url(url: str) -> str:
 
 
 def search(url: str, query: str, *, kind: str | None = None, namespace: str | None = None,
-           limit: int = 20) -> list[dict[str, Any]]:
+           permission: str | None = None, limit: int = 20, answer_only: bool = True) -> Any:
+    """The store's results (or, with answer_only=False, its whole answer: results, semantic, note)."""
     import httpx
 
-    params = {k: v for k, v in {"q": query, "kind": kind, "namespace": namespace, "limit": limit}.items() if v}
+    params = {k: v for k, v in {"q": query, "kind": kind, "namespace": namespace, "permission": permission,
+                                "limit": limit}.items() if v}
     try:
         answer = httpx.get(f"{url}/api/v1/search", params=params, timeout=30)
     except httpx.HTTPError as exc:
         raise StoreError(f"cannot reach the store at {url}: {exc}") from None
     if answer.status_code != 200:
-        raise StoreError(f"the store answered {answer.status_code} to the search")
-    return answer.json()["results"]
+        raise StoreError(f"the store answered {answer.status_code} to the search: {answer.text[:300]}")
+    return answer.json()["results"] if answer_only else answer.json()
 
 
 def latest_version(url: str, package: str) -> str | None:

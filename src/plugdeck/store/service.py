@@ -47,6 +47,19 @@ CREATE INDEX IF NOT EXISTS by_installs ON packages (installs DESC, name);
 """
 
 
+COLUMNS = "p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs"
+_NETWORK = "json_array_length(p.manifest, '$.permissions.network')"
+_SECRETS = "json_array_length(p.manifest, '$.permissions.secrets')"
+_FILES = "json_extract(p.manifest, '$.permissions.filesystem')"
+# What a search can ask of a package's declared permissions.
+PERMISSION_FILTERS = {
+    "none": f"{_NETWORK} = 0 AND {_SECRETS} = 0 AND {_FILES} = 'none'",
+    "network": f"{_NETWORK} > 0", "no-network": f"{_NETWORK} = 0",
+    "secrets": f"{_SECRETS} > 0", "no-secrets": f"{_SECRETS} = 0",
+    "filesystem": f"{_FILES} != 'none'", "no-filesystem": f"{_FILES} = 'none'",
+}
+
+
 class NamespaceClaim(BaseModel):
     namespace: str
     public_key: dict[str, Any]
@@ -61,13 +74,16 @@ class Revocation(BaseModel):
 class Listings:
     """The registry's database: namespaces, package versions, and the search index of latest versions."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, semantic: bool = True, embedder: Any = None):
+        from .semantic import SemanticIndex
+
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         # Relevance as bm25 with a name hit worth most, then the description, then the tools' text.
         self.db.execute("INSERT INTO listing (listing, rank) VALUES ('rank', 'bm25(10.0, 3.0, 1.0, 0.0, 0.0)')")
         self.lock = threading.Lock()
+        self.semantic = SemanticIndex(self.db, embedder) if semantic else None
 
     def namespace(self, name: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT public_key, token_sha256 FROM namespaces WHERE name = ?", (name,)).fetchone()
@@ -92,7 +108,9 @@ class Listings:
             is not None
 
     def add_version(self, manifest, checks: dict[str, Any]) -> None:
-        """Record a version; the search index keeps one row per package, its highest version."""
+        """Record a version; the search index keeps one row per package, its highest version. Its
+        listing is embedded here, once, for semantic search."""
+        vector = self.semantic.vector(manifest) if self.semantic else None
         with self.lock:
             self.db.execute("BEGIN")
             try:
@@ -100,6 +118,8 @@ class Listings:
                                 (manifest.name, manifest.version, manifest.namespace, manifest.kind,
                                  manifest.description, manifest.to_bytes().decode(), json.dumps(checks), time.time()))
                 self._relist(manifest.name)
+                if self.semantic:
+                    self.semantic.store(manifest.name, manifest.version, vector)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -111,6 +131,8 @@ class Listings:
             try:
                 self.db.execute("UPDATE packages SET revoked = ? WHERE name = ? AND version = ?", (reason, name, version))
                 self._relist(name)
+                if self.semantic:
+                    self.semantic.generation += 1
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -145,18 +167,68 @@ class Listings:
                                  (name.replace("/", " ").replace("-", " "), manifest.description, tools, name, version))
         self.db.execute("INSERT INTO latest VALUES (?, ?, ?)", (name, version, cursor.lastrowid))
 
-    def search(self, query: str, *, kind: str | None = None, namespace: str | None = None,
-               limit: int = 20) -> list[dict[str, Any]]:
-        """Latest versions matching every word of `query` (any word's prefix), best match first, then
-        most installed; with no query, every package by installs."""
+    def search(self, query: str, **options: Any) -> list[dict[str, Any]]:
+        return self.find(query, **options)["results"]
+
+    def find(self, query: str, *, kind: str | None = None, namespace: str | None = None,
+             permission: str | None = None, limit: int = 20, semantic: bool = True) -> dict[str, Any]:
+        """{"results", "semantic"(, "note")}: latest versions for `query`, best first, then most installed.
+
+        Keyword: every word of the query (any word's prefix) over names, descriptions and tools.
+        Semantic (unless off): listings whose embedding is near the query's. The two rankings are fused;
+        with no query, every package by installs. `permission`: one of PERMISSION_FILTERS."""
         words = [w for w in "".join(c if c.isalnum() else " " for c in query.lower()).split() if w]
-        columns = "p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs"
         limit = max(1, min(limit, 100))
         where, params = [], []
         for column, value in (("p.kind", kind), ("p.namespace", namespace)):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if permission:
+            if permission not in PERMISSION_FILTERS:
+                raise ValueError(f"permission filter {permission!r} is not one of {', '.join(PERMISSION_FILTERS)}")
+            where.append(PERMISSION_FILTERS[permission])
+        index = self.semantic if semantic else None
+        if words and index is not None and index.embedder is not None:
+            return {"results": self._hybrid(query, words, where, params, limit, index), "semantic": True}
+        answer: dict[str, Any] = {"results": self._keyword(words, where, params, limit), "semantic": False}
+        if words and index is not None and index.problem:
+            answer["note"] = index.problem
+        return answer
+
+    def _hybrid(self, query: str, words: list[str], where: list[str], params: list, limit: int,
+                index) -> list[dict[str, Any]]:
+        from .semantic import CANDIDATES, fuse
+
+        keyword = self._keyword(words, where, params, CANDIDATES, columns="p.name")
+        near = index.rank(query)
+        names = list(dict.fromkeys([*keyword, *(n for n, _ in near)]))
+        if not names:
+            return []
+        filters = "".join(f" AND {w}" for w in where)
+        scores = fuse(keyword, near)
+        # Order the candidates that pass the filters by name and installs only; read whole rows for the winners.
+        passing = self.db.execute(
+            f"SELECT p.name, p.installs FROM packages p JOIN latest l ON l.name = p.name AND l.version = p.version "
+            f"WHERE p.name IN ({','.join('?' * len(names))}){filters}", [*names, *params]).fetchall()
+        best = [name for name, _ in sorted(passing, key=lambda r: (-scores[r[0]], -r[1], r[0]))[:limit]]
+        if not best:
+            return []
+        rows = {row[0]: row for row in self.db.execute(
+            f"SELECT {COLUMNS} FROM packages p JOIN latest l ON l.name = p.name AND l.version = p.version "
+            f"WHERE p.name IN ({','.join('?' * len(best))})", best)}
+        similarity, keyworded = dict(near), set(keyword)
+        found = []
+        for name in best:
+            listing = _listing(rows[name])
+            listing["relevance"] = {"score": round(scores[name], 5), "keyword": name in keyworded,
+                                    "similarity": round(similarity[name], 3) if name in similarity else None}
+            found.append(listing)
+        return found
+
+    def _keyword(self, words: list[str], where: list[str], params: list, limit: int,
+                 columns: str = COLUMNS) -> list[Any]:
+        """Listings matching every word, best first (or, with columns="p.name", their names)."""
         filters = "".join(f" AND {w}" for w in where)
         if words and not where:
             # The full-text index ranks and cuts first (FTS5's own order), then each hit's row is looked up.
@@ -174,7 +246,7 @@ class Listings:
                    f"AND l.version = p.version WHERE 1{filters} ORDER BY p.installs DESC, p.name LIMIT ?")
             params = [*params, limit]
         rows = self.db.execute(sql, params).fetchall()
-        return [_listing(row) for row in rows]
+        return [row[0] for row in rows] if columns == "p.name" else [_listing(row) for row in rows]
 
     def manifest(self, name: str, version: str) -> str:
         row = self.db.execute("SELECT manifest FROM packages WHERE name = ? AND version = ?", (name, version)).fetchone()
@@ -233,7 +305,8 @@ class RateLimit:
 
 
 def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_token: str | None = None,
-               renew_every: float = 600.0, writes_per_minute: int = 60, run_packages: bool = True):
+               renew_every: float = 600.0, writes_per_minute: int = 60, run_packages: bool = True,
+               semantic: bool = True, embedder: Any = None):
     """The registry app over `folder` (created if empty). With `admin_token`, claiming a namespace needs
     it; without, namespaces are first come, first served (as on PyPI). With `run_packages` (default), a
     package is installed and its tools called once in the sandbox at publish (verify.py); one whose
@@ -243,7 +316,7 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     repo = Repository.open_or_create(folder)
-    listings = Listings(folder / "registry.db")
+    listings = Listings(folder / "registry.db", semantic=semantic, embedder=embedder)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -354,14 +427,22 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
                                               parts["metadata"], files)
         except TrustError as exc:
             raise HTTPException(422, str(exc)) from None
-        listings.add_version(manifest, checks)
+        await asyncio.to_thread(listings.add_version, manifest, checks)  # embedding its listing takes a moment
         return {"name": manifest.name, "version": manifest.version, "namespace_metadata_version": version,
                 "checks": checks}
 
     @app.get("/api/v1/search")
-    def search(q: str = "", kind: str | None = None, namespace: str | None = None, limit: int = 20) -> dict[str, Any]:
-        """Packages (their latest versions) matching every word of q over names, descriptions and tools."""
-        return {"results": listings.search(q, kind=kind, namespace=namespace, limit=limit)}
+    def search(q: str = "", kind: str | None = None, namespace: str | None = None, permission: str | None = None,
+               limit: int = 20, semantic: bool = True) -> dict[str, Any]:
+        """Packages (their latest versions) for q: keyword matches over names, descriptions and tools fused
+        with semantic ones (`semantic` in the answer says whether that half ran; `note` says why not),
+        ranked by relevance, then installs. permission: none, network, no-network, secrets, no-secrets,
+        filesystem, no-filesystem."""
+        try:
+            return listings.find(q, kind=kind, namespace=namespace, permission=permission, limit=limit,
+                                 semantic=semantic)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     @app.get("/api/v1/packages/{namespace}/{package}")
     def package(namespace: str, package: str) -> dict[str, Any]:
