@@ -142,6 +142,8 @@ def add(
     env: Optional[list[str]] = typer.Option(None, "--env", help="VAR=ENVVAR: pass the server VAR, read from your ENVVAR (repeatable)."),
     header_env: Optional[list[str]] = typer.Option(None, "--header-env", help="HEADER=ENVVAR: send HEADER with the value of your ENVVAR (HTTP, repeatable)."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds one tool call may take."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Run the server (stdio) in plugdeck's sandbox: no "
+                                                          "network, no home, resource limits, a seccomp filter."),
     yes: bool = YesOpt,
     allow_flagged: bool = FlaggedOpt,
 ) -> None:
@@ -165,8 +167,11 @@ def add(
         if found is None:
             _fail(f"the command {command[0]!r} was not found; install the server or give its full path")
         command = [found, *command[1:]]  # the exact program that was approved, not whatever PATH finds later
+    if sandbox and url:
+        _fail("--sandbox runs a server's command on this machine; a server reached by --url runs elsewhere")
     options: dict[str, Any] = {"command": command, "url": url, "env": _pairs(env, "--env"),
-                               "headers_env": _pairs(header_env, "--header-env"), "timeout": timeout}
+                               "headers_env": _pairs(header_env, "--header-env"), "timeout": timeout,
+                               **({"sandbox": True} if sandbox else {})}
     print(f"MCP server {name!r}:")
     _show_server(options)
     try:

@@ -26,6 +26,10 @@ def spec_from_options(name: str, options: dict[str, Any]) -> ServerSpec:
     command = options.get("command")
     if isinstance(command, str):
         command = [command]
+    if command and options.get("sandbox"):  # added with --sandbox: its program runs in plugdeck's sandbox
+        from ..sandbox.servers import sandboxed_server_command
+
+        command = sandboxed_server_command(name, list(command))
     return ServerSpec(
         name=name,
         command=list(command) if command else None,

@@ -33,6 +33,7 @@ from .limits import Limits
 EGRESS_SOCKET = "/run/plugdeck/egress.sock"  # where the platform's egress proxy appears inside
 UID_BASE, UID_SPAN = 200_000, 100_000  # one unprivileged UID per plugin, so NPROC is counted per plugin
 MB = 1024 * 1024
+SERVER_ENV_DROPPED = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")  # the MCP SDK's defaults for a server
 
 
 class SandboxUnavailable(UserError, RuntimeError):
@@ -61,6 +62,9 @@ class Launch:
     sdk: bool = False  # serve with the MCP SDK's server rather than the runner's own (for comparison)
     mounts: list[Mount] = field(default_factory=list)
     scratch: bool = True  # False: /tmp is an empty read-only folder
+    # An MCP server's own command, run (under confine.py's seccomp filter) instead of the runner. Its
+    # environment is the one the MCP client gives it (its mapped secrets), less the client's defaults.
+    server: list[str] | None = None
 
     @property
     def uid(self) -> int:
@@ -81,7 +85,9 @@ def command(launch: Launch) -> list[str]:
     prlimit = [tool_path("prlimit"), f"--as={limits.memory_mb * MB}", f"--cpu={limits.cpu_s}",
                f"--nproc={limits.processes}", f"--fsize={limits.file_size_mb * MB}", f"--nofile={limits.open_files}"]
     bwrap = [
-        tool_path("bwrap"), "--die-with-parent", "--new-session", "--as-pid-1", "--clearenv",
+        tool_path("bwrap"), "--die-with-parent", "--new-session", "--as-pid-1",
+        *(["--clearenv"] if not launch.server else
+          [arg for var in SERVER_ENV_DROPPED for arg in ("--unsetenv", var)]),
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--hostname", "sandbox",
         "--ro-bind", "/usr", "/usr",
@@ -120,6 +126,11 @@ def command(launch: Launch) -> list[str]:
                   "--bounding-set=-all", "--no-new-privs", "--"]
     else:
         bwrap += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+    if launch.server:
+        # No `env -i` here: the server's secrets come in the environment (bwrap's --as-pid-1 leaves no
+        # process of bwrap's inside to show it; the MCP client's defaults were unset above).
+        confine = [python, "-I", "-m", "plugdeck.plugins.sandbox.confine", "--", *launch.server]
+        return [*prlimit, "--", *bwrap, *confine]
     runner = [python, "-I", "-m", "plugdeck.plugins.sandbox.runner", f"--{launch.mode}", "--name", launch.name]
     for path in [*(m.target for m in launch.mounts if m.importable), *sys_path_for_runner(launch.paths)]:
         runner += ["--path", path]
