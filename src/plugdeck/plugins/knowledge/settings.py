@@ -5,7 +5,8 @@ overridden by `PLUGDECK_EMBEDDING_*` variables.
     chunk_size = 800                  # characters
     chunk_overlap = 120
 
-    [knowledge.embeddings]            # leave out to use the built-in all-MiniLM-L6-v2
+    [knowledge.embeddings]            # leave out to use the built-in all-MiniLM-L6-v2 (NumPy, no torch)
+    # model = "sentence-transformers:all-mpnet-base-v2"   # a sentence-transformers model (knowledge-torch extra)
     base_url = "http://127.0.0.1:8080/v1"
     model = "nomic-embed-text"
     api_key_env = "EMBEDDINGS_KEY"    # the variable that holds the key; the key is never written here
@@ -26,7 +27,7 @@ from pathlib import Path
 from ...config import config_tables
 from ...errors import UserError
 from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
-from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder
+from .embeddings import Embedder, EndpointEmbedder, LocalEmbedder, SentenceTransformerEmbedder
 from .limits import ReadLimits
 
 
@@ -49,6 +50,10 @@ class KnowledgeSettings:
             from ... import extensions
 
             prefix, _, name = (self.embedding_model or "").partition(":")
+            if prefix == "sentence-transformers":
+                if not name:
+                    raise SettingsError("[knowledge.embeddings] model = \"sentence-transformers:NAME\" needs a NAME")
+                return SentenceTransformerEmbedder(name)
             backend = extensions.embedder_backend(prefix)
             if backend is not None:
                 return backend(name)
