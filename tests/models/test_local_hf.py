@@ -173,3 +173,15 @@ def test_the_entry_point_makes_the_model(model_dir):
 
     model = backend_model(f"hf:{model_dir}")
     assert isinstance(model, HFModel) and model.path == model_dir
+
+
+def test_settings_come_after_a_question_mark(model_dir):
+    model = hf_backend(f"{model_dir}?constrain=off&tool_choice=required&max_new_tokens=9&temperature=0.5&seed=2")
+    assert (model.constrain, model.tool_choice, model.max_new_tokens, model.temperature, model.seed) == (
+        False, "required", 9, 0.5, 2)
+    with pytest.raises(LocalModelError, match="knows no setting 'top_k'"):
+        hf_backend(f"{model_dir}?top_k=3")
+    with pytest.raises(LocalModelError, match="constrain='maybe' is not valid"):
+        hf_backend(f"{model_dir}?constrain=maybe")
+    with pytest.raises(LocalModelError, match="tool_choice must be one of"):
+        hf_backend(f"{model_dir}?tool_choice=always")

@@ -287,7 +287,31 @@ class _CallBudget:
 
 
 def hf_backend(name: str) -> HFModel:
-    """The `plugdeck.models` entry point: `--model hf:PATH`."""
-    if not name:
+    """The `plugdeck.models` entry point: `--model hf:PATH`, with settings after a `?` as in
+    `hf:/models/qwen?constrain=off&tool_choice=required&max_new_tokens=256&temperature=0.7&seed=1`."""
+    from urllib.parse import parse_qsl
+
+    path, _, query = name.partition("?")
+    if not path:
         raise LocalModelError("hf: needs a model folder, as in --model hf:/models/qwen2.5-0.5b-instruct")
-    return HFModel(name)
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+        try:
+            options[key] = _OPTIONS[key](value)
+        except KeyError:
+            raise LocalModelError(f"hf: knows no setting {key!r}; known: {', '.join(_OPTIONS)}") from None
+        except ValueError:
+            raise LocalModelError(f"hf: the setting {key}={value!r} is not valid") from None
+    return HFModel(path, **options)
+
+
+def _switch(value: str) -> bool:
+    if value.lower() in ("1", "true", "on", "yes"):
+        return True
+    if value.lower() in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(value)
+
+
+_OPTIONS = {"constrain": _switch, "tool_choice": str, "tool_format": str, "max_new_tokens": int,
+            "temperature": float, "seed": int}
