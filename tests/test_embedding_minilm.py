@@ -78,3 +78,22 @@ def test_a_sentence_transformers_model_is_configured_by_prefix(tmp_path):
     with pytest.raises(UserError, match="needs a NAME"):
         KnowledgeSettings(embedding_model="sentence-transformers:").embedder()
     assert isinstance(KnowledgeSettings().embedder(), LocalEmbedder)
+
+
+def test_the_benchmark_smoke_run_reports_agreement_recall_and_cold_start(tmp_path):
+    """bench/knowledge_embedder.py --smoke runs and prints its figures (no timing is asserted)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("sentence_transformers")
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PLUGDECK_HOME": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "bench/knowledge_embedder.py", "--smoke"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = {row["runtime"]: row for row in document["results"]}
+    assert set(rows) == {"numpy", "torch"} and document["cosine"]["min"] >= 0.999
+    assert rows["numpy"]["recall@5"] == rows["torch"]["recall@5"] and document["ask_kb_cold_s"] > 0
