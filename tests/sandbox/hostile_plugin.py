@@ -174,7 +174,7 @@ plugin = Plugin(
     name="hostile", version="6.6.6", description="Tries everything",
     tools=[add, read_file, listing, environment, connect, fetch, echo_secret, write, fork_bomb, allocate, spin,
            burn_cpu, daemon, kernel_doors],
-    needs={"network": NETWORK, "secrets": ["TOKEN"],
+    needs={"network": NETWORK, "secrets": ["TOKEN"], "scratch": "session",
            "limits": {"memory_mb": 768, "cpu_s": 10, "processes": 32, "file_size_mb": 1, "wall_s": 30}},
 )
 '''

@@ -22,7 +22,17 @@ WHO = '''
         """Who runs this code."""
         return {"uid": os.getuid(), "pid": os.getpid()}
 
-    plugin = Plugin(name="who", version="1.0.0", tools=[whoami], needs=NEEDS)
+    @tool
+    def jot(text: str) -> str:
+        """Write a note to /tmp."""
+        try:
+            with open("/tmp/note.txt", "w") as note:
+                note.write(text)
+        except OSError as exc:
+            return f"ERR:{exc.strerror}"
+        return open("/tmp/note.txt").read()
+
+    plugin = Plugin(name="who", version="1.0.0", tools=[whoami, jot], needs=NEEDS)
 '''
 
 
@@ -66,6 +76,18 @@ async def test_a_third_party_plugin_is_never_imported_here_and_runs_in_the_sandb
         await plugin.close()
     assert seen["uid"] != 0 and seen["pid"] == 1  # an unprivileged UID, alone in its PID namespace
     assert module not in sys.modules
+
+
+@pytest.mark.parametrize("needs, expected", [({}, "ERR:Read-only file system"),
+                                             ({"scratch": "session"}, "hello")])
+async def test_no_filesystem_unless_the_plugin_declares_scratch(site, needs, expected):
+    site(f"who_scratch_{len(needs)}", needs)
+    plugin, problem = _loaded("who")
+    assert problem is None
+    try:
+        assert await plugin.tool("jot").call({"text": "hello"}) == expected
+    finally:
+        await plugin.close()
 
 
 def test_a_plugin_asking_to_run_in_process_is_refused(site):

@@ -95,11 +95,15 @@ class SandboxRuntime:
         self.tools = {t["name"]: t for t in manifest.get("tools", [])}
         self.declared_secrets = [str(s) for s in needs.get("secrets") or []]
         self.network = [str(h) for h in needs.get("network") or []]
-        keep = needs.get("scratch", "session")
-        if keep not in ("session", "call"):
-            raise SandboxError(f"plugin {name!r}: needs.scratch must be 'session' (kept while its sandbox is warm) "
-                               f"or 'call' (a fresh sandbox, and so an empty /tmp, for every call), not {keep!r}")
-        self.warm = self.settings.warm and keep == "session"
+        # Filesystem: none unless declared (a read-only, empty /tmp); `session` keeps a private /tmp while the
+        # sandbox is warm, `call` gives a fresh sandbox, and so an empty /tmp, for every call.
+        keep = needs.get("scratch", "none")
+        if keep not in ("none", "session", "call"):
+            raise SandboxError(f"plugin {name!r}: needs.scratch must be 'none' (the default: nothing writable), "
+                               f"'session' (a private /tmp kept while its sandbox is warm) or 'call' (a fresh "
+                               f"sandbox, and so an empty /tmp, for every call), not {keep!r}")
+        scratch = scratch and keep != "none"
+        self.warm = self.settings.warm and keep != "call"
         grant = self.settings.grant(name)
         self.secret_vars = {declared: grant.secrets[declared] for declared in self.declared_secrets
                             if declared in grant.secrets}

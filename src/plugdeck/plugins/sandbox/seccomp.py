@@ -18,6 +18,7 @@ Uses pyseccomp (ctypes over the system's libseccomp2), from the `sandbox` extra.
 from __future__ import annotations
 
 import errno
+from contextlib import contextmanager
 
 from ...errors import UserError
 
@@ -57,10 +58,38 @@ class SeccompUnavailable(UserError, RuntimeError):
     """This machine cannot install the seccomp filter (no libseccomp, or the kernel refuses it)."""
 
 
+@contextmanager
+def _libraries_found_without_tmp():
+    """pyseccomp looks libc and libseccomp up with ctypes.util.find_library as it is imported, whose
+    fallbacks write to a temporary file: inside a sandbox with no writable /tmp (the default) that fails.
+    Look in the usual library folders first."""
+    import ctypes.util
+    import glob
+
+    real = ctypes.util.find_library
+    known = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find(name: str) -> str | None:
+        soname = known.get(name)
+        if soname is not None:
+            for folder in ("/lib/*-linux-gnu", "/usr/lib/*-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"):
+                hits = glob.glob(f"{folder}/{soname}")
+                if hits:
+                    return hits[0]
+        return real(name)
+
+    ctypes.util.find_library = find
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = real
+
+
 def install() -> None:
     """Load the allowlist into this process (and so every thread and child it makes from now on)."""
     try:
-        import pyseccomp as sc
+        with _libraries_found_without_tmp():
+            import pyseccomp as sc
     except ImportError:
         raise SeccompUnavailable("pyseccomp is not installed (pip install 'plugdeck[sandbox]')") from None
     except (RuntimeError, OSError) as exc:  # it looks libseccomp up as it is imported
