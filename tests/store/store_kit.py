@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
@@ -83,3 +84,32 @@ class RegistryThread:
         self.server.should_exit = True
         self.thread.join(15)
         self.sock.close()
+        close = getattr(self.app.state.listings, "close", None)
+        if close is not None:  # a PostgreSQL index's connections
+            close()
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def postgres_schema():
+    """A registry database URL on the test PostgreSQL (127.0.0.1:5432, trust auth, db `test`) that sees
+    only a fresh schema of its own; dropped afterwards."""
+    import uuid
+
+    import psycopg
+    import pytest
+
+    schema = f"store_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER} ({exc}); the store's PostgreSQL tests need it",
+                    pytrace=False)
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")

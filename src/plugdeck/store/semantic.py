@@ -34,7 +34,7 @@ def listing_text(manifest) -> str:
 class SemanticIndex:
     def __init__(self, db, embedder: Any = None):
         self.db = db
-        self.db.executescript(VECTORS)
+        self._create_table()
         self._embedder = embedder
         self.problem = ""  # why the semantic half is off, once known
         self._matrix: Any = None
@@ -68,10 +68,21 @@ class SemanticIndex:
         row = embedder.embed([listing_text(manifest)])[0]
         return embedder.id, np.asarray(row, dtype=np.float32).tobytes()
 
+    def _create_table(self) -> None:
+        self.db.executescript(VECTORS)
+
+    def _save(self, rows: list[tuple[str, str, str, bytes]]) -> None:
+        """(name, version, embedder id, vector bytes) rows, replacing any there."""
+        self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+
+    def _shared_version(self) -> int:
+        """A number that changes when another connection commits (a replica sharing the database)."""
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
     def store(self, name: str, version: str, vector: tuple[str, bytes] | None) -> None:
         """Inside the publishing transaction."""
         if vector is not None:
-            self.db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", (name, version, *vector))
+            self._save([(name, version, *vector)])
         self.generation += 1
 
     def backfill(self, batch: int = 256) -> int:
@@ -90,9 +101,8 @@ class SemanticIndex:
         for start in range(0, len(rows), batch):
             chunk = rows[start:start + batch]
             vectors = embedder.embed([listing_text(parse_manifest(r[2])) for r in chunk])
-            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
-                                [(r[0], r[1], embedder.id, np.asarray(v, dtype=np.float32).tobytes())
-                                 for r, v in zip(chunk, vectors)])
+            self._save([(r[0], r[1], embedder.id, np.asarray(v, dtype=np.float32).tobytes())
+                        for r, v in zip(chunk, vectors)])
         self.generation += 1
         return len(rows)
 
@@ -133,13 +143,13 @@ class SemanticIndex:
         sharing the database)."""
         import numpy as np
 
-        seen = (self.generation, self.db.execute("PRAGMA data_version").fetchone()[0])
+        seen = (self.generation, self._shared_version())
         if seen == self._seen:
             return
         rows = self.db.execute("SELECT l.name, v.vector FROM latest l JOIN vectors v ON v.name = l.name AND "
                                "v.version = l.version AND v.embedder = ? ORDER BY l.name", (embedder_id,)).fetchall()
         self._names = [r[0] for r in rows]
-        self._matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else None
+        self._matrix = np.vstack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in rows]) if rows else None
         self._seen = seen
 
 

@@ -60,6 +60,13 @@ PERMISSION_FILTERS = {
 }
 
 
+class AlreadyPublished(TrustError):
+    """This version of the package is in the index already (published through this or another replica)."""
+
+    def __init__(self, name: str, version: str):
+        super().__init__(f"{name} {version} is already published; versions are immutable, so publish a new version")
+
+
 class NamespaceClaim(BaseModel):
     namespace: str
     public_key: dict[str, Any]
@@ -72,7 +79,10 @@ class Revocation(BaseModel):
 
 
 class Listings:
-    """The registry's database: namespaces, package versions, and the search index of latest versions."""
+    """The registry's database: namespaces, package versions, and the search index of latest versions.
+    SQLite (a file); pg_listings.PostgresListings is the same over PostgreSQL, for several replicas."""
+
+    permission_filters = PERMISSION_FILTERS
 
     def __init__(self, path: Path, *, semantic: bool = True, embedder: Any = None):
         from .semantic import SemanticIndex
@@ -114,9 +124,13 @@ class Listings:
         with self.lock:
             self.db.execute("BEGIN")
             try:
-                self.db.execute("INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-                                (manifest.name, manifest.version, manifest.namespace, manifest.kind,
-                                 manifest.description, manifest.to_bytes().decode(), json.dumps(checks), time.time()))
+                try:
+                    self.db.execute("INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                                    (manifest.name, manifest.version, manifest.namespace, manifest.kind,
+                                     manifest.description, manifest.to_bytes().decode(), json.dumps(checks),
+                                     time.time()))
+                except sqlite3.IntegrityError:
+                    raise AlreadyPublished(manifest.name, manifest.version) from None
                 self._relist(manifest.name)
                 if self.semantic:
                     self.semantic.store(manifest.name, manifest.version, vector)
@@ -185,9 +199,9 @@ class Listings:
                 where.append(f"{column} = ?")
                 params.append(value)
         if permission:
-            if permission not in PERMISSION_FILTERS:
-                raise ValueError(f"permission filter {permission!r} is not one of {', '.join(PERMISSION_FILTERS)}")
-            where.append(PERMISSION_FILTERS[permission])
+            if permission not in self.permission_filters:
+                raise ValueError(f"permission filter {permission!r} is not one of {', '.join(self.permission_filters)}")
+            where.append(self.permission_filters[permission])
         index = self.semantic if semantic else None
         if words and index is not None and index.embedder is not None:
             return {"results": self._hybrid(query, words, where, params, limit, index), "semantic": True}
@@ -306,8 +320,10 @@ class RateLimit:
 
 def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_token: str | None = None,
                renew_every: float = 600.0, writes_per_minute: int = 60, run_packages: bool = True,
-               semantic: bool = True, embedder: Any = None):
-    """The registry app over `folder` (created if empty). With `admin_token`, claiming a namespace needs
+               semantic: bool = True, embedder: Any = None, db: str | None = None):
+    """The registry app over `folder` (created if empty). Its index is the folder's registry.db (SQLite), or
+    with `db` a postgresql:// URL, that PostgreSQL database: replicas sharing it and the folder (the TUF
+    files) serve one registry. With `admin_token`, claiming a namespace needs
     it; without, namespaces are first come, first served (as on PyPI). With `run_packages` (default), a
     package is installed and its tools called once in the sandbox at publish (verify.py); one whose
     tools do not load as its manifest says is refused."""
@@ -316,7 +332,12 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     repo = Repository.open_or_create(folder)
-    listings = Listings(folder / "registry.db", semantic=semantic, embedder=embedder)
+    if db:
+        from .pg_listings import open_listings
+
+        listings = open_listings(db, semantic=semantic, embedder=embedder)
+    else:
+        listings = Listings(folder / "registry.db", semantic=semantic, embedder=embedder)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -427,7 +448,10 @@ def create_app(folder: Path, *, max_upload: int = DEFAULT_MAX_UPLOAD, admin_toke
                                               parts["metadata"], files)
         except TrustError as exc:
             raise HTTPException(422, str(exc)) from None
-        await asyncio.to_thread(listings.add_version, manifest, checks)  # embedding its listing takes a moment
+        try:  # embedding its listing takes a moment
+            await asyncio.to_thread(listings.add_version, manifest, checks)
+        except AlreadyPublished as exc:  # another replica (or request) recorded it first
+            raise HTTPException(409, str(exc)) from None
         return {"name": manifest.name, "version": manifest.version, "namespace_metadata_version": version,
                 "checks": checks}
 
