@@ -11,6 +11,10 @@ Metadata is written with consistent snapshots (`VERSION.ROLE.json`, artifacts as
 client in the middle of a refresh never sees half of a publish. The timestamp is written last: a
 publish is visible once it is.
 
+Several registry replicas may share the folder (`store serve --db postgresql://...`): a write takes a
+lock on the folder's `repository.lock` as well as the process's, and every replica catches up with
+the timestamp and snapshot another one wrote before it reads or writes (see `_catch_up`).
+
 A publisher's upload is accepted only when its namespace metadata is signed by the key registered for
 that namespace, is exactly one version newer, keeps every earlier target byte for byte (versions are
 immutable), and adds exactly the files uploaded, all inside the namespace's paths.
@@ -23,9 +27,10 @@ from ..errors import UserError
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import keys
 from .layout import REVOKED_FILE, all_bins, bin_of, bin_paths, bin_role, namespace_paths, revoked_path
@@ -48,6 +53,27 @@ def _serializer():
     from tuf.api.serialization.json import JSONSerializer
 
     return JSONSerializer(compact=True)
+
+
+def _stamp(path: Path) -> tuple:
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+@contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` between processes (flock; where there is none, this process's only)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one replica per folder
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -81,10 +107,38 @@ class Repository:
         if not (self.metadata_dir / "timestamp.json").exists():
             raise TrustError(f"{self.folder} holds no store repository (plugdeck store serve creates one)")
         self.online = keys.load(self.keys_dir / "online.pem")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._seen_stamp: tuple = ()
+        self._load()
+
+    def _load(self) -> None:
+        from tuf.api.metadata import Metadata
+
+        self._seen_stamp = _stamp(self.metadata_dir / "timestamp.json")
         self.timestamp = Metadata.from_file(str(self.metadata_dir / "timestamp.json"))
         self.snapshot = self._read("snapshot", self.timestamp.signed.snapshot_meta.version)
         self.root = Metadata.from_file(str(self.metadata_dir / "root.json"))
+
+    def _catch_up(self) -> None:
+        """Reload when another process (a replica sharing the folder) wrote a newer timestamp. Our own
+        writes leave the versions equal, so state this process holds is never thrown away."""
+        from tuf.api.metadata import Metadata
+
+        stamp = _stamp(self.metadata_dir / "timestamp.json")
+        if stamp == self._seen_stamp:
+            return
+        on_disk = Metadata.from_file(str(self.metadata_dir / "timestamp.json"))
+        self._seen_stamp = stamp
+        if on_disk.signed.version != self.timestamp.signed.version:
+            self._load()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time, in this process and across the replicas sharing the folder, each starting
+        from the files as the last writer left them."""
+        with self._lock, _folder_lock(self.folder / "repository.lock"):
+            self._catch_up()
+            yield
 
     # ---- creating ---------------------------------------------------------------------------
 
@@ -150,7 +204,9 @@ class Repository:
 
     def role(self, name: str):
         """The current metadata of a targets role (targets, bins-XX or a namespace), or None."""
-        meta = self.snapshot.signed.meta.get(f"{name}.json")
+        with self._lock:
+            self._catch_up()
+            meta = self.snapshot.signed.meta.get(f"{name}.json")
         return None if meta is None else self._read(name, meta.version)
 
     def namespace_targets(self, namespace: str) -> dict[str, Any]:
@@ -184,7 +240,7 @@ class Repository:
             raise TrustError("a namespace cannot delegate further; remove its delegations")
         if md.signed.is_expired(_now()):
             raise TrustError("the namespace metadata has already expired")
-        with self._lock:
+        with self._writing():
             bin_name = bin_role(bin_of(namespace))
             bin_md = self.role(bin_name)
             delegation = bin_md.signed.delegations.roles.get(namespace)
@@ -262,7 +318,7 @@ class Repository:
 
         namespace = name.partition("/")[0]
         path = revoked_path(name, version)
-        with self._lock:
+        with self._writing():
             if path.replace(REVOKED_FILE, MANIFEST_FILE) not in self.namespace_targets(namespace):
                 raise TrustError(f"{name} {version} is not published here")
             bin_name = bin_role(bin_of(namespace))
@@ -298,7 +354,7 @@ class Repository:
         periodically by the service). Returns whether anything was signed anew."""
         from tuf.api.metadata import MetaFile
 
-        with self._lock:
+        with self._writing():
             now = _now()
             renewed = False
             for name in (bin_role(b) for b in all_bins()):
@@ -323,7 +379,7 @@ class Repository:
         """Replace the root key: the new root is signed by the old key and the new one, so clients
         that trust the old root accept it, and afterwards trust only the new key. Returns its version."""
         old, new = keys.load(old_root_key), keys.load(new_root_key)
-        with self._lock:
+        with self._writing():
             root = self.root
             if old.public_key.keyid not in root.signed.roles["root"].keyids:
                 raise TrustError(f"{old_root_key} is not the current root key")
