@@ -1,14 +1,15 @@
 """After install: update (quiet when nothing that matters changed, a new consent when tools or permissions
 did), revocation by the publisher and by the store's admin (through TUF), audit, and the revocation check
-a run makes at start."""
+a run makes at start. Each with the index in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 
 import pytest
-from store_kit import WEATHER, RegistryThread, plugdeck, weather_project
+from store_kit import WEATHER, RegistryThread, plugdeck, postgres_schema, weather_project
 
 pytest.importorskip("tuf")
 
@@ -35,9 +36,12 @@ def packages(tmp_path_factory):
                                                             second.artifact)}
 
 
-@pytest.fixture
-def world(tmp_path, packages):
-    with RegistryThread(tmp_path / "registry", admin_token=ADMIN) as reg:
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request, tmp_path, packages):
+    """A registry with acme/weather 0.1.0 installed from it; its index in SQLite or in PostgreSQL."""
+    with ExitStack() as stack:
+        db = stack.enter_context(postgres_schema()) if request.param == "postgres" else None
+        reg = stack.enter_context(RegistryThread(tmp_path / "registry", admin_token=ADMIN, db=db))
         reg.acme = keys.generate(tmp_path / "acme.pem")
         reg.token = register(reg.url, "acme", reg.acme, ADMIN)
         upload(reg.url, packages["0.1.0"], reg.acme, reg.token)

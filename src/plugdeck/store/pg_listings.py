@@ -90,7 +90,11 @@ class _Database:
     """One autocommit connection per thread (the app's worker threads), `?` placeholders as SQLite's."""
 
     def __init__(self, url: str):
-        import psycopg  # only with --db: `import plugdeck` stays light
+        try:
+            import psycopg  # only with --db: `import plugdeck` stays light
+        except ImportError:
+            raise UserError("a PostgreSQL registry index needs psycopg: pip install 'plugdeck[store,postgres]'") \
+                from None
 
         self.psycopg, self.url, self.where = psycopg, url, redact(url)
         self._local = threading.local()
