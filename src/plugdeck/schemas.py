@@ -138,3 +138,25 @@ def json_schema_validator(schema: dict[str, Any]):
         return found
 
     return problems
+
+
+def nfc(value: Any) -> Any:
+    """Every string in a JSON value in Unicode NFC: two spellings of the same text (composed or decomposed
+    accents) must hash alike."""
+    import unicodedata
+
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nfc(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, strings in NFC: one text for one value, so its hash is stable."""
+    import json
+
+    return json.dumps(nfc(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+

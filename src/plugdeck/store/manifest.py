@@ -6,15 +6,15 @@ shows it to the person deciding, and it names the artifact's sha256 so the two c
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import hashlib
 import json
 import re
-import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import UserError
+from ..schemas import canonical_json
 
 NAMESPACE = r"[a-z][a-z0-9-]{0,38}"
 PACKAGE = r"[a-z][a-z0-9_-]{0,63}"
@@ -185,18 +185,3 @@ def version_key(version: str) -> tuple:
     pre_key: tuple = (1,) if pre is None else (0, *[(0, int(p), "") if p.isdigit() else (1, 0, p)
                                                    for p in pre.split(".")])
     return (int(major), int(minor), int(patch), pre_key)
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, strings in NFC: one text for one value, so its hash is stable."""
-    return json.dumps(_nfc(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _nfc(value: Any) -> Any:
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, dict):
-        return {_nfc(k): _nfc(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nfc(v) for v in value]
-    return value

@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...schemas import canonical_json, nfc
 from ...tools import ToolError
 
 # What a person approves: every field that reaches the model or decides how the tool is treated.
@@ -25,21 +25,6 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
 def definition(tool: dict[str, Any]) -> dict[str, Any]:
     """The pinned part of a tool as MCP sends it (its wire form)."""
     return {key: tool[key] for key in DEFINITION_FIELDS if tool.get(key) is not None}
-
-
-def _nfc(value: Any) -> Any:
-    # Two spellings of the same text (composed or decomposed accents) must hash alike.
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, dict):
-        return {_nfc(k): _nfc(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nfc(v) for v in value]
-    return value
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(_nfc(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def definition_hash(tool_definition: dict[str, Any]) -> str:
@@ -101,7 +86,7 @@ def review(approved: dict[str, str], live: dict[str, dict[str, Any]]) -> Review:
 def _pretty(tool_definition: dict[str, Any] | None) -> list[str]:
     if tool_definition is None:
         return []
-    text = json.dumps(_nfc(definition(tool_definition)), sort_keys=True, indent=2, ensure_ascii=False)
+    text = json.dumps(nfc(definition(tool_definition)), sort_keys=True, indent=2, ensure_ascii=False)
     return text.splitlines(keepends=True)
 
 
