@@ -228,7 +228,7 @@ def test_knowledge_store_passwords_are_registered_when_connecting(canary):
 
 
 def test_run_store_urls_hide_their_password_everywhere():
-    from plugdeck.ops.rundb import redact as redact_url
+    from plugdeck.redaction import redact_url
 
     password = "Rs7/pass+Word9=Zq"
     try:

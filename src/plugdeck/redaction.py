@@ -322,3 +322,23 @@ def redact(text: str) -> str:
 
 def redact_value(value: Any) -> Any:
     return SECRETS.redact_value(value)
+
+
+def redact_url(url: str, source: str = "database URL") -> str:
+    """A connection URL without its password: the password is registered as a secret (so no later
+    message or log shows it either), then blanked here."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        register_secret(unquote(password), source)
+    return redact(url)
+
+
+def is_postgres(target: object) -> bool:
+    """Whether a store target names a PostgreSQL database rather than a file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+

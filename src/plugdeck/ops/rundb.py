@@ -12,12 +12,10 @@ import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import unquote, urlsplit
 
 from ..agent.pause import BookError
 from ..errors import ServiceError
-from ..redaction import redact as redact_text
-from ..redaction import register_secret
+from ..redaction import is_postgres, redact_url
 
 
 class RunStoreError(BookError, RuntimeError):
@@ -28,21 +26,6 @@ class RunStoreUnavailable(RunStoreError, ServiceError):
     """The database cannot be reached right now; the message says where and what to check."""
 
 
-def is_postgres(target: str | Path) -> bool:
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-def redact(url: str) -> str:
-    """The URL without its password (registered as a secret, so no message or log shows it either)."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        register_secret(unquote(password), "run store URL")
-    return redact_text(url)
-
-
 def open_database(target: str | Path, timeout: float) -> SQLiteDatabase | PostgresDatabase:
     if is_postgres(target):
         return PostgresDatabase(str(target), timeout)
@@ -50,7 +33,8 @@ def open_database(target: str | Path, timeout: float) -> SQLiteDatabase | Postgr
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///"):]
     elif "://" in text:
-        raise RunStoreError(f"unsupported run store {redact(text)!r}: give a file path (SQLite) or a "
+        shown = redact_url(text, "run store URL")
+        raise RunStoreError(f"unsupported run store {shown!r}: give a file path (SQLite) or a "
                             "postgresql://USER@HOST/DATABASE URL")
     return SQLiteDatabase(Path(text), timeout)
 
@@ -171,7 +155,7 @@ class PostgresDatabase:
 
         self.psycopg = psycopg
         self.url = url
-        self.where = redact(url)
+        self.where = redact_url(url, "run store URL")
         self.timeout = timeout
         self._idle: list[PostgresConnection] = []
         self._lock = threading.Lock()

@@ -39,9 +39,9 @@ from typing import Any, Iterator
 
 from ..agent.pause import ActionNotPending, ParkOutcome, RunNotWaiting
 from ..events import Event, ModelCalled, RunFinished, RunStarted, TextDelta
-from ..redaction import redact_value
+from ..redaction import is_postgres, redact_value
 from .migrations import migrate
-from .rundb import RunStoreError, RunStoreUnavailable, is_postgres, open_database
+from .rundb import RunStoreError, RunStoreUnavailable, open_database
 
 __all__ = ["RunStore", "RunStoreError", "RunStoreUnavailable", "ActionNotPending", "RunNotWaiting"]
 

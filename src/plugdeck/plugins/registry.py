@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import UserError
+from ..files import write_atomically
 from .base import Plugin
 from .loading import LoadProblem
 
@@ -46,12 +45,7 @@ def configured(home: Path) -> dict[str, dict[str, Any]]:
 
 
 def save(home: Path, plugins: dict[str, dict[str, Any]]) -> None:
-    path = registry_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a crash never leaves half a file.
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-        json.dump({"plugins": plugins}, tmp, indent=2)
-    os.replace(tmp.name, path)
+    write_atomically(registry_path(home), json.dumps({"plugins": plugins}, indent=2))  # a crash leaves no half file
 
 
 def add(home: Path, name: str, kind: str, options: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:

@@ -9,6 +9,7 @@ API and are only listings: what is installed is what TUF verified.
 from __future__ import annotations
 
 from ..errors import UserError
+from ..files import write_atomically
 
 import hashlib
 import json
@@ -47,11 +48,7 @@ def stores(home: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save_stores(home: Path, known: dict[str, dict[str, Any]]) -> None:
-    path = stores_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-        json.dump({"stores": known}, tmp, indent=2)
-    os.replace(tmp.name, path)
+    write_atomically(stores_path(home), json.dumps({"stores": known}, indent=2))
 
 
 def root_fingerprint(root_bytes: bytes) -> str:

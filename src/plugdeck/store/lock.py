@@ -8,11 +8,10 @@ when its files still hash to these values and its tools still match these defini
 from __future__ import annotations
 
 from ..errors import UserError
+from ..files import write_atomically
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,7 @@ def read(home: Path) -> dict[str, Any]:
 
 
 def write(home: Path, data: dict[str, Any]) -> None:
-    path = lock_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-        json.dump(data, tmp, indent=2, sort_keys=True)
-    os.replace(tmp.name, path)
+    write_atomically(lock_path(home), json.dumps(data, indent=2, sort_keys=True))
 
 
 def package_dir(home: Path, name: str, version: str) -> Path:

@@ -18,11 +18,9 @@ import secrets
 import threading
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ..errors import ServiceError, UserError
-from ..redaction import redact as redact_text
-from ..redaction import register_secret
+from ..redaction import is_postgres, redact_url
 from .manifest import parse_manifest, version_key
 from .repo import TrustError
 from .semantic import SemanticIndex
@@ -64,26 +62,12 @@ class RegistryDatabaseError(ServiceError):
     """The registry's PostgreSQL database cannot be reached or used; the message says where."""
 
 
-def is_postgres(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
-
-
 def open_listings(target: str, *, semantic: bool = True, embedder: Any = None) -> PostgresListings:
     if not is_postgres(target):
-        raise UserError(f"the registry database {redact(target)!r} is not a postgresql://USER@HOST/DATABASE URL "
+        shown = redact_url(target, "registry database URL")
+        raise UserError(f"the registry database {shown!r} is not a postgresql://USER@HOST/DATABASE URL "
                         "(leave --db out for the folder's SQLite registry.db)")
     return PostgresListings(target, semantic=semantic, embedder=embedder)
-
-
-def redact(url: str) -> str:
-    """The URL without its password (registered as a secret, so no message or log shows it either)."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        register_secret(unquote(password), "registry database URL")
-    return redact_text(url)
 
 
 class _Database:
@@ -96,7 +80,7 @@ class _Database:
             raise UserError("a PostgreSQL registry index needs psycopg: pip install 'plugdeck[store,postgres]'") \
                 from None
 
-        self.psycopg, self.url, self.where = psycopg, url, redact(url)
+        self.psycopg, self.url, self.where = psycopg, url, redact_url(url, "registry database URL")
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()

@@ -23,9 +23,8 @@ immutable), and adds exactly the files uploaded, all inside the namespace's path
 from __future__ import annotations
 
 from ..errors import UserError
+from ..files import write_atomically
 
-import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -78,10 +77,7 @@ def _folder_lock(path: Path) -> Iterator[None]:
 
 def _write(path: Path, data: bytes) -> None:
     """Write then rename: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, path)
+    write_atomically(path, data)
 
 
 def check_namespace_name(namespace: str) -> None:
