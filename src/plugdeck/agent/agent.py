@@ -10,9 +10,9 @@ memory) and the run's status is `waiting`; `resume` takes it from there in any p
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Literal, Sequence
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
     from ..plugins.base import Plugin
     from .selection import ToolSelector
-
-log = logging.getLogger("plugdeck.agent")
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Use the tools when they help: call the calculator for any arithmetic "
@@ -247,7 +245,7 @@ class Agent:
         book = MEMORY if MEMORY.has(run_id) else (store or self.store)
         if book is None:
             raise KeyError(f"no run with id {run_id!r} waits in this process, and the agent has no run store")
-        turn_driver = _new_driver()
+        turn_driver = uuid.uuid4().hex
         taken = await asyncio.to_thread(book.take_over, run_id, decided, driver=turn_driver, api_key_id=api_key_id)
         if taken is None:
             return None
@@ -439,14 +437,15 @@ class Agent:
                         checked = await self._check(answer, run)
                     break
                 except Paused as paused:
-                    decided = await park(turn, paused, MEMORY)
-                    if decided is None:
+                    carried = await park(turn, paused, MEMORY)
+                    if carried is None:
                         if run.status == "waiting" and (turn.deps is not None or output_type is not None):
                             _KEPT[run.id] = (turn.deps, output_type)  # not JSON: kept in this process only
                         return  # waits for a person (or another process carries it on)
                     # Decided elsewhere while this turn was busy: carry them out here, at once.
+                    checkpoint, decided = carried
                     run.carry_on()
-                    checkpoint = _checkpoint_now(turn, paused)
+                    turn.messages[:] = checkpoint["messages"]
                     deadline = turn.deadline_left()
                     work = _carrying_on(self, turn, checkpoint, decided)
             messages = turn.messages
@@ -499,20 +498,6 @@ def _carrying_on(agent: Agent, turn: Turn, checkpoint: dict[str, Any],
                  actions: dict[str, dict[str, Any]]) -> Callable[[], Awaitable[str]]:
     planner = agent._planner_named(checkpoint["planner"])
     return lambda: planner.carry_on(turn, agent.model_for(turn), agent._offered(turn.run), checkpoint, actions)
-
-
-def _checkpoint_now(turn: Turn, paused: Paused) -> dict[str, Any]:
-    from .pause import checkpoint_of
-
-    checkpoint, _ = checkpoint_of(turn, paused)
-    turn.messages[:] = checkpoint["messages"]
-    return checkpoint
-
-
-def _new_driver() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
 
 
 def _book_among(sinks: list[Sink]) -> Book | None:

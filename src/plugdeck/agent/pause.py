@@ -129,8 +129,7 @@ class MemoryBook:
         with self._lock:
             entry = self._runs.setdefault(run_id, {"actions": {}, "api_key_id": checkpoint.get("api_key_id")})
             for action in actions:
-                entry["actions"].setdefault(action["id"], {**action, "status": "pending", "decided_by": None,
-                                                           "note": None, "decided_at": None})
+                entry["actions"].setdefault(action["id"], pending(action))
             entry.update(checkpoint=checkpoint, status="waiting", driver=driver)
 
     def take_over(self, run_id: str, decisions: dict[str, tuple[bool, str, str]], *, driver: str,
@@ -223,12 +222,17 @@ def assistant_turn(calls: list[dict[str, Any]]) -> dict[str, Any]:
         for c in calls]}
 
 
+def pending(action: dict[str, Any]) -> dict[str, Any]:
+    """An action as a book keeps it before anyone decides it."""
+    return {**action, "status": "pending", "decided_by": None, "note": None, "decided_at": None}
+
+
 def decided_actions(actions: list[dict[str, Any]], decisions: dict[str, tuple[bool, str, str]]) -> dict[str, dict]:
     """The book's view of just-parked actions, with decisions that were made meanwhile."""
     now = time.time()
     out = {}
     for action in actions:
-        entry = {**action, "status": "pending", "decided_by": None, "note": None, "decided_at": None}
+        entry = pending(action)
         if action["id"] in decisions:
             approved, by, note = decisions[action["id"]]
             entry.update(status="approved" if approved else "rejected", decided_by=by, note=note, decided_at=now)
@@ -236,9 +240,10 @@ def decided_actions(actions: list[dict[str, Any]], decisions: dict[str, tuple[bo
     return out
 
 
-async def park(turn: Any, paused: Paused, memory: MemoryBook) -> dict[str, dict] | None:
-    """Keep the pause in the turn's book (in memory when the run store cannot take it). Returns the
-    actions with their decisions when some were decided while the run was busy: carry on at once."""
+async def park(turn: Any, paused: Paused, memory: MemoryBook) -> tuple[dict[str, Any], dict[str, dict]] | None:
+    """Keep the pause in the turn's book (in memory when the run store cannot take it). Returns (the
+    checkpoint, the actions with their decisions) when some were decided while the run was busy: carry
+    on at once."""
     checkpoint, actions = checkpoint_of(turn, paused)
     run = turn.run
     turn.booked.update(a["id"] for a in actions)
@@ -268,7 +273,7 @@ async def park(turn: Any, paused: Paused, memory: MemoryBook) -> dict[str, dict]
             run.moved()
             return None
         if outcome.decisions:
-            return decided_actions(actions, outcome.decisions)
+            return checkpoint, decided_actions(actions, outcome.decisions)
     run.wait_for(paused.waiting)
     return None
 
