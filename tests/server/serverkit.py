@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from app_thread import AppThread
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -28,36 +28,12 @@ def order_turns(text_after: str = "Your order is placed."):
     return [{"tool_calls": [{"name": "place_order", "arguments": ORDER}]}, text_after]
 
 
-class ServerThread:
+class ServerThread(AppThread):
     """The real app under a real uvicorn, on a free port of 127.0.0.1, in a thread with its own loop."""
 
     def __init__(self, app, port: int = 0):
-        import uvicorn
-
-        self.app = app
+        super().__init__(app, port, lifespan="on", timeout_graceful_shutdown=3)
         self.state = app.state.plugdeck
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a given port may have just been let go
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                                    ws="none", timeout_graceful_shutdown=3))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
 
 
 def start_server(setup=None, port: int = 0, **state_options) -> ServerThread:

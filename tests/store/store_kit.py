@@ -3,14 +3,12 @@ and a small plugin project to publish."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import subprocess
 import sys
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from app_thread import AppThread
 
 PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
 
@@ -55,35 +53,17 @@ def weather_project(parent: Path, module: str = WEATHER) -> Path:
     return folder
 
 
-class RegistryThread:
+class RegistryThread(AppThread):
     """`plugdeck store serve`'s app on a free port of 127.0.0.1, in a thread with its own event loop."""
 
     def __init__(self, folder: Path, **options):
-        import uvicorn
-
         from plugdeck.store.service import create_app
 
-        self.app = create_app(folder, **options)
+        super().__init__(create_app(folder, **options))
         self.repo = self.app.state.repo
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, ws="none"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-
-    def __enter__(self) -> RegistryThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the registry did not start"
-            time.sleep(0.01)
-        return self
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
+        super().__exit__(*exc)
         close = getattr(self.app.state.listings, "close", None)
         if close is not None:  # a PostgreSQL index's connections
             close()
