@@ -175,6 +175,16 @@ def test_instructions_go_below_plugdecks_framing_and_spotlighting_stays_last():
     assert not any(isinstance(e, ProvenanceNoted) for e in run.events)  # the caller's own words: trusted
 
 
+def test_the_plan_planner_carries_the_instructions_in_its_calls_too():
+    from plugdeck.models.openai import OpenAIModel
+
+    with MockOpenAI([], default="Done.") as mock:
+        agent = Agent(OpenAIModel("mock-model", mock.base_url), tools=[read_document], planner="plan")
+        agent.run_sync("Summarise a and b", instructions="Answer in French.")
+        plan_call = mock.requests[0]["messages"][0]["content"]
+    assert plan_call.startswith("You plan tool calls") and plan_call.endswith("Answer in French.\n---")
+
+
 def spotlight_words() -> str:
     from plugdeck.policy.spotlight import instructions
 

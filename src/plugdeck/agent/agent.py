@@ -323,20 +323,20 @@ class Agent:
                     prices=getattr(self.model, "prices", (0.0, 0.0)), planner=planner, max_steps=self.max_steps,
                     setup=self.setup, deps=deps)
 
-    def _planner_named(self, name: str) -> Planner:
+    def _planner_named(self, name: str, instructions: str | None = None) -> Planner:
         if not isinstance(self.planner, str) and self.planner.name == name:
             return self.planner
-        if name == "plan":
-            return PlanPlanner(self.max_replans, self.system_prompt)
+        if name == "plan":  # the plan's calls carry the run's instructions too
+            return PlanPlanner(self.max_replans, with_instructions(self.system_prompt, instructions))
         return LoopPlanner()
 
-    def _choose_planner(self, question: str) -> tuple[Planner, str]:
+    def _choose_planner(self, question: str, instructions: str | None = None) -> tuple[Planner, str]:
         if not isinstance(self.planner, str):
             return self.planner, "set by the application"
         if self.planner != "auto":
-            return self._planner_named(self.planner), "set by configuration"
+            return self._planner_named(self.planner, instructions), "set by configuration"
         name, why = choose(question, self.model.name, bool(self.tools))
-        return self._planner_named(name), why
+        return self._planner_named(name, instructions), why
 
     @property
     def tool_selector(self) -> ToolSelector:
@@ -411,7 +411,7 @@ class Agent:
 
             system = f"{system}\n\n{instructions(output_type)}" if system else instructions(output_type)
         messages = ([{"role": "system", "content": system}] if system else []) + conversation
-        planner, why = self._choose_planner(run.question)
+        planner, why = self._choose_planner(run.question, instructions)
         book = self.store if self.store is not None else MEMORY
         turn = self._turn(run, messages, book, self.limits.tighter(limits), deps, confirmer, planner.name)
         failure = None
