@@ -48,7 +48,8 @@ __all__ = ["RunStore", "RunStoreError", "RunStoreUnavailable", "ActionNotPending
 log = logging.getLogger("plugdeck.runstore")
 
 RUN_COLUMNS = ("id", "question", "model", "status", "answer", "error", "started_at", "duration", "steps",
-               "model_calls", "tool_calls", "prompt_tokens", "completion_tokens", "cost", "api_key_id", "lost_events", "conversation_id")
+               "model_calls", "tool_calls", "prompt_tokens", "completion_tokens", "cost", "api_key_id", "lost_events",
+               "conversation_id")
 ACTION_COLUMNS = ("id", "run_id", "call_id", "tool", "arguments", "summary", "reason", "from_untrusted", "status",
                   "requested_at", "decided_by", "note", "decided_at", "executed_by", "executed_at")
 LIVE = ("waiting", "running")  # statuses of runs that still have a future
