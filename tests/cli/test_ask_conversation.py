@@ -1,14 +1,20 @@
 """`plugdeck ask` as llm users type it, in a subprocess against a mock OpenAI server on loopback: a piped
 question (alone, or before the one given), `-s/--system`, `-c` and `--cid` to continue a conversation,
-and the `runs` commands that list, show and search conversations."""
+and the `runs` commands that list, show and search conversations (those in this process: they start
+nothing, and a new interpreter per command would make the file slow)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
+
 from mock_openai import MockOpenAI
+from plugdeck import Agent, RunStore, ScriptedModel
+from plugdeck.errors import UserError
 
 PLUGDECK = [sys.executable, "-m", "plugdeck.cli.main"]
 
@@ -46,30 +52,63 @@ def test_piped_text_system_prompt_and_continued_conversations(cli_env, tmp_path)
         assert [m["content"] for m in mock.requests[2]["messages"][1:]] == [
             "Paris is a city on the Seine.\n Where is Paris?", "France.", "And Lyon?", "Also France.", "Thanks"]
 
-    listed = json.loads(plugdeck(cli_env, tmp_path, "runs", "--cid", data["run_id"], "--json").stdout)
-    assert len(listed) == 3 and {r["conversation_id"] for r in listed} == {data["run_id"]}
-    assert listed[-1]["id"] == data["run_id"]
-    shown = plugdeck(cli_env, tmp_path, "runs", "show", listed[0]["id"])
-    assert f"conversation {data['run_id']}" in shown.stdout
 
-    found = json.loads(plugdeck(cli_env, tmp_path, "runs", "search", "lyon", "--json").stdout)
+
+def test_runs_commands_list_show_and_search_conversations(in_process):
+    agent = Agent(ScriptedModel(["France.", "Also France.", "Berlin."]), sinks=[in_process.store.record])
+    first = agent.run_sync("Paris is a city on the Seine.\n Where is Paris?")
+    second = agent.run_sync("And Lyon?", conversation_id=first.id)
+    agent.run_sync("Where is Berlin?")
+    in_process.store.flush()
+
+    listed = json.loads(in_process("runs", "--cid", first.id[:14], "--json"))
+    assert [r["id"] for r in listed] == [second.id, first.id] and {r["conversation_id"] for r in listed} == {first.id}
+    assert f"conversation {first.id}" in in_process("runs", "show", second.id)
+    table = in_process("runs")
+    rows = {line.split()[0]: line.split()[3] for line in table.splitlines()[1:] if line.strip()}
+    assert rows[second.id] == first.id and rows[first.id] == "new"  # a continued run names its conversation
+    assert "Paris is a city on the Seine. Where is Paris?" in table  # a piped question's lines, on one row
+
+    found = json.loads(in_process("runs", "search", "lyon", "--json"))
     assert [r["question"] for r in found] == ["And Lyon?"]
-    table = plugdeck(cli_env, tmp_path, "runs", "search", "france")  # answers too, newest first
-    assert table.returncode == 0 and table.stdout.index("And Lyon?") < table.stdout.index("Paris is a city")
-    nothing = plugdeck(cli_env, tmp_path, "runs", "search", "berlin")
-    assert "no run has 'berlin' in its question or answer" in nothing.stdout
+    france = in_process("runs", "search", "france")  # answers too, newest first
+    assert france.index("And Lyon?") < france.index("Paris is a city")
+    assert "no run has 'rome' in its question or answer" in in_process("runs", "search", "rome")
 
 
-def test_a_question_piped_alone_and_the_mistakes_people_make(cli_env, tmp_path):
-    answered = plugdeck(cli_env, tmp_path, "ask", input="what is 6*7\n")
-    assert answered.returncode == 0 and answered.stdout.strip() == "42"
-
-    empty = plugdeck(cli_env, tmp_path, "ask", input="  \n")
-    assert empty.returncode == 1 and "give a question" in empty.stderr and "Traceback" not in empty.stderr
-    unknown = plugdeck(cli_env, tmp_path, "ask", "--cid", "nope", "what is 1+1")
-    assert unknown.returncode == 1 and "no conversation with id 'nope'" in unknown.stderr
+def test_a_question_piped_alone_and_the_mistakes_people_make(in_process):
+    assert "there is no conversation to continue yet" in in_process("ask", "-c", "what is 1+1", fails=True)
+    assert in_process("ask", input="what is 6*7\n").strip() == "42"
+    assert "give a question" in in_process("ask", input="  \n", fails=True)
+    assert "no conversation with id 'nope'" in in_process("ask", "--cid", "nope", "what is 1+1", fails=True)
 
 
-def test_continue_with_nothing_stored_yet_says_so(cli_env, tmp_path):
-    result = plugdeck(cli_env, tmp_path, "ask", "-c", "what is 1+1")
-    assert result.returncode == 1 and "no conversation to continue yet" in result.stderr
+class InProcess:
+    """`plugdeck ...` run in this process (typer's runner): quicker than a new interpreter per command."""
+
+    def __init__(self, tmp_path):
+        self.store = RunStore(tmp_path / "data" / "runs.db")
+
+    def __call__(self, *args: str, input: str = "", fails: bool = False) -> str:
+        from typer.testing import CliRunner
+
+        from plugdeck.cli.main import app
+
+        result = CliRunner().invoke(app, list(args), input=input)
+        if fails:
+            assert result.exit_code == 1 and isinstance(result.exception, UserError), result.output
+            return str(result.exception)
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.stdout
+
+
+@pytest.fixture
+def in_process(cli_env, tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n not in cli_env]:
+        monkeypatch.delenv(name)
+    for name, value in cli_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    runner = InProcess(tmp_path)
+    yield runner
+    runner.store.close()
