@@ -301,9 +301,9 @@ def ask(
 ) -> None:
     """Answer one question, showing each step (tool calls with arguments and results)."""
     question = _piped_question(question)
+    cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
                                 grounded)
-    cid, history = _continued(store, continue_, cid)
 
     async def answer():
         try:
@@ -340,9 +340,9 @@ def chat(
     cid: Optional[str] = CidOpt,
 ) -> None:
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
+    cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
                                 grounded)
-    cid, history = _continued(store, continue_, cid)
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
 
@@ -385,25 +385,21 @@ def _piped_question(question: str | None) -> str:
     return text
 
 
-def _continued(store, latest: bool, cid: str | None):
+def _continued(latest: bool, cid: str | None):
     """The conversation to carry on (`-c`: the latest of the command line's, `--cid`: that one): its id and
     the earlier turns as history, labelled with what they read. (None, None): a new conversation."""
     if not latest and not cid:
         return None, None
     from ..ops.conversation import history_of
 
-    reader = store or _store()
-    try:
-        cid = cid or reader.latest_conversation()
+    with _store() as store:
+        cid = cid or store.latest_conversation()
         if cid is None:
             raise CliError('there is no conversation to continue yet: ask something first (plugdeck ask "...")')
         try:
-            runs = reader.conversation(cid)
+            runs = store.conversation(cid)
         except KeyError as exc:
             raise CliError(exc.args[0]) from None
-    finally:
-        if store is None:
-            reader.close()
     history = history_of(runs)
     _consoles()[1].print(f"[dim]continuing conversation {runs[0]['conversation_id']} "
                          f"({len(history) // 2} earlier turn(s))[/]")
