@@ -148,3 +148,156 @@ async def test_logout_forgets_and_a_tool_call_then_asks_for_a_login_without_a_br
         await connection.close()
     assert "plugdeck mcp login guarded" in caught.value.message
     assert len(server.provider.authorize_requests) == authorize_requests  # no browser, no authorization
+
+
+# ---- the commands a person runs ---------------------------------------------------------------------
+
+
+def cli(*args):
+    import typer
+    from typer.testing import CliRunner
+
+    from plugdeck.cli.mcp import add
+    from plugdeck.cli.mcp_oauth import login_command, logout_command
+
+    app = typer.Typer()
+    app.command("add")(add)
+    app.command("login")(login_command)
+    app.command("logout")(logout_command)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_the_commands_add_log_in_call_log_out(server, memory_keyring, monkeypatch, tmp_path):
+    import asyncio
+
+    from plugdeck.plugins import registry
+
+    home = tmp_path / "data"
+    monkeypatch.setenv("PLUGDECK_HOME", str(home))
+    browser = Browser()
+    monkeypatch.setattr("plugdeck.plugins.mcp.oauth._open_browser", browser)
+
+    added = cli("add", "--name", "guarded", "--url", server.url, "--yes")
+    assert added.exit_code == 0, added.output
+    assert "asks you to log in (OAuth)" in added.output and browser.opened[0] in added.output
+    assert "logged in to 'guarded'" in added.output and "approved 1 tool(s)" in added.output
+    entry = registry.configured(home)["guarded"]
+    assert entry["options"]["oauth"] is True
+
+    async def call():
+        plugin = registry.build("guarded", registry.configured(home)["guarded"], home)
+        try:
+            return await plugin.tool("whoami").call({})
+        finally:
+            await plugin.close()
+
+    assert "with token" in str(asyncio.run(call()))
+    tokens = stored(memory_keyring, server.url)["tokens"]
+    for path in [p for p in home.rglob("*") if p.is_file()]:  # the registry, the config: no token
+        assert tokens["access_token"].encode() not in path.read_bytes(), path
+
+    logged_out = cli("logout", "guarded")
+    assert logged_out.exit_code == 0 and "forgot the login" in logged_out.output
+    assert memory_keyring.entries == {}
+    with pytest.raises(ToolError, match="plugdeck mcp login guarded"):
+        asyncio.run(call())
+
+    again = cli("login", "guarded")
+    assert again.exit_code == 0, again.output
+    assert len(browser.opened) == 2
+    assert "with token" in str(asyncio.run(call()))
+
+
+# ---- where the flow may go (R15) -----------------------------------------------------------------
+
+
+def challenging_server(resource_metadata: str):
+    """An MCP endpoint that answers everything with 401, naming its OAuth metadata at `resource_metadata`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer resource_metadata="{resource_metadata}"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("where", ["http://127.0.0.1:{port}/meta", "https://127.0.0.1:{port}/meta",
+                                   "https://0x7f.1:{port}/meta", "https://169.254.169.254/latest/meta-data/"])
+async def test_the_oauth_discovery_cannot_be_sent_elsewhere(where, memory_keyring):
+    from canary import Canary
+
+    with Canary() as canary:
+        server = challenging_server(where.format(port=canary.port))
+        url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+        browser = Browser()
+        try:
+            with pytest.raises((OAuthLoginFailed, ToolError)) as caught:
+                await login("evil", url, show=lambda text: None, open_url=browser, timeout=10)
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert "refused to follow its OAuth discovery" in str(caught.value)
+        assert canary.connections == 0 and browser.opened == [] and memory_keyring.entries == {}
+
+
+async def test_an_authorization_server_without_s256_pkce_is_not_logged_in_to(memory_keyring):
+    """Same-origin discovery that works in every other way, but the metadata names no PKCE method."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self, status, body, headers=()):
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self.path == "/.well-known/oauth-protected-resource/mcp":
+                return self.answer(200, {"resource": f"{base}/mcp", "authorization_servers": [base]})
+            if self.path == "/.well-known/oauth-authorization-server":
+                return self.answer(200, {"issuer": base, "authorization_endpoint": f"{base}/authorize",
+                                         "token_endpoint": f"{base}/token", "registration_endpoint": f"{base}/register",
+                                         "response_types_supported": ["code"]})
+            self.answer(404, {})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self.path == "/register":
+                return self.answer(201, {**body, "client_id": "c1"})
+            self.answer(401, {}, [("WWW-Authenticate",
+                                   f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"')])
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = Browser()
+    try:
+        with pytest.raises((OAuthLoginFailed, ToolError), match="PKCE"):
+            await login("nopkce", f"http://127.0.0.1:{server.server_address[1]}/mcp", show=lambda text: None,
+                        open_url=browser, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert browser.opened == [] and memory_keyring.entries == {}

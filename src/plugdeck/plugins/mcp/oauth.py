@@ -207,13 +207,13 @@ class GuardedAuth:
         if _origin(url) == _origin(self.server_url):
             return
         if urlsplit(url).scheme.lower() != "https":
-            raise OAuthLoginFailed(f"refused to follow the OAuth discovery of MCP server {self.server_url} to "
-                                   f"{safe_url(url)}: outside the server's own origin, only https is allowed")
+            raise OAuthLoginFailed(f"refused to follow its OAuth discovery to {safe_url(url)}: away from the "
+                                   "server's own origin, only https is allowed")
         try:
             await self.guard.check(url)
         except BlockedURL as exc:
-            raise OAuthLoginFailed(f"refused to follow the OAuth discovery of MCP server {self.server_url}: "
-                                   f"{exc}") from None
+            why = str(exc).split(". ", 1)[0]  # the guard's hint after the reason is about OpenAPI plugins
+            raise OAuthLoginFailed(f"refused to follow its OAuth discovery: {why}") from None
 
 
 def _http_auth_class() -> type:
@@ -245,7 +245,16 @@ def _provider(name: str, url: str, storage: KeyringTokenStorage, redirect_uri: s
         client_name=f"plugdeck {__version__}", redirect_uris=[redirect_uri],
         grant_types=["authorization_code", "refresh_token"], response_types=["code"],
         token_endpoint_auth_method="none")  # a public client: nothing secret lives in plugdeck
-    provider = OAuthClientProvider(url, metadata, storage, redirect_handler=redirect_handler,
+    async def pkce_first(authorization_url: str) -> None:
+        # The MCP spec: no login with an authorization server that does not state S256 PKCE support.
+        server = provider.context.oauth_metadata
+        if server is None or "S256" not in (server.code_challenge_methods_supported or []):
+            raise OAuthLoginFailed("its authorization server does not state that it supports PKCE with S256 "
+                                   "(code_challenge_methods_supported), which the MCP authorization spec requires; "
+                                   "plugdeck does not log in there")
+        await redirect_handler(authorization_url)
+
+    provider = OAuthClientProvider(url, metadata, storage, redirect_handler=pkce_first,
                                    callback_handler=callback_handler)
     # The SDK knows an expiry only from a token it got in this process; a stored one's comes from
     # the keyring, so that an expired token is refreshed before it is sent, not after a 401.
@@ -258,10 +267,11 @@ def connection_auth(name: str, url: str) -> Any:
     a browser; a server that wants a new login gets the person told how to give it."""
 
     async def no_browser(authorization_url: str) -> None:
-        raise OAuthLoginNeeded(f"MCP server {name!r} needs you to log in (again): run  plugdeck mcp login {name}")
+        raise OAuthLoginNeeded(f"it needs a login (none is stored, or the stored one is no longer accepted): "
+                               f"run  plugdeck mcp login {name}")
 
     async def no_callback() -> Any:
-        raise OAuthLoginNeeded(f"MCP server {name!r} needs you to log in: run  plugdeck mcp login {name}")
+        raise OAuthLoginNeeded(f"it needs a login: run  plugdeck mcp login {name}")
 
     storage = KeyringTokenStorage(name, url)
     return _provider(name, url, storage, "http://127.0.0.1/callback", no_browser, no_callback)
@@ -356,7 +366,7 @@ def _open_browser(url: str) -> bool:
 
 
 async def login(name: str, url: str, *, show: Callable[[str], None] = print,
-                open_url: Callable[[str], bool] = _open_browser,
+                open_url: Callable[[str], bool] | None = None,
                 timeout: float = LOGIN_TIMEOUT) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Log in to a remote MCP server and keep the tokens; return its tools and who it says it is.
 
@@ -378,7 +388,7 @@ async def login(name: str, url: str, *, show: Callable[[str], None] = print,
         redirect.expected_state = (parse_qs(parts.query).get("state") or [None])[0]
         show(f"Log in to MCP server {name!r} in your browser. If no browser opens, open this address:\n"
              f"  {authorization_url}")
-        open_url(authorization_url)
+        (open_url or _open_browser)(authorization_url)
 
     async def from_browser() -> Any:
         try:
