@@ -60,7 +60,8 @@ class MemoryAuthorizationServer:
     async def load_authorization_code(self, client: OAuthClientInformationFull, code: str) -> AuthorizationCode | None:
         return self.codes.get(code)
 
-    async def exchange_authorization_code(self, client: OAuthClientInformationFull, code: AuthorizationCode) -> OAuthToken:
+    async def exchange_authorization_code(self, client: OAuthClientInformationFull,
+                                          code: AuthorizationCode) -> OAuthToken:
         del self.codes[code.code]  # a code is good once
         return self._issue(client.client_id or "", code.scopes, code.resource)
 
@@ -130,3 +131,42 @@ class OAuthMCPServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.thread.__exit__(*exc)
+
+
+class ScriptedServer:
+    """A loopback HTTP server whose every answer comes from `route(method, path, base, body)` as
+    (status, JSON body, headers): for servers that break the rules the SDK would not let one break."""
+
+    def __init__(self, route) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_one(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                status, body, headers = route(self.command, self.path, base, json.loads(raw or b"{}"))
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = handle_one
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mcp"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

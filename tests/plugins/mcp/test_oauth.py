@@ -8,12 +8,13 @@ refreshed, a forged `state` is refused, logout forgets, and a tool call never op
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import keyring
 import pytest
 from mock_openai import MockOpenAI
 from oauth_agent import Browser, MemoryKeyring
-from oauth_server import OAuthMCPServer
+from oauth_server import OAuthMCPServer, ScriptedServer
 
 from plugdeck import Agent, RunStore
 from plugdeck.models.openai import OpenAIModel
@@ -109,11 +110,7 @@ async def test_an_expired_token_is_refreshed_without_a_browser(server, memory_ke
     entry = first | {"expires_at": first["expires_at"] - 7200}  # ... and in the keyring
     memory_keyring.entries[(SERVICE, f"guarded {server.url}")] = json.dumps(entry)
 
-    connection = MCPConnection(ServerSpec(name="guarded", url=server.url, oauth=True))
-    try:
-        result = await connection.call("whoami", {}, timeout=20)
-    finally:
-        await connection.close()
+    result = await call_whoami(server.url)
     assert result.content[0].text.startswith("client ")
     assert server.provider.refreshes == 1
     second = stored(memory_keyring, server.url)
@@ -132,6 +129,14 @@ async def test_a_forged_state_is_refused_and_nothing_is_stored(server, memory_ke
     assert server.provider.access == {}  # the code was never exchanged
 
 
+async def call_whoami(url: str) -> Any:
+    connection = MCPConnection(ServerSpec(name="guarded", url=url, oauth=True), connect_timeout=20)
+    try:
+        return await connection.call("whoami", {}, timeout=20)
+    finally:
+        await connection.close()
+
+
 async def test_logout_forgets_and_a_tool_call_then_asks_for_a_login_without_a_browser(server, memory_keyring):
     await login("guarded", server.url, show=lambda text: None, open_url=Browser())
     assert forget("guarded", server.url) is True
@@ -139,15 +144,21 @@ async def test_logout_forgets_and_a_tool_call_then_asks_for_a_login_without_a_br
     assert not logged_in("guarded", server.url)
     assert forget("guarded", server.url) is False
 
-    authorize_requests = len(server.provider.authorize_requests)
-    connection = MCPConnection(ServerSpec(name="guarded", url=server.url, oauth=True), connect_timeout=20)
-    try:
-        with pytest.raises(ToolError) as caught:
-            await connection.call("whoami", {}, timeout=20)
-    finally:
-        await connection.close()
-    assert "plugdeck mcp login guarded" in caught.value.message
-    assert len(server.provider.authorize_requests) == authorize_requests  # no browser, no authorization
+    clients = len(server.provider.clients)
+    with pytest.raises(ToolError, match="plugdeck mcp login guarded"):
+        await call_whoami(server.url)
+    assert len(server.provider.clients) == clients and memory_keyring.entries == {}  # not even a registration
+
+
+async def test_tokens_the_server_no_longer_accepts_ask_for_a_login_without_a_browser(server, memory_keyring):
+    await login("guarded", server.url, show=lambda text: None, open_url=Browser())
+    server.provider.access.clear()  # revoked at the server, refresh tokens too
+    server.provider.refresh.clear()
+    first = stored(memory_keyring, server.url)
+    memory_keyring.entries[(SERVICE, f"guarded {server.url}")] = json.dumps(first | {"expires_at": 0})
+    with pytest.raises(ToolError, match="plugdeck mcp login guarded"):
+        await call_whoami(server.url)
+    assert len(server.provider.authorize_requests) == 1  # the login's own; the tool call opened nothing
 
 
 # ---- the commands a person runs ---------------------------------------------------------------------
@@ -211,27 +222,10 @@ def test_the_commands_add_log_in_call_log_out(server, memory_keyring, monkeypatc
 # ---- where the flow may go (R15) -----------------------------------------------------------------
 
 
-def challenging_server(resource_metadata: str):
+def challenge(resource_metadata: str):
     """An MCP endpoint that answers everything with 401, naming its OAuth metadata at `resource_metadata`."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", f'Bearer resource_metadata="{resource_metadata}"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_POST
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    header = {"WWW-Authenticate": f'Bearer resource_metadata="{resource_metadata}"'}
+    return lambda method, path, base, body: (401, {}, header)
 
 
 @pytest.mark.parametrize("where", ["http://127.0.0.1:{port}/meta", "https://127.0.0.1:{port}/meta",
@@ -240,64 +234,31 @@ async def test_the_oauth_discovery_cannot_be_sent_elsewhere(where, memory_keyrin
     from canary import Canary
 
     with Canary() as canary:
-        server = challenging_server(where.format(port=canary.port))
-        url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
         browser = Browser()
-        try:
+        with ScriptedServer(challenge(where.format(port=canary.port))) as server:
             with pytest.raises((OAuthLoginFailed, ToolError)) as caught:
-                await login("evil", url, show=lambda text: None, open_url=browser, timeout=10)
-        finally:
-            server.shutdown()
-            server.server_close()
+                await login("evil", server.url, show=lambda text: None, open_url=browser, timeout=10)
         assert "refused to follow its OAuth discovery" in str(caught.value)
         assert canary.connections == 0 and browser.opened == [] and memory_keyring.entries == {}
 
 
-async def test_an_authorization_server_without_s256_pkce_is_not_logged_in_to(memory_keyring):
+def without_pkce(method, path, base, body):
     """Same-origin discovery that works in every other way, but the metadata names no PKCE method."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    if path == "/.well-known/oauth-protected-resource/mcp":
+        return 200, {"resource": f"{base}/mcp", "authorization_servers": [base]}, {}
+    if path == "/.well-known/oauth-authorization-server":
+        return 200, {"issuer": base, "authorization_endpoint": f"{base}/authorize", "token_endpoint": f"{base}/token",
+                     "registration_endpoint": f"{base}/register", "response_types_supported": ["code"]}, {}
+    if path == "/register":
+        return 201, {**body, "client_id": "c1"}, {}
+    if method == "GET":
+        return 404, {}, {}
+    return challenge(f"{base}/.well-known/oauth-protected-resource/mcp")(method, path, base, body)
 
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self, status, body, headers=()):
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            for key, value in headers:
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
-        def do_GET(self):
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            if self.path == "/.well-known/oauth-protected-resource/mcp":
-                return self.answer(200, {"resource": f"{base}/mcp", "authorization_servers": [base]})
-            if self.path == "/.well-known/oauth-authorization-server":
-                return self.answer(200, {"issuer": base, "authorization_endpoint": f"{base}/authorize",
-                                         "token_endpoint": f"{base}/token", "registration_endpoint": f"{base}/register",
-                                         "response_types_supported": ["code"]})
-            self.answer(404, {})
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            if self.path == "/register":
-                return self.answer(201, {**body, "client_id": "c1"})
-            self.answer(401, {}, [("WWW-Authenticate",
-                                   f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"')])
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+async def test_an_authorization_server_without_s256_pkce_is_not_logged_in_to(memory_keyring):
     browser = Browser()
-    try:
+    with ScriptedServer(without_pkce) as server:
         with pytest.raises((OAuthLoginFailed, ToolError), match="PKCE"):
-            await login("nopkce", f"http://127.0.0.1:{server.server_address[1]}/mcp", show=lambda text: None,
-                        open_url=browser, timeout=10)
-    finally:
-        server.shutdown()
-        server.server_close()
+            await login("nopkce", server.url, show=lambda text: None, open_url=browser, timeout=10)
     assert browser.opened == [] and memory_keyring.entries == {}

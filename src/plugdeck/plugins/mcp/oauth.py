@@ -21,6 +21,7 @@ is its own to decide:
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import threading
 import time
@@ -184,11 +185,14 @@ class GuardedAuth:
 
         self.inner, self.server_url = inner, server_url
         self.guard = Guard()
+        self.login_first: str | None = None  # set when there is nothing to present: fail before any request
 
     def sync_auth_flow(self, request: Any) -> Any:
         raise OAuthLoginFailed("plugdeck's MCP OAuth runs only in an async client")
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        if self.login_first:
+            raise OAuthLoginNeeded(self.login_first)
         flow = self.inner.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
@@ -271,10 +275,13 @@ def connection_auth(name: str, url: str) -> Any:
                                f"run  plugdeck mcp login {name}")
 
     async def no_callback() -> Any:
-        raise OAuthLoginNeeded(f"it needs a login: run  plugdeck mcp login {name}")
+        raise OAuthLoginNeeded(f"it needs a login: run  plugdeck mcp login {name}")  # never reached: no_browser
 
     storage = KeyringTokenStorage(name, url)
-    return _provider(name, url, storage, "http://127.0.0.1/callback", no_browser, no_callback)
+    auth = _provider(name, url, storage, "http://127.0.0.1/callback", no_browser, no_callback)
+    if not storage.has_tokens():  # logged out, or never in: no discovery, no registration, just say so
+        auth.login_first = f"it needs a login: run  plugdeck mcp login {name}"
+    return auth
 
 
 # ---- the browser step ---------------------------------------------------------------------------------
@@ -343,7 +350,7 @@ class LoopbackRedirect:
                 parts = urlsplit(self.path)
                 status, text = (owner._answer(parse_qs(parts.query)) if parts.path == "/callback"
                                 else (404, "Not found."))
-                body = f"<!doctype html><title>plugdeck</title><p>{text}</p>".encode()
+                body = f"<!doctype html><title>plugdeck</title><p>{html.escape(text)}</p>".encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -418,9 +425,7 @@ async def needs_oauth(url: str, timeout: float = 10.0) -> bool:
     """Whether a Streamable HTTP server answers an anonymous MCP request with 401 and a Bearer challenge."""
     import httpx2
 
-    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "plugdeck", "version": "0"}}}
+    body = {"jsonrpc": "2.0", "id": 0, "method": "ping"}  # not initialize: an open server starts no session
     async with httpx2.AsyncClient(timeout=timeout) as client:
         response = await client.post(url, json=body,
                                      headers={"Accept": "application/json, text/event-stream"})
