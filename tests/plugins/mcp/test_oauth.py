@@ -262,3 +262,17 @@ async def test_an_authorization_server_without_s256_pkce_is_not_logged_in_to(mem
         with pytest.raises((OAuthLoginFailed, ToolError), match="PKCE"):
             await login("nopkce", server.url, show=lambda text: None, open_url=browser, timeout=10)
     assert browser.opened == [] and memory_keyring.entries == {}
+
+
+async def test_without_a_usable_keyring_the_login_stops_before_the_browser(server):
+    from keyring.backends import fail
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    browser = Browser()
+    try:
+        with pytest.raises(OAuthLoginFailed, match="PYTHON_KEYRING_BACKEND"):
+            await login("guarded", server.url, show=lambda text: None, open_url=browser)
+    finally:
+        keyring.set_keyring(before)
+    assert browser.opened == [] and server.provider.clients == {}

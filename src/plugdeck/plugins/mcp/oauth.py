@@ -384,6 +384,7 @@ async def login(name: str, url: str, *, show: Callable[[str], None] = print,
     from ...tools import ToolError
     from .client import MCPConnection, ServerSpec
 
+    KeyringTokenStorage(name, url)  # reads the keyring: one that cannot keep the tokens fails before the browser
     redirect = LoopbackRedirect()
     storage = KeyringTokenStorage(name, url, staged=True)
 
