@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from ...errors import UserError
 from ...redaction import register_secret
 
-SERVICE = "plugdeck MCP OAuth"  # the keyring service; the account is "NAME URL"
+SERVICE = "plugdeck-oauth"  # the keyring service (as secret_store.py names it); the account is "NAME URL"
 LOGIN_TIMEOUT = 300.0  # seconds a person has to finish logging in
 
 
