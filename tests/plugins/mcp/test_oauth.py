@@ -276,3 +276,10 @@ async def test_without_a_usable_keyring_the_login_stops_before_the_browser(serve
     finally:
         keyring.set_keyring(before)
     assert browser.opened == [] and server.provider.clients == {}
+
+
+async def test_no_login_over_plain_http_to_another_machine(memory_keyring):
+    browser = Browser()
+    with pytest.raises(OAuthLoginFailed, match="only over https"):
+        await login("far", "http://mcp.example.com/mcp", show=lambda text: None, open_url=browser)
+    assert browser.opened == [] and memory_keyring.entries == {}

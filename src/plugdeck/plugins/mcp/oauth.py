@@ -249,6 +249,7 @@ def _provider(name: str, url: str, storage: KeyringTokenStorage, redirect_uri: s
         client_name=f"plugdeck {__version__}", redirect_uris=[redirect_uri],
         grant_types=["authorization_code", "refresh_token"], response_types=["code"],
         token_endpoint_auth_method="none")  # a public client: nothing secret lives in plugdeck
+
     async def pkce_first(authorization_url: str) -> None:
         # The MCP spec: no login with an authorization server that does not state S256 PKCE support.
         server = provider.context.oauth_metadata
@@ -384,6 +385,12 @@ async def login(name: str, url: str, *, show: Callable[[str], None] = print,
     from ...tools import ToolError
     from .client import MCPConnection, ServerSpec
 
+    from ...loopback import is_loopback_host
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" and not is_loopback_host(parts.hostname):
+        raise OAuthLoginFailed(f"MCP server {name!r} is reached over plain http ({url}): OAuth tokens travel only "
+                               "over https, or to this machine (loopback)")
     KeyringTokenStorage(name, url)  # reads the keyring: one that cannot keep the tokens fails before the browser
     redirect = LoopbackRedirect()
     storage = KeyringTokenStorage(name, url, staged=True)
