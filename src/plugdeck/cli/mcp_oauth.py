@@ -35,17 +35,14 @@ def login_if_needed(name: str, options: dict[str, Any]) -> None:
     from .mcp import _fail
 
     url = options.get("url")
-    if not url or options.get("oauth"):
-        return
+    if not url or options.get("oauth") or options.get("headers_env"):
+        return  # with --header-env the person brings the server's credentials
     try:
         wanted = asyncio.run(needs_oauth(url))
     except Exception:  # noqa: BLE001 - unreachable now: the listing that follows says so in full
         return
     if not wanted:
         return
-    if options.get("headers_env"):
-        _fail(f"MCP server {name!r} asks for an OAuth login, and --header-env would send headers of your own "
-              "as well; add it without --header-env to log in with OAuth")
     print(f"MCP server {name!r} asks you to log in (OAuth).")
     _run_login(name, url)
     options["oauth"] = True

@@ -283,3 +283,25 @@ async def test_no_login_over_plain_http_to_another_machine(memory_keyring):
     with pytest.raises(OAuthLoginFailed, match="only over https"):
         await login("far", "http://mcp.example.com/mcp", show=lambda text: None, open_url=browser)
     assert browser.opened == [] and memory_keyring.entries == {}
+
+
+def bearer_only(publishes_metadata: bool):
+    """401 `Bearer` without naming any metadata; the well-known metadata there or not."""
+    def route(method, path, base, body):
+        if method == "POST":
+            return 401, {}, {"WWW-Authenticate": "Bearer"}
+        if publishes_metadata and path == "/.well-known/oauth-protected-resource/mcp":
+            return 200, {"resource": f"{base}/mcp", "authorization_servers": [base]}, {}
+        return 404, {}, {}
+
+    return route
+
+
+async def test_a_bare_401_is_no_oauth_unless_the_server_publishes_its_metadata(server):
+    """A server that wants a key of its own (plugdeck's own `mcp serve` with keys) says `Bearer` and
+    publishes no OAuth metadata: `plugins add` must not start a login for it."""
+    with ScriptedServer(bearer_only(False)) as keyed:
+        assert await needs_oauth(keyed.url) is False
+    with ScriptedServer(bearer_only(True)) as oauth:
+        assert await needs_oauth(oauth.url) is True
+    assert await needs_oauth(server.url) is True  # names its metadata in the challenge

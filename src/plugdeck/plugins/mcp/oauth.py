@@ -430,12 +430,23 @@ async def login(name: str, url: str, *, show: Callable[[str], None] = print,
 
 
 async def needs_oauth(url: str, timeout: float = 10.0) -> bool:
-    """Whether a Streamable HTTP server answers an anonymous MCP request with 401 and a Bearer challenge."""
+    """Whether a Streamable HTTP server asks for OAuth: an anonymous MCP request gets 401 with a Bearer
+    challenge, and the server publishes protected resource metadata (named in the challenge, or at
+    its well-known address). A bare 401 (a server that wants a key of its own) is no OAuth."""
     import httpx2
 
     body = {"jsonrpc": "2.0", "id": 0, "method": "ping"}  # not initialize: an open server starts no session
     async with httpx2.AsyncClient(timeout=timeout) as client:
-        response = await client.post(url, json=body,
-                                     headers={"Accept": "application/json, text/event-stream"})
-    challenge = response.headers.get("www-authenticate", "")
-    return response.status_code == 401 and challenge.lower().startswith("bearer")
+        response = await client.post(url, json=body, headers={"Accept": "application/json, text/event-stream"})
+        challenge = response.headers.get("www-authenticate", "")
+        if response.status_code != 401 or not challenge.lower().startswith("bearer"):
+            return False
+        if "resource_metadata=" in challenge:
+            return True
+        parts = urlsplit(url)
+        path = parts.path.rstrip("/")
+        for where in {f"/.well-known/oauth-protected-resource{path}", "/.well-known/oauth-protected-resource"}:
+            found = await client.get(f"{parts.scheme}://{parts.netloc}{where}")
+            if found.status_code == 200 and "authorization_servers" in found.text:
+                return True
+    return False
