@@ -20,7 +20,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg",),
     "sql": ("sqlglot", "psycopg", "pymysql"),
     "openapi": ("yaml",),
-    "mcp": ("mcp", "mcp_types"),
+    "mcp": ("mcp", "mcp_types", "keyring"),
     "server": ("fastapi", "uvicorn", "sse_starlette", "python_multipart", "fastapi_offline"),
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
