@@ -26,6 +26,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
     "sandbox": ("mcp", "pyseccomp", "h11"),
     "local": ("torch", "transformers", "tokenizers", "llguidance", "numpy"),
+    "tune": ("torch", "transformers", "peft", "datasets"),
 }
 
 

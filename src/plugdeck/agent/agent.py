@@ -410,7 +410,8 @@ class Agent:
         toolset = self.toolset if chosen is None else self.toolset.offering(chosen)
         run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner.name, planner_reason=why,
                  tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id,
-                 offered_tools=None if chosen is None else [t.qualified_name for t in chosen])
+                 offered_tools=None if chosen is None else [t.qualified_name for t in chosen],
+                 tool_specs=[spec.openai() for spec in toolset.specs])
         label = history_label(history, history_trust, self.toolset.resolve)
         if label:  # what the history brought in counts as if it had entered in this run
             run.emit(ProvenanceNoted, **label)
