@@ -179,10 +179,44 @@ def test_the_command_writes_jsonl_and_a_dataset_with_configured_redaction(tmp_pa
     assert dataset[0]["messages"][2]["tool_calls"][0]["function"]["name"] == "double"
     assert {t["function"]["name"] for t in json.loads(dataset[0]["tools"])} == {"double", "lookup"}
     assert dataset["parallel_tool_calls"] == [False, True]
-    done = plugdeck(tmp_path, target, "runs", "export", "--format", "hf", "--out", "train.parquet", "--since", "2020-01-01")
-    assert done.returncode == 0, done.stderr
-    assert datasets.Dataset.from_parquet(str(tmp_path / "train.parquet")).num_rows == 2
+    with RunStore(target) as store:
+        records, _ = export.build_records(store, "hf", export.Selection(), export.redactor())
+    export.write(records, "hf", str(tmp_path / "train.parquet"), export.Selection())
+    assert datasets.Dataset.from_parquet(str(tmp_path / "train.parquet"))["run_id"] == [ids["one"], ids["both"]]
     refused = plugdeck(tmp_path, target, "runs", "export", "--format", "openai", "--min-score", "0.5")
     assert refused.returncode == 1 and "--min-score needs --eval" in refused.stderr
     refused = plugdeck(tmp_path, target, "runs", "export", "--format", "csv")
     assert refused.returncode == 1 and "--format must be one of openai, sharegpt, hf" in refused.stderr
+
+
+def test_runs_are_tagged_and_chosen_by_tag(store_target):
+    ids = _record_runs(store_target)
+    with RunStore(store_target) as store:
+        assert store.tag(ids["both"], "good") == ids["both"]
+        store.tag(ids["both"], "good")  # twice: still one tag
+        store.tag(ids["one"], "reviewed")
+        assert store.tags(ids["both"]) == ["good"]
+        with pytest.raises(KeyError):
+            store.tag("ffff", "good")
+    kept = _export(store_target, "openai", tag="good")
+    assert len(kept) == 1 and kept[0]["messages"][1]["content"] == "Find Ada and double 2"
+    with RunStore(store_target) as store:
+        store.tag(ids["both"], "good", remove=True)
+        assert store.tags(ids["both"]) == []
+    assert _export(store_target, "openai", tag="good") == []
+
+
+def test_the_tag_command(tmp_path):
+    target = str(tmp_path / "runs.db")
+    ids = _record_runs(target)
+    done = plugdeck(tmp_path, target, "runs", "tag", ids["one"], "good", "reviewed")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"run {ids['one']}: good, reviewed"
+    done = plugdeck(tmp_path, target, "runs", "export", "--format", "sharegpt", "--tag", "reviewed")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert json.loads(line)["conversations"][0] == {"from": "human", "value": "double 21"}
+    done = plugdeck(tmp_path, target, "runs", "tag", ids["one"], "good", "--remove")
+    assert done.stdout.strip() == f"run {ids['one']}: reviewed"
+    done = plugdeck(tmp_path, target, "runs", "tag", "nope", "good")
+    assert done.returncode == 1 and "no run with id 'nope'" in done.stderr

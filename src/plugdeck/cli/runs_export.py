@@ -1,6 +1,7 @@
-"""`plugdeck runs export`: stored runs as fine-tuning data (see plugdeck.ops.export).
+"""`plugdeck runs export`: stored runs as fine-tuning data (see plugdeck.ops.export); `plugdeck runs tag`.
 
     plugdeck runs export --format openai --out train.jsonl
+    plugdeck runs tag 01a24a good
     plugdeck runs export --format sharegpt --since 2026-03-01 --tag good --out train.sharegpt.jsonl
     plugdeck runs export --format hf --eval eval-results/today --min-score 1 --out train-dataset
 """
@@ -48,19 +49,32 @@ def export_command(
     found = export.settings(config_tables("export"))
     scrub = export.redactor(found["redact"], found["pii"])
     with RunStore(load_config().run_store) as store:
-        tags = _tags_of(store)
-        records, report = export.build_records(store, fmt, selection, scrub, tags=tags, skip_invalid=skip_invalid)
+        records, report = export.build_records(store, fmt, selection, scrub, skip_invalid=skip_invalid)
     where = export.write(records, fmt, out, selection)
     for run_id, why in report.skipped.items():
         print(f"left out run {run_id}: {why}", file=sys.stderr)
     print(f"wrote {len(records)} {fmt} record(s) to {'standard output' if where == '-' else where}", file=sys.stderr)
 
 
-def _tags_of(store):
-    tags = getattr(store, "tags", None)
-    if tags is None:
-        return lambda run_id: set()
-    return lambda run_id: set(tags(run_id))
+def tag_command(
+    run_id: Annotated[str, typer.Argument(help="A run id (a unique prefix is enough).")],
+    tags: Annotated[list[str], typer.Argument(help="One or more tags, e.g. good, reviewed.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Take these tags off instead.")] = False,
+) -> None:
+    """Tag a run (or take tags off), to choose runs later: plugdeck runs export --tag TAG."""
+    from ..config import load_config
+    from ..errors import UserError
+    from ..ops.runstore import RunStore
+
+    with RunStore(load_config().run_store) as store:
+        try:
+            full = None
+            for tag in tags:
+                full = store.tag(run_id, tag, remove=remove)
+            now = store.tags(full) if full else []
+        except (KeyError, ValueError) as exc:
+            raise UserError(exc.args[0]) from None
+    print(f"run {full}: {', '.join(now) if now else 'no tags'}")
 
 
-runs_commands = {"export": export_command}
+runs_commands = {"export": export_command, "tag": tag_command}

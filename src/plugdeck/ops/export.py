@@ -46,7 +46,7 @@ class Selection:
     min_score: float | None = None
     scores: dict[str, float] = field(default_factory=dict)  # run id -> eval score
 
-    def keeps(self, run: dict[str, Any], tags: Callable[[str], set[str]]) -> bool:
+    def keeps(self, run: dict[str, Any], tags: Callable[[str], list[str]]) -> bool:
         if self.status and run["status"] != self.status:
             return False
         if self.since is not None and run["started_at"] < self.since:
@@ -158,13 +158,12 @@ def case_score(result: dict[str, Any]) -> float:
 
 
 def build_records(store, fmt: str, selection: Selection, scrub: Callable[[Any], Any], *,
-                  tags: Callable[[str], set[str]] = lambda run_id: set(),
                   skip_invalid: bool = False) -> tuple[list[dict[str, Any]], Report]:
     """The chosen runs as checked records of `fmt`, oldest first; ExportError lists bad records."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     report, records, bad = Report(), [], []
-    runs = [r for r in store.list_runs(ALL_RUNS, selection.status) if selection.keeps(r, tags)]
+    runs = [r for r in store.list_runs(ALL_RUNS, selection.status) if selection.keeps(r, store.tags)]
     for summary in sorted(runs, key=lambda r: (r["started_at"], r["id"])):
         convo = conversation(store.get_run(summary["id"]))
         if convo is None:

@@ -85,6 +85,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id, status)",
     ]),
+    (3, "tags on runs (plugdeck runs tag), to choose runs for an export", [
+        """CREATE TABLE IF NOT EXISTS run_tags (
+            run_id TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (run_id, tag)
+        )""",
+        "CREATE INDEX IF NOT EXISTS run_tags_tag ON run_tags(tag)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]
