@@ -220,3 +220,22 @@ def test_the_tag_command(tmp_path):
     assert done.stdout.strip() == f"run {ids['one']}: reviewed"
     done = plugdeck(tmp_path, target, "runs", "tag", "nope", "good")
     assert done.returncode == 1 and "no run with id 'nope'" in done.stderr
+
+
+def test_pii_patterns_take_contacts_and_leave_numbers():
+    scrub = export.redactor()
+    for contact in ("bo.li+ml@mail.example.co.uk", "+1 415-555-0132", "(415) 555-0132", "+49 30 1234567",
+                    "+33 (0)1 23 45 67 89", "030 1234 5678"):
+        assert scrub(f"write to {contact} today") == "write to [redacted] today", contact
+    for plain in ("17.5% of 2,340 is 409.5", "on 2026-03-01", "version 1.2.3", "host 192.168.100.200", "3+4 = 7",
+                  "x=-12", "call_1_0"):
+        assert scrub(plain) == plain
+    assert scrub({"arguments": '{"to": "ada@example.org", "n": 2}'}) == {"arguments": '{"to": "[redacted]", "n": 2}'}
+    assert export.redactor(pii=[])("ada@example.org") == "ada@example.org"
+    assert export.redactor([r"ORD-\d+"], pii=[])("order ORD-991 shipped") == "order [redacted] shipped"
+    with pytest.raises(export.ExportError, match="not a regular expression"):
+        export.redactor(["(unclosed"])
+    found = export.settings([("a.toml", {"redact": ["x"]}), ("b.toml", {"redact": ["y"], "pii": ["email"]})])
+    assert found == {"redact": ["x", "y"], "pii": ["email"]}
+    with pytest.raises(export.ExportError, match="knows pii, redact"):
+        export.settings([("a.toml", {"patterns": ["x"]})])

@@ -218,10 +218,14 @@ def _load(path: Path, adapter: Path | None = None) -> tuple[Any, Any, set[int]]:
         raise LocalModelError(f"the tokenizer in {path} has no chat template, so plugdeck cannot tell it how to "
                               "write a conversation or a tool call; use a chat (instruct) model")
     if adapter is not None:
+        import warnings
+
         from peft import PeftModel
 
         try:
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # merged: as fast as the base
+            with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x: not the user's business
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # merged: as fast as the base
         except (OSError, ValueError, RuntimeError) as exc:
             raise LocalModelError(f"could not load the adapter {adapter} onto {path}: {exc}") from exc
     model.eval()

@@ -26,8 +26,10 @@ from .export_formats import FORMATS, conversation, record_and_problems
 
 PII = {  # what `[export] pii` may name; all are on unless it names fewer
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    # Written as phone numbers are (a + or separators between groups), so that plain numbers stay.
-    "phone": r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{2,4}[ .-]\d{3,4}(?![\w])",
+    # Written as phone numbers are (a leading +, or groups apart), so that plain numbers, dates, versions
+    # and addresses stay; groups of digits apart ("12 345 678") are taken for a phone number too.
+    "phone": r"(?<![\w+.-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{1,8}){1,5}"
+             r"|(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{2,4}[ .-]\d{3,4})(?!\w|[.-]\d)",
 }
 EXPORT_KEYS = {"redact", "pii"}
 ALL_RUNS = 10_000_000  # list_runs needs a limit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -159,7 +160,9 @@ def tune(model_path: str | Path, export_path: str | Path, out: str | Path, setti
         raise TuneError(f"no example keeps an assistant token within --max-length {settings.max_length}")
     lora = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora).to(device)
+    with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x: not the user's business
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(model, lora).to(device)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr)
