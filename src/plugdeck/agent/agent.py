@@ -420,7 +420,9 @@ class Agent:
         except Exception as exc:  # selection saves tokens; without it the model still sees every tool
             chosen, failure = None, f"tool selection failed ({type(exc).__name__}: {exc}); every tool is offered"
         toolset = self.toolset if chosen is None else self.toolset.offering(chosen)
-        run.emit(RunStarted, question=run.question, model=self.model.name, planner=planner.name, planner_reason=why,
+        specs = [spec.openai() for spec in toolset.specs]  # kept with the run: its export needs them
+        run.emit(RunStarted, tool_specs=specs, question=run.question, model=self.model.name, planner=planner.name,
+                 planner_reason=why,
                  tools=[t.qualified_name for t in self.tools], started_at=time.time(), api_key_id=run.api_key_id,
                  offered_tools=None if chosen is None else [t.qualified_name for t in chosen],
                  conversation_id=conversation_id or run.id, instructions=instructions or None)

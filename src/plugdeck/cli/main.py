@@ -66,7 +66,8 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "store", "extensions")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "runs_export", "tune", "store",
+              "extensions")
 # The optional part (pip extra, see plugdeck.extras) each extension's commands need: checked before a
 # command starts, so that nothing is half done without it. `add` is `plugdeck plugins add NAME`.
 NEEDS = {("kb", "group"): "knowledge", ("mcp", "group"): "mcp", ("serve", "group"): "server",

@@ -571,6 +571,24 @@ class RunStore:
             rows = conn.execute(sql + " ORDER BY a.requested_at, a.id", params).fetchall()
         return [{**_action_row(row[:len(ACTION_COLUMNS)]), "question": row[-2], "api_key_id": row[-1]} for row in rows]
 
+    def tag(self, run_id: str, tag: str, *, remove: bool = False) -> str:
+        """Put a tag on a run, or take it off (`runs export --tag` chooses runs by it); returns the run's id."""
+        tag = tag.strip()
+        if not tag:
+            raise ValueError("a tag needs at least one character")
+        full = self.get_run(run_id)["id"]  # a unique prefix is enough, as everywhere
+        with self._session() as conn, conn.transaction():
+            if remove:
+                conn.execute("DELETE FROM run_tags WHERE run_id = ? AND tag = ?", (full, tag))
+            else:
+                conn.execute("INSERT INTO run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT (run_id, tag) DO NOTHING",
+                             (full, _text(tag)))
+        return full
+
+    def tags(self, run_id: str) -> list[str]:
+        with self._session() as conn:
+            return [tag for (tag,) in conn.execute("SELECT tag FROM run_tags WHERE run_id = ? ORDER BY tag", (run_id,))]
+
     def checkpoint(self, run_id: str) -> dict[str, Any] | None:
         """The checkpoint of a run that waited for a person (its `setup` says how to rebuild the agent)."""
         with self._session() as conn:
