@@ -65,7 +65,7 @@ def delete_secret(name: str, *, service: str = SERVICE) -> bool:
 
 def list_secrets(*, service: str = SERVICE) -> list[str]:
     """The names stored for `service` (never the values), sorted."""
-    raw = _call("list", "", lambda ring: ring.get_password(service, _INDEX))
+    raw = _call("read", "", lambda ring: ring.get_password(service, _INDEX))
     try:
         names = json.loads(raw) if raw else []
     except ValueError:
@@ -74,7 +74,7 @@ def list_secrets(*, service: str = SERVICE) -> list[str]:
 
 
 def _write_index(service: str, names: list[str]) -> None:
-    _call("list", "", lambda ring: ring.set_password(service, _INDEX, json.dumps(names)))
+    _call("update", "", lambda ring: ring.set_password(service, _INDEX, json.dumps(names)))
 
 
 def _check_name(name: str) -> None:
