@@ -231,6 +231,8 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
             profiles={name: _profile(name, p) for name, p in profiles.items()},
             sources=sources,
         )
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad configuration value: {exc}") from None
 
@@ -287,7 +289,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     unknown = set(data) - _PROFILE_KEYS
     if unknown:
-        raise ConfigError(f"model profile {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"model profile {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(_PROFILE_KEYS))} (send anything else in extra_body)")
     missing = {"base_url", "model"} - set(data)
     if missing:
         raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
