@@ -43,7 +43,7 @@ def files_holding(root: Path, text: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 
 
-def test_openai_variables_and_the_key_reaches_only_that_endpoint(env, tmp_path):
+def test_openai_variables_and_the_key_reaches_only_that_endpoint(env, tmp_path, monkeypatch):
     with MockOpenAI(["The answer.", "Other."]) as openai_like, MockOpenAI(["Local.", "Local."]) as local:
         (tmp_path / "plugdeck.toml").write_text(f'[models.local]\nbase_url = "{local.base_url}"\nmodel = "mock-model"\n')
         env = {**env, "OPENAI_BASE_URL": openai_like.base_url, "OPENAI_API_KEY": KEY}
@@ -55,9 +55,10 @@ def test_openai_variables_and_the_key_reaches_only_that_endpoint(env, tmp_path):
         assert KEY not in json.dumps(openai_like.requests)  # not in the prompt the server is sent
         assert KEY not in asked.stdout + asked.stderr
         # Another endpoint, by profile or --base-url, never gets it.
-        assert plugdeck(env, "ask", "--model", "local", "hi", cwd=tmp_path).returncode == 0
-        flagged = plugdeck(env, "ask", "--model", "mock-model", "--base-url", local.base_url, "hi", cwd=tmp_path)
-        assert flagged.returncode == 0, flagged.stderr
+        monkeypatch.chdir(tmp_path)
+        assert in_process(env, "ask", "--model", "local", "hi").exit_code == 0
+        flagged = in_process(env, "ask", "--model", "mock-model", "--base-url", local.base_url, "hi")
+        assert flagged.exit_code == 0, flagged.output
         assert len(local.requests) == 2 and authorization(local, 0) is None and authorization(local, 1) is None
     assert files_holding(Path(env["PLUGDECK_HOME"]), KEY) == []  # nor in the run store
 
@@ -70,55 +71,77 @@ def test_plugdeck_variables_come_before_openai_ones(tmp_path, monkeypatch):
     assert load_config({"home": str(tmp_path)}, cwd=tmp_path).base_url == "http://127.0.0.1:2/v1"
 
 
-def test_a_stored_key_is_set_once_and_used_by_a_profile(env, tmp_path):
-    stored = plugdeck(env, "keys", "set", "openai", input=KEY + "\n", cwd=tmp_path)
-    assert stored.returncode == 0 and 'api_key = "keyring:openai"' in stored.stderr and KEY not in stored.stderr
-    assert plugdeck(env, "keys", "list", cwd=tmp_path).stdout.split() == ["openai"]
-    assert plugdeck(env, "keys", "get", "openai", cwd=tmp_path).stdout.strip() == KEY
+def in_process(env, *args, input=None):
+    """`plugdeck ARGS` in this process (quicker than a subprocess), under the test's environment."""
+    from typer.testing import CliRunner
+
+    from plugdeck.cli.main import app
+
+    return CliRunner().invoke(app, list(args), env=env, input=input)
+
+
+def test_a_stored_key_is_set_once_and_used_by_a_profile(cli_env, tmp_path, monkeypatch, keyring_backend):
+    monkeypatch.chdir(tmp_path)
+    stored = in_process(cli_env, "keys", "set", "openai", input=KEY + "\n")
+    assert stored.exit_code == 0 and 'api_key = "keyring:openai"' in stored.stderr and KEY not in stored.output
+    assert keyring_backend.entries[("plugdeck", "openai")] == KEY
+    assert in_process(cli_env, "keys", "list").stdout.split() == ["openai"]
+    assert in_process(cli_env, "keys", "get", "openai").stdout.strip() == KEY
     with MockOpenAI(["Done."]) as mock:
         (tmp_path / "plugdeck.toml").write_text(
             f'[models.gpt]\nbase_url = "{mock.base_url}"\nmodel = "mock-model"\napi_key = "keyring:openai"\n')
-        asked = plugdeck(env, "ask", "--model", "gpt", "hi", cwd=tmp_path)
-        assert asked.returncode == 0, asked.stderr
+        asked = in_process(cli_env, "ask", "--model", "gpt", "--no-store", "hi")
+        assert asked.exit_code == 0, asked.output
         assert authorization(mock) == f"Bearer {KEY}"
-    assert files_holding(tmp_path, KEY) == [tmp_path / "keyring.json"]  # only in the (test) keyring
-    assert plugdeck(env, "keys", "delete", "openai", cwd=tmp_path).returncode == 0
-    assert plugdeck(env, "keys", "list", "--json", cwd=tmp_path).stdout.strip() == "[]"
-    gone = plugdeck(env, "ask", "--model", "gpt", "hi", cwd=tmp_path)
-    assert gone.returncode == 1 and "not stored on this machine: plugdeck keys set openai" in gone.stderr
-    missing = plugdeck(env, "keys", "get", "openai", cwd=tmp_path)
-    assert missing.returncode == 1 and "no key named 'openai'" in missing.stderr
+    assert files_holding(tmp_path, KEY) == []  # only in the keyring
+    assert in_process(cli_env, "keys", "delete", "openai").exit_code == 0
+    assert in_process(cli_env, "keys", "list", "--json").stdout.strip() == "[]"
+    missing = in_process(cli_env, "keys", "get", "openai")
+    assert missing.exit_code == 1 and "no key named 'openai'" in missing.stderr
 
 
-def test_without_a_keyring_backend_the_error_says_what_to_do(env, tmp_path):
-    env = {**env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    result = plugdeck(env, "keys", "set", "openai", input=KEY, cwd=tmp_path)
-    assert result.returncode == 1
+def test_a_profiles_stored_key_that_is_gone_is_named(cli_env, tmp_path, monkeypatch, keyring_backend):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plugdeck.toml").write_text(
+        '[models.gpt]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\napi_key = "keyring:openai"\n')
+    gone = in_process(cli_env, "ask", "--model", "gpt", "hi")
+    assert gone.exit_code == 1 and "not stored on this machine: plugdeck keys set openai" in str(gone.exception)
+
+
+def test_without_a_keyring_backend_the_error_says_what_to_do(cli_env):
+    from keyring.backends import fail
+
+    from memory_keyring import use_keyring
+
+    with use_keyring(fail.Keyring()):
+        result = in_process(cli_env, "keys", "set", "openai", input=KEY)
+    assert result.exit_code == 1
     assert "no keyring" in result.stderr and "pip install keyrings.alt" in result.stderr
-    assert "OPENAI_API_KEY" in result.stderr and KEY not in result.stderr
+    assert "OPENAI_API_KEY" in result.stderr and KEY not in result.output
 
 
-def test_server_access_keys_live_under_serve_and_the_old_commands_still_work(env, tmp_path):
-    old = plugdeck(env, "keys", "create", "--plugins", "calculator", "--name", "ci", cwd=tmp_path)
-    assert old.returncode == 0 and old.stdout.startswith("pdk_")
+def test_server_access_keys_live_under_serve_and_the_old_commands_still_work(cli_env, keyring_backend):
+    old = in_process(cli_env, "keys", "create", "--plugins", "calculator", "--name", "ci")
+    assert old.exit_code == 0 and old.stdout.startswith("pdk_")
     assert "plugdeck serve keys create" in old.stderr
-    listed = json.loads(plugdeck(env, "serve", "keys", "list", "--json", cwd=tmp_path).stdout)
+    listed = json.loads(in_process(cli_env, "serve", "keys", "list", "--json").stdout)
     assert [k["name"] for k in listed] == ["ci"]
-    providers = plugdeck(env, "keys", "list", cwd=tmp_path)
+    providers = in_process(cli_env, "keys", "list")
     assert providers.stdout == "" and "plugdeck serve keys list" in providers.stderr
 
 
-def test_settings_flags_are_the_request_body(env, tmp_path):
+def test_settings_flags_are_the_request_body(env, tmp_path, monkeypatch):
     with MockOpenAI(["Short."]) as mock:
         asked = plugdeck(env, "ask", "--model", "mock-model", "--base-url", mock.base_url, "-p", "calculator",
                          "--temperature", "0.3", "--max-tokens", "50", "-o", "seed", "7", "-o", "stop", "END",
                          "-o", "extra_body", '{"chat_template_kwargs": {"enable_thinking": false}}',
                          "-o", "tool_choice", "none", "hi", cwd=tmp_path)
         assert asked.returncode == 0, asked.stderr
-        wrong = plugdeck(env, "ask", "--model", "mock-model", "--base-url", mock.base_url, "-o", "warmth", "1", "hi",
-                         cwd=tmp_path)
+        monkeypatch.chdir(tmp_path)
+        wrong = in_process(env, "ask", "--model", "mock-model", "--base-url", mock.base_url, "-o", "warmth=1", "hi")
     body = mock.requests[0]
     assert {k: body[k] for k in ("temperature", "max_tokens", "seed", "stop", "chat_template_kwargs", "tool_choice")} \
         == {"temperature": 0.3, "max_tokens": 50, "seed": 7, "stop": "END",
             "chat_template_kwargs": {"enable_thinking": False}, "tool_choice": "none"}
-    assert wrong.returncode == 1 and "'warmth' is not a model setting" in wrong.stderr and len(mock.requests) == 1
+    assert wrong.exit_code == 1 and "'warmth' is not a model setting" in str(wrong.exception)
+    assert len(mock.requests) == 1
