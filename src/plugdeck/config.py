@@ -302,7 +302,8 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
         data["fallbacks"] = _string_list(data["fallbacks"], f"models.{name}.fallbacks")
     if "api_key" in data:
         data["key_name"] = _stored_key_name(name, data.pop("api_key"), data.get("api_key_env"))
-    settings = check_model_settings({k: data.pop(k) for k in list(data) if k in MODEL_SETTINGS}, f"model profile {name!r}")
+    settings = {k: data.pop(k) for k in list(data) if k in MODEL_SETTINGS}
+    check_model_settings(settings, f"model profile {name!r}")
     tool_choice = settings.pop("tool_choice", None)
     return ModelProfile(name=name, **data, tool_choice=tool_choice, settings=settings)
 

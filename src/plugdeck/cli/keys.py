@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import NoReturn
+from typing import Any, Callable
 
 import typer
 
 from . import access_keys
+from .access_keys import _fail
 
 group = typer.Typer(help="Model providers' keys, kept in the system keyring (plugdeck serve keys: the server's "
                          "access keys).", no_args_is_help=True)
@@ -28,27 +29,21 @@ group = typer.Typer(help="Model providers' keys, kept in the system keyring (plu
 NameArg = typer.Argument(..., help="The key's name, such as openai; a profile uses it as api_key = \"keyring:NAME\".")
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def _store():
+def _keyring(operation: Callable[[Any], Any]) -> Any:
+    """`operation(secret_store)`; a keyring that is missing or refuses ends the command with its message."""
     from .. import secret_store
 
-    return secret_store
+    try:
+        return operation(secret_store)
+    except secret_store.SecretStoreError as exc:
+        _fail(str(exc))
 
 
 @group.command("set")
 def set_key(name: str = NameArg) -> None:
     """Store a key (asked for without echo, or read from a pipe: echo $KEY | plugdeck keys set NAME)."""
-    store = _store()
     value = typer.prompt(f"Key for {name}", hide_input=True) if sys.stdin.isatty() else sys.stdin.read()
-    value = value.strip()
-    try:
-        store.set_secret(name, value)
-    except store.SecretStoreError as exc:
-        _fail(str(exc))
+    _keyring(lambda store: store.set_secret(name, value.strip()))
     print(f"stored key {name!r} in the keyring. Use it in a model profile with: api_key = \"keyring:{name}\"",
           file=sys.stderr)
 
@@ -56,11 +51,7 @@ def set_key(name: str = NameArg) -> None:
 @group.command("get")
 def get_key(name: str = NameArg) -> None:
     """Print a stored key (for scripts)."""
-    store = _store()
-    try:
-        value = store.get_secret(name)
-    except store.SecretStoreError as exc:
-        _fail(str(exc))
+    value = _keyring(lambda store: store.get_secret(name))
     if value is None:
         _fail(f"no key named {name!r} is stored (plugdeck keys list shows them; store one with plugdeck keys set "
               f"{name})")
@@ -70,11 +61,7 @@ def get_key(name: str = NameArg) -> None:
 @group.command("list")
 def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """List the stored keys' names (never the keys)."""
-    store = _store()
-    try:
-        names = store.list_secrets()
-    except store.SecretStoreError as exc:
-        _fail(str(exc))
+    names = _keyring(lambda store: store.list_secrets())
     if as_json:
         print(json.dumps(names))
     elif names:
@@ -88,12 +75,7 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON for
 @group.command("delete")
 def delete_key(name: str = NameArg) -> None:
     """Remove a stored key from the keyring."""
-    store = _store()
-    try:
-        deleted = store.delete_secret(name)
-    except store.SecretStoreError as exc:
-        _fail(str(exc))
-    if not deleted:
+    if not _keyring(lambda store: store.delete_secret(name)):
         _fail(f"no key named {name!r} is stored (plugdeck keys list shows them)")
     print(f"deleted key {name!r}", file=sys.stderr)
 
@@ -119,5 +101,5 @@ def _moved(command, name: str):
     return still_here
 
 
-group.command("create", help="Moved: plugdeck serve keys create (still works here).")(_moved(access_keys.create, "create"))
-group.command("revoke", help="Moved: plugdeck serve keys revoke (still works here).")(_moved(access_keys.revoke, "revoke"))
+for _name, _command in (("create", access_keys.create), ("revoke", access_keys.revoke)):
+    group.command(_name, help=f"Moved: plugdeck serve keys {_name} (still works here).")(_moved(_command, _name))

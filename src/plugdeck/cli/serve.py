@@ -96,11 +96,11 @@ async def _serve(state, app, sock: socket.socket, open_page: bool) -> None:
     print(f"plugdeck serving {', '.join(state.agents.names)} on {base}", flush=True)
     print(f"  page:    {page if keyed else base + '/'}", flush=True)
     if not keyed:
-        print("           no API keys yet: open to this machine only (plugdeck serve keys create --plugins ... to require"
-              f" keys; then sign the page in with {page})", flush=True)
+        print("           no API keys yet: open to this machine only (plugdeck serve keys create --plugins ... to "
+              f"require keys; then sign the page in with {page})", flush=True)
     elif not state.auth.keys.any_active():
-        print("           every API key is revoked: API requests answer 401 until you create one (plugdeck serve "
-              f"keys create --plugins ...); to need no key on this machine again, delete {state.auth.keys.path}", flush=True)
+        print("           every API key is revoked: API requests answer 401 until you create one (plugdeck serve keys "
+              f"create --plugins ...); to need no key on this machine again, delete {state.auth.keys.path}", flush=True)
     print(f"  OpenAI:  base_url=\"{base}/v1\", model=\"plugdeck\"", flush=True)
     print(f"  REST:    {base}/api   docs: {base}/docs", flush=True)
     if open_page:
