@@ -145,3 +145,17 @@ def test_settings_flags_are_the_request_body(env, tmp_path, monkeypatch):
             "chat_template_kwargs": {"enable_thinking": False}, "tool_choice": "none"}
     assert wrong.exit_code == 1 and "'warmth' is not a model setting" in str(wrong.exception)
     assert len(mock.requests) == 1
+
+
+def test_openai_key_goes_to_openais_own_endpoint_by_default(monkeypatch):
+    from plugdeck.config import ModelProfile
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("PLUGDECK_API_KEY", raising=False)
+    monkeypatch.delenv("MY_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert ModelProfile("gpt", "https://api.openai.com/v1/", "gpt-4.1-mini").api_key() == KEY
+    assert ModelProfile("local", "http://127.0.0.1:8000/v1", "qwen").api_key() is None
+    assert ModelProfile("own", "https://api.openai.com/v1", "g", api_key_env="MY_KEY").api_key() is None
+    monkeypatch.setenv("PLUGDECK_API_KEY", "pdk-own-Yx82mQ")  # PLUGDECK_* first, as everywhere
+    assert ModelProfile("gpt", "https://api.openai.com/v1", "g").api_key() == "pdk-own-Yx82mQ"
