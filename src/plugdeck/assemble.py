@@ -27,7 +27,7 @@ class AgentSetup:
     grounded: bool | None = None  # None: on when knowledge bases are the only plugins
     policy_path: str | None = None
     options: dict[str, Any] | None = None  # model settings (config.MODEL_SETTINGS) over the profile's
-    system: str | None = None  # the system prompt, over the profile's and plugdeck's default
+    system: str | None = None  # a system prompt below plugdeck's own (over the profile's `system`)
 
 
 def load_plugins(config: Config, names: list[str] | None = None, warn: Callable[[str], None] | None = None):
@@ -78,7 +78,7 @@ def knowledge_plugin(names: list[str], config: Config):
 
 def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Iterable[Any] = (),
                 warn: Callable[[str], None] | None = None):
-    from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
+    from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent, with_instructions
     from .models.profiles import model_for, system_prompt_for
     from .policy.numbers import NumberCheck
 
@@ -93,21 +93,21 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
     if grounded is None:
         grounded = policy.grounded or bool(setup.kb and not setup.plugins)
     checks: list[Any] = []
-    # A system prompt of the person's (the setup's, else the profile's) replaces the default; with
-    # grounded answers it comes after the grounding rules, which stay.
-    own_system = setup.system or (None if setup.base_url else system_prompt_for(config, setup.model))
-    system_prompt = own_system or DEFAULT_SYSTEM_PROMPT
+    system_prompt = DEFAULT_SYSTEM_PROMPT
     if grounded:
         if not setup.kb:
             raise SetupError("grounded answers need a knowledge base: add --kb NAME")
         from .plugins.knowledge import GROUNDED_SYSTEM_PROMPT, GroundingCheck
 
         checks.append(GroundingCheck(plugins[-1].bases))
-        system_prompt = GROUNDED_SYSTEM_PROMPT + (f"\n\n{own_system}" if own_system else "")
+        system_prompt = GROUNDED_SYSTEM_PROMPT
     if policy.numbers != "off":
         checks.append(NumberCheck(policy.numbers))
     from .ops.otel import telemetry_sink
 
+    # A system prompt of the configuration's (the setup's, else the profile's) goes where `ask -s` goes:
+    # below plugdeck's own framing, which it adds to and never replaces.
+    own_system = setup.system or (None if setup.base_url else system_prompt_for(config, setup.model))
     trace = telemetry_sink(config)  # None (and no OpenTelemetry import) unless an endpoint is configured
     agent = Agent(
         model_for(config, setup.model, base_url=setup.base_url, options=setup.options),
@@ -119,7 +119,7 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
         checks=checks,
         confirm=confirm,
         planner=config.planner,
-        system_prompt=system_prompt,
+        system_prompt=with_instructions(system_prompt, own_system),
         select_tools=config.select_tools,
         always_tools=config.always_tools,
         setup=setup,  # kept with a waiting run's checkpoint, so any process can rebuild the agent

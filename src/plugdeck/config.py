@@ -19,7 +19,7 @@ endpoint (`OPENAI_BASE_URL`, default https://api.openai.com/v1), as the OpenAI S
     temperature = 0.2               # model settings, sent with each request (MODEL_SETTINGS)
     max_tokens = 1024
     extra_body = {chat_template_kwargs = {enable_thinking = false}}   # vLLM: fields of its own
-    system = "Answer in French."    # the system prompt, instead of plugdeck's default
+    system = "Answer in French."    # a system prompt, added below plugdeck's own (as `ask -s` is)
 
     [models.gpt]
     base_url = "https://api.openai.com/v1"
@@ -82,7 +82,7 @@ class ModelProfile:
     constrain: str | None = None  # "vllm" or "llama.cpp": calls generated under their JSON Schema (models/openai.py)
     key_name: str | None = None  # `api_key = "keyring:NAME"`: a key stored with `plugdeck keys set NAME`
     settings: dict[str, Any] = field(default_factory=dict)  # MODEL_SETTINGS other than tool_choice
-    system: str | None = None  # the system prompt, instead of the agent's default
+    system: str | None = None  # a system prompt, added below plugdeck's own (as `ask -s` is)
 
     def api_key(self, *, strict: bool = False) -> str | None:
         """The key for this profile's endpoint (see the module's docstring), registered as a secret so

@@ -35,6 +35,8 @@ class RunStarted(Event):
     planner_reason: str = ""
     api_key_id: str | None = None  # who ran it: a label the server sets (never the key itself)
     offered_tools: list[str] | None = None  # with tool selection: the tools the model was shown
+    conversation_id: str | None = None  # the conversation it belongs to (one it starts is named by the run's id)
+    instructions: str | None = None  # the caller's system prompt for this run, below plugdeck's own
 
 
 @dataclass(slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mock_openai import MockOpenAI
+from plugdeck.agent.agent import CALLER_INSTRUCTIONS, DEFAULT_SYSTEM_PROMPT
 from plugdeck.assemble import AgentSetup, build_agent
 from plugdeck.config import ConfigError, load_config
 from plugdeck.server.agents import configured_agents
@@ -32,6 +33,11 @@ def config_with(tmp_path: Path, text: str):
     return load_config({"home": str(tmp_path / "home")}, cwd=tmp_path)
 
 
+def system_with(own: str) -> str:
+    """The system message with a configured prompt: where `ask -s` puts one, below plugdeck's own framing."""
+    return f"{DEFAULT_SYSTEM_PROMPT}\n\n{CALLER_INSTRUCTIONS}\n{own}"
+
+
 async def ask(config, setup: AgentSetup, question: str = "hello"):
     agent = build_agent(config, setup)
     try:
@@ -51,7 +57,7 @@ async def test_a_profiles_settings_are_the_request_body(tmp_path, monkeypatch):
     assert [t["function"]["name"] for t in tools] == ["calculate"]
     assert body == {"model": "mock-model", "stream": False, "temperature": 0.2, "top_p": 0.9, "max_tokens": 256,
                     "seed": 7, "stop": ["</answer>"], "chat_template_kwargs": {"enable_thinking": False}}
-    assert messages[0] == {"role": "system", "content": "Answer like a pirate."}  # instead of plugdeck's default
+    assert messages[0] == {"role": "system", "content": system_with("Answer like a pirate.")}
 
 
 async def test_flags_win_over_the_profile_and_tool_choice_goes_with_tools(tmp_path, monkeypatch):
@@ -63,7 +69,7 @@ async def test_flags_win_over_the_profile_and_tool_choice_goes_with_tools(tmp_pa
     body = mock.requests[0]
     assert (body["temperature"], body["max_tokens"], body["top_p"], body["tool_choice"]) == (0.0, 12, 0.9, "none")
     assert body["top_k"] == 5 and "chat_template_kwargs" not in body  # extra_body is replaced as a whole
-    assert body["messages"][0]["content"] == "Be brief."
+    assert body["messages"][0]["content"] == system_with("Be brief.")  # the setup's, not the profile's
 
 
 async def test_an_agent_table_carries_settings_and_its_system_prompt(tmp_path, monkeypatch):
@@ -83,7 +89,7 @@ extra_body = {{chat_template_kwargs = {{enable_thinking = false}}}}
         await ask(config, spec.setup)
     body = mock.requests[0]
     assert body["temperature"] == 0.1 and body["chat_template_kwargs"] == {"enable_thinking": False}
-    assert body["messages"][0] == {"role": "system", "content": "You answer staff questions."}
+    assert body["messages"][0] == {"role": "system", "content": system_with("You answer staff questions.")}
 
 
 @pytest.mark.parametrize("line, message", [

@@ -6,7 +6,7 @@
     kb = ["handbook"]
     plugins = ["calculator"]
     policy = "support-policy.toml"
-    system = "You answer staff questions about the handbook."   # instead of the profile's or the default
+    system = "You answer staff questions about the handbook."   # below plugdeck's own, instead of the profile's
     temperature = 0.1                 # model settings, over the profile's (config.MODEL_SETTINGS)
     extra_body = {chat_template_kwargs = {enable_thinking = false}}
 
