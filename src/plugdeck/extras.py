@@ -25,6 +25,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
     "sandbox": ("mcp", "pyseccomp", "h11"),
+    "keyring": ("keyring",),
     "local": ("torch", "transformers", "tokenizers", "llguidance", "numpy"),
     "tune": ("torch", "transformers", "peft", "datasets"),
 }

@@ -191,6 +191,12 @@ KbOpt = typer.Option(None, "--kb", help="Answer from this knowledge base (repeat
 GroundedOpt = typer.Option(None, "--grounded/--no-grounded",
                            help="Answers must be supported by the cited passages (default: on when only --kb is used).")
 PlannerOpt = typer.Option(None, "--planner", help="loop (one model call per step), plan (plan the calls at once) or auto.")
+TemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature for the model (over the profile's).")
+MaxTokensOpt = typer.Option(None, "--max-tokens", help="Most tokens the model may write per turn.")
+ModelOptionOpt = typer.Option(None, "--option", "-o", metavar="KEY VALUE",  # joined as KEY=VALUE by main()
+                              help="A model setting (repeatable): temperature, top_p, max_tokens, seed, stop, "
+                                   "tool_choice, extra_body; VALUE is JSON or text, e.g. -o seed 7 -o extra_body "
+                                   "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}'.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve actions that need confirmation without asking (scripts).")
 SystemOpt = typer.Option(None, "--system", "-s", help="A system prompt for this run, added to plugdeck's own.")
 ContinueOpt = typer.Option(False, "--continue", "-c", help="Continue the latest conversation.")
@@ -262,8 +268,22 @@ def _policy(path: str | None, plugins):
     return policy_for(path, plugins)
 
 
+def _model_options(temperature: float | None, max_tokens: int | None, option: list[str] | None) -> dict[str, Any] | None:
+    """The model settings the flags give (`-o KEY VALUE`, then --temperature and --max-tokens), checked."""
+    from ..config import ConfigError, check_model_settings, parse_model_option
+
+    options = {}
+    for pair in option or []:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise ConfigError(f"-o {key} needs a value: -o KEY VALUE, such as -o temperature 0.2")
+        options[key] = parse_model_option(value)
+    options.update({k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None})
+    return check_model_settings(options, "model setting") or None
+
+
 def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None,
-                 kb=None, grounded=None):
+                 kb=None, grounded=None, options=None):
     from ..assemble import AgentSetup, build_agent
     from ..ops.runstore import RunStore
     from .confirm import terminal_confirmer
@@ -271,7 +291,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
     config = _config(max_steps=max_steps, deadline=deadline, planner=planner)
     err = _consoles()[1]
     setup = AgentSetup(model=model, base_url=base_url, plugins=plugins, kb=kb, grounded=grounded,
-                       policy_path=policy_path)
+                       policy_path=policy_path, options=options)
     store = None if no_store else RunStore(config.run_store)
     agent = build_agent(config, setup, confirm=terminal_confirmer(err, yes), sinks=[store.record] if store else [],
                         warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
@@ -296,6 +316,9 @@ def ask(
     planner: Optional[str] = PlannerOpt,
     kb: Optional[list[str]] = KbOpt,
     grounded: Optional[bool] = GroundedOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
+    option: Optional[list[str]] = ModelOptionOpt,
     system: Optional[str] = SystemOpt,
     continue_: bool = ContinueOpt,
     cid: Optional[str] = CidOpt,
@@ -304,7 +327,7 @@ def ask(
     question = _piped_question(question)
     cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
-                                grounded)
+                                grounded, _model_options(temperature, max_tokens, option))
 
     async def answer():
         try:
@@ -336,6 +359,9 @@ def chat(
     planner: Optional[str] = PlannerOpt,
     kb: Optional[list[str]] = KbOpt,
     grounded: Optional[bool] = GroundedOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
+    option: Optional[list[str]] = ModelOptionOpt,
     system: Optional[str] = SystemOpt,
     continue_: bool = ContinueOpt,
     cid: Optional[str] = CidOpt,
@@ -343,7 +369,7 @@ def chat(
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
     cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
-                                grounded)
+                                grounded, _model_options(temperature, max_tokens, option))
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
 
@@ -883,8 +909,23 @@ def models_probe(
 _register_extensions()
 
 
+def _joined_model_options(argv: list[str]) -> list[str]:
+    """`-o KEY VALUE` as `-o KEY=VALUE`: typer has no repeatable option of two values (llm's habit)."""
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in ("-o", "--option") and i + 2 < len(argv) and "=" not in argv[i + 1]:
+            out.append(f"{argv[i + 1]}={argv[i + 2]}")
+            i += 3
+        else:
+            i += 1
+    return out
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
+    if sys.argv[1:2] in (["ask"], ["chat"]):
+        sys.argv[1:] = _joined_model_options(sys.argv[1:])
     try:
         _add_installed_commands(sys.argv[1:])
         app()
