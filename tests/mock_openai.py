@@ -27,7 +27,7 @@ a dict with any of:
     text_format     write the tool calls into the text in an open model's format instead of `tool_calls`,
                     as a server with its tool parser off sends them: one of TEXT_FORMATS (hermes,
                     llama3_json, python_tag, llama4_pythonic, mistral, mistral_v11, deepseek, deepseek_v31,
-                    granite, json)
+                    granite, json, qwen3_coder, glm45, kimi_k2, harmony)
     reasoning       a reasoning model's thinking, sent as `reasoning_content` before the text
     chunk           stream the text in pieces of this many characters (default: word by word)
 
@@ -200,11 +200,28 @@ def render_calls(text_format: str, calls: list[dict[str, Any]]) -> str:
         return "<|tool_call|>" + json.dumps([json.loads(obj(c)) for c in calls])
     if text_format == "json":
         return obj(calls[0]) if len(calls) == 1 else json.dumps([json.loads(obj(c)) for c in calls])
+    args = [(c["name"], json.loads(c["arguments"] or "{}")) for c in calls]
+    if text_format == "qwen3_coder":  # strings as written, other values as JSON
+        return "".join(f"<tool_call>\n<function={name}>\n" + "".join(
+            f"<parameter={k}>\n{v if isinstance(v, str) else json.dumps(v)}\n</parameter>\n" for k, v in a.items())
+            + "</function>\n</tool_call>\n" for name, a in args)
+    if text_format == "glm45":
+        return "".join(f"<tool_call>{name}\n" + "".join(
+            f"<arg_key>{k}</arg_key>\n<arg_value>{v if isinstance(v, str) else json.dumps(v)}</arg_value>\n"
+            for k, v in a.items()) + "</tool_call>" for name, a in args)
+    if text_format == "kimi_k2":
+        body = "".join(f"<|tool_call_begin|>functions.{c['name']}:{i}<|tool_call_argument_begin|>{c['arguments']}"
+                       "<|tool_call_end|>" for i, c in enumerate(calls))
+        return f"<|tool_calls_section_begin|>{body}<|tool_calls_section_end|>"
+    if text_format == "harmony":
+        return "<|channel|>analysis<|message|>A tool answers this.<|end|>" + "".join(
+            f"<|start|>assistant<|channel|>commentary to=functions.{c['name']} <|constrain|>json<|message|>"
+            f"{c['arguments']}<|call|>" for c in calls)
     raise ValueError(f"unknown text_format {text_format!r}; known: {', '.join(TEXT_FORMATS)}")
 
 
 TEXT_FORMATS = ("hermes", "llama3_json", "python_tag", "llama4_pythonic", "mistral", "mistral_v11", "deepseek",
-                "deepseek_v31", "granite", "json")
+                "deepseek_v31", "granite", "json", "qwen3_coder", "glm45", "kimi_k2", "harmony")
 
 
 def _words(text: str) -> int:
