@@ -67,7 +67,8 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "qwen3_coder": ("<tool_call>", "<function="),
     "glm45": ("<tool_call>",),
     "kimi_k2": ("<|tool_calls_section_begin|>", "<|tool_call_begin|>"),
-    "harmony": ("<|channel|>", "<|start|>", " to=functions."),  # a gpt-oss reply is held whole: its channels are sorted at the end
+    # A gpt-oss reply is held whole from its first header: its channels are sorted at the end.
+    "harmony": ("<|channel|>", "<|start|>"),
     "json": (),
 }
 UNTAGGED = {"llama3_json": "json", "llama4_pythonic": "pythonic", "json": "json"}  # formats with a bare shape
