@@ -27,7 +27,7 @@ a dict with any of:
     text_format     write the tool calls into the text in an open model's format instead of `tool_calls`,
                     as a server with its tool parser off sends them: one of TEXT_FORMATS (hermes,
                     llama3_json, python_tag, llama4_pythonic, mistral, mistral_v11, deepseek, deepseek_v31,
-                    granite, json, qwen3_coder, glm45, kimi_k2, harmony)
+                    granite, json, qwen3_coder, glm45, kimi_k2, harmony, lmstudio)
     reasoning       a reasoning model's thinking, sent as `reasoning_content` before the text
     chunk           stream the text in pieces of this many characters (default: word by word)
 
@@ -213,6 +213,8 @@ def render_calls(text_format: str, calls: list[dict[str, Any]]) -> str:
         body = "".join(f"<|tool_call_begin|>functions.{c['name']}:{i}<|tool_call_argument_begin|>{c['arguments']}"
                        "<|tool_call_end|>" for i, c in enumerate(calls))
         return f"<|tool_calls_section_begin|>{body}<|tool_calls_section_end|>"
+    if text_format == "lmstudio":
+        return "".join(f"[TOOL_REQUEST]{obj(c)}[END_TOOL_REQUEST]\n" for c in calls)
     if text_format == "harmony":
         return "<|channel|>analysis<|message|>A tool answers this.<|end|>" + "".join(
             f"<|start|>assistant<|channel|>commentary to=functions.{c['name']} <|constrain|>json<|message|>"
@@ -221,7 +223,7 @@ def render_calls(text_format: str, calls: list[dict[str, Any]]) -> str:
 
 
 TEXT_FORMATS = ("hermes", "llama3_json", "python_tag", "llama4_pythonic", "mistral", "mistral_v11", "deepseek",
-                "deepseek_v31", "granite", "json", "qwen3_coder", "glm45", "kimi_k2", "harmony")
+                "deepseek_v31", "granite", "json", "qwen3_coder", "glm45", "kimi_k2", "harmony", "lmstudio")
 
 
 def _words(text: str) -> int:

@@ -101,6 +101,9 @@ WRITTEN = {
         f"<|start|>assistant to=functions.calculate<|channel|>commentary json<|message|>{j(CALC)}<|call|>",
         f"<|channel|>commentary to=functions.calculate<|message|>{j(CALC)}<|call|>"
         f"<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{j(LYON)}<|call|>"),
+    "lmstudio": (f'[TOOL_REQUEST]{{"name": "calculate", "arguments": {j(CALC)}}}[END_TOOL_REQUEST]',
+                 f'[TOOL_REQUEST]{{"name": "calculate", "arguments": {j(CALC)}}}[END_TOOL_REQUEST]\n'
+                 f'[TOOL_REQUEST]{{"name": "get_weather", "arguments": {j(LYON)}}}[END_TOOL_REQUEST]'),
     "json": (f'{{"name": "calculate", "arguments": {j(CALC)}}}',
              f'[{{"name": "calculate", "arguments": {j(CALC)}}}, {{"name": "get_weather", "arguments": {j(LYON)}}}]'),
     "json_fenced": (f'```json\n{{"name": "calculate", "arguments": {j(CALC)}}}\n```',
@@ -112,7 +115,7 @@ FORMAT_OF = {"python_tag": "llama3_json", "function_tag": "llama3_json", "python
              "qwen3_coder_unwrapped": "qwen3_coder", "harmony_recipient_first": "harmony"}
 TAGGED = {"hermes", "python_tag", "function_tag", "python_start", "mistral", "mistral_v11", "deepseek",
           "deepseek_v31", "granite", "granite_3_1", "qwen3_coder", "qwen3_coder_unwrapped", "glm45", "kimi_k2",
-          "harmony", "harmony_recipient_first"}
+          "harmony", "harmony_recipient_first", "lmstudio"}
 
 
 def read(text, fmt="auto", offered=OFFERED):
@@ -206,6 +209,7 @@ MALFORMED = {
     "kimi_k2_no_arguments_token": "<|tool_calls_section_begin|><|tool_call_begin|>functions.calculate:0 {}"
                                   "<|tool_call_end|><|tool_calls_section_end|>",
     "harmony": '<|channel|>commentary to=functions.calculate <|constrain|>json<|message|>{"expression": "1+<|call|>',
+    "lmstudio": '[TOOL_REQUEST]{"name": "calculate", "arguments": {"expression": "1+[END_TOOL_REQUEST]',
 }
 
 

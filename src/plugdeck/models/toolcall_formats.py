@@ -17,6 +17,7 @@ here are the ones the model families document in their chat templates:
     kimi_k2          <|tool_calls_section_begin|><|tool_call_begin|>functions.f:0<|tool_call_argument_begin|>
                      {...}<|tool_call_end|>...<|tool_calls_section_end|>
     harmony          gpt-oss: <|channel|>commentary to=functions.f <|constrain|>json<|message|>{...}<|call|>
+    lmstudio         [TOOL_REQUEST]{"name": "f", "arguments": {...}}[END_TOOL_REQUEST] (LM Studio's default tool use)
     json             a bare {"name": "f", "arguments": {...}}, a list of them, or one in a ```json fence
 
 The rule (`parse_tool_calls`): a format with its own marker (every one but the bare JSON and pythonic
@@ -49,7 +50,7 @@ from .toolcall_parsers import ArgumentsError, parse_arguments
 # follows it, so they are tried first; a parser that sees another family's shape returns None.
 # Kimi K2's <|tool_call_begin|> is also DeepSeek's in ASCII, so Kimi (told by its section or arguments token) is first.
 TEXT_FORMATS = ("qwen3_coder", "glm45", "hermes", "llama3_json", "llama4_pythonic", "mistral", "kimi_k2", "deepseek",
-                "granite", "harmony", "json")
+                "granite", "harmony", "lmstudio", "json")
 TOOL_FORMATS = ("auto", "native", "prompted", *TEXT_FORMATS)
 
 _DS = {  # DeepSeek's markers: fullwidth bars and the sentencepiece space; some servers print ASCII ones
@@ -69,6 +70,7 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "kimi_k2": ("<|tool_calls_section_begin|>", "<|tool_call_begin|>"),
     # A gpt-oss reply is held whole from its first header: its channels are sorted at the end.
     "harmony": ("<|channel|>", "<|start|>"),
+    "lmstudio": ("[TOOL_REQUEST]",),
     "json": (),
 }
 UNTAGGED = {"llama3_json": "json", "llama4_pythonic": "pythonic", "json": "json"}  # formats with a bare shape
@@ -196,6 +198,19 @@ def _hermes(text: str, offered: Offered) -> TextCalls | None:
         calls += _objects(body)
         spans.append(match.span())
     return TextCalls("hermes", _outside(text, spans), calls)
+
+
+_LMSTUDIO = re.compile(r"\[TOOL_REQUEST\](.*?)(?:\[END_TOOL_REQUEST\]|$)", re.S)
+
+
+def _lmstudio(text: str, offered: Offered) -> TextCalls | None:
+    if "[TOOL_REQUEST]" not in text:
+        return None
+    calls, spans = [], []
+    for match in _LMSTUDIO.finditer(text):
+        calls += _objects(match.group(1).strip())
+        spans.append(match.span())
+    return TextCalls("lmstudio", _outside(text, spans), calls)
 
 
 def _granite(text: str, offered: Offered) -> TextCalls | None:
@@ -448,7 +463,8 @@ def _harmony(text: str, offered: Offered) -> TextCalls | None:
     return TextCalls("harmony", "\n".join(said).strip(), calls, "\n".join(thought).strip())
 
 
-_TAGGED = {"qwen3_coder": _qwen3_coder, "glm45": _glm45, "kimi_k2": _kimi_k2, "harmony": _harmony, "mistral": _mistral, "deepseek": _deepseek, "granite": _granite, "hermes": _hermes,
+_TAGGED = {"qwen3_coder": _qwen3_coder, "glm45": _glm45, "kimi_k2": _kimi_k2, "harmony": _harmony, "lmstudio": _lmstudio,
+           "mistral": _mistral, "deepseek": _deepseek, "granite": _granite, "hermes": _hermes,
            "llama3_json": _llama3, "llama4_pythonic": _llama4}
 
 
