@@ -184,33 +184,29 @@ def _outside(text: str, spans: list[tuple[int, int]]) -> str:
 # ---- the tagged formats -----------------------------------------------------------------------------
 
 
-_HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)  # Hermes', Qwen3-Coder's and GLM's wrapper
+_LMSTUDIO = re.compile(r"\[TOOL_REQUEST\](.*?)(?:\[END_TOOL_REQUEST\]|$)", re.S)
+
+
+def _json_blocks(text: str, fmt: str, block: re.Pattern[str]) -> TextCalls:
+    """Calls as JSON objects, each inside its format's open and close tags; the rest stays text."""
+    calls, spans = [], []
+    for match in block.finditer(text):
+        calls += _objects(match.group(1).strip())
+        spans.append(match.span())
+    return TextCalls(fmt, _outside(text, spans), calls)
 
 
 def _hermes(text: str, offered: Offered) -> TextCalls | None:
     if "<tool_call>" not in text:
         return None
-    calls, spans = [], []
-    for match in _HERMES.finditer(text):
-        body = match.group(1).strip()
-        if body.startswith("[") and "</tool_call>" not in match.group(0):
-            return None  # Granite 3.1's <tool_call>[...]: its own format
-        calls += _objects(body)
-        spans.append(match.span())
-    return TextCalls("hermes", _outside(text, spans), calls)
-
-
-_LMSTUDIO = re.compile(r"\[TOOL_REQUEST\](.*?)(?:\[END_TOOL_REQUEST\]|$)", re.S)
+    if any(m.group(1).strip().startswith("[") and "</tool_call>" not in m.group(0) for m in _TOOL_CALL.finditer(text)):
+        return None  # Granite 3.1's <tool_call>[...]: its own format
+    return _json_blocks(text, "hermes", _TOOL_CALL)
 
 
 def _lmstudio(text: str, offered: Offered) -> TextCalls | None:
-    if "[TOOL_REQUEST]" not in text:
-        return None
-    calls, spans = [], []
-    for match in _LMSTUDIO.finditer(text):
-        calls += _objects(match.group(1).strip())
-        spans.append(match.span())
-    return TextCalls("lmstudio", _outside(text, spans), calls)
+    return _json_blocks(text, "lmstudio", _LMSTUDIO) if "[TOOL_REQUEST]" in text else None
 
 
 def _granite(text: str, offered: Offered) -> TextCalls | None:
@@ -341,7 +337,6 @@ def _keyed_call(name: str, pairs: list[tuple[str, str]], body: str, offered: Off
     return ToolCall(new_call_id(), name, arguments, json.dumps(arguments, ensure_ascii=False, default=str))
 
 
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
 _QWEN_FUNCTION = re.compile(r"\s*<function=([^>\n]*)>(.*?)(</function>|$)", re.S)
 _QWEN_PARAMETER = re.compile(r"<parameter=([^>\n]*)>(.*?)(</parameter>|(?=<parameter=)|$)", re.S)
 
