@@ -376,6 +376,15 @@ def test_harmony_analysis_is_reasoning_and_the_final_channel_is_text():
     assert response.tool_format == "harmony"
 
 
+@pytest.mark.parametrize("size", [3, 1000])
+def test_a_harmony_answer_without_a_call_keeps_its_analysis_out_of_the_answer(size):
+    text = ("<|channel|>analysis<|message|>Simple arithmetic.<|end|>"
+            "<|start|>assistant<|channel|>final<|message|>It is 421.5.<|return|>")
+    shown, response = streamed(text, size)
+    assert shown == "It is 421.5." and response.text == "It is 421.5." and response.tool_calls == []
+    assert response.reasoning == "Simple arithmetic." and response.tool_format is None
+
+
 def test_a_kimi_call_gets_a_fresh_id_not_its_index():
     """Kimi's own ids (functions.f:0) start again at 0 each turn: results of two steps must not share one."""
     first, second = (parse_tool_calls(WRITTEN["kimi_k2"][0], OFFERED).calls[0].id for _ in range(2))

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Collection, Mapping
 
 from ..tools import ToolSpec
 from .base import ModelResponse, ReasoningChunk, TextChunk
-from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, parse_tool_calls
+from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, harmony_channels, parse_tool_calls
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TRUNCATED = "the model ran out of output tokens while writing this call, so its arguments are incomplete"
@@ -168,6 +168,9 @@ class ReplyReader:
                 response.tool_parse_errors = [f"{c.name or '?'}: {c.error}" for c in parsed.failed]
                 if response.finish_reason == "stop":
                     response.finish_reason = "tool_calls"
+            elif "<|channel|>" in self.markers and (channels := harmony_channels(self.text)) is not None:
+                response.text = channels.text  # a gpt-oss answer: its analysis channel is reasoning, not answer
+                response.reasoning = f"{response.reasoning}\n{channels.reasoning}".strip()
         shown = self.text[: self.released]
         rest = response.text[len(shown):] if response.text.startswith(shown) and not shown_before_split else ""
         self.released = len(self.text)

@@ -433,9 +433,14 @@ _RECIPIENT = re.compile(r"to=functions\.([A-Za-z_][\w.\-]*)")
 
 
 def _harmony(text: str, offered: Offered) -> TextCalls | None:
-    """gpt-oss: messages on channels; a message addressed to=functions.NAME is a call, the analysis channel
-    is reasoning, final and commentary messages are the answer's text."""
-    if not _RECIPIENT.search(text) or "<|message|>" not in text:
+    read = harmony_channels(text) if _RECIPIENT.search(text) else None
+    return read if read is not None and read.calls else None
+
+
+def harmony_channels(text: str) -> TextCalls | None:
+    """gpt-oss' messages sorted out: one addressed to=functions.NAME is a call, the analysis channel is
+    reasoning, final and commentary messages are the answer's text. None: no harmony message here."""
+    if "<|message|>" not in text:
         return None
     first = min(at for at in (text.find("<|start|>"), text.find("<|channel|>"), len(text)) if at >= 0)
     calls, said, thought = [], [text[:first]], []
@@ -453,7 +458,7 @@ def _harmony(text: str, offered: Offered) -> TextCalls | None:
             thought.append(body)
         else:
             said.append(body)
-    if not calls:
+    if len(said) + len(thought) + len(calls) == 1:
         return None
     return TextCalls("harmony", "\n".join(said).strip(), calls, "\n".join(thought).strip())
 
