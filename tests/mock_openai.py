@@ -61,6 +61,7 @@ class MockOpenAI:
         turns: Iterable[Any] = (),
         *,
         supports_tools: bool = True,
+        no_tools_error: tuple[int, str] = (400, '"auto" tool choice requires --enable-auto-tool-choice'),
         supports_stream_options: bool = True,
         retry_after: float = 1,
         models: Iterable[str] = ("mock-model",),
@@ -71,7 +72,8 @@ class MockOpenAI:
             _check(turn)
         self.turns = collections.deque(turns)
         self.default = default
-        self.supports_tools = supports_tools  # False: a request with `tools` gets a 400
+        self.supports_tools = supports_tools  # False: a request with `tools` gets `no_tools_error` (vLLM's 400)
+        self.no_tools_error = no_tools_error  # llama-server without --jinja: (500, "tools param requires --jinja flag")
         self.supports_stream_options = supports_stream_options  # False: `stream_options` gets a 400
         self.retry_after = retry_after
         self.models = list(models)
@@ -357,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return self._error(404, f"no route POST {self.path}")
         if body.get("tools") and not mock.supports_tools:
-            return self._error(400, '"auto" tool choice requires --enable-auto-tool-choice (supports_tools=False)')
+            return self._error(*mock.no_tools_error)
         if "stream_options" in body and not mock.supports_stream_options:
             return self._error(400, "Unrecognized request argument supplied: stream_options")
         turn, number = mock._next_turn()

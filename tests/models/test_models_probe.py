@@ -135,10 +135,12 @@ async def test_check_tells_a_native_tool_call_from_one_left_in_the_text():
     assert "parser is off" in text["note"] and "plugdeck reads such calls" in text["note"]
 
 
-async def test_check_on_a_server_without_tools_says_plugdeck_prompts_instead():
+@pytest.mark.parametrize("refusal", [(400, '"auto" tool choice requires --enable-auto-tool-choice'),
+                                     (500, "tools param requires --jinja flag")], ids=["vllm", "llama-server"])
+async def test_check_on_a_server_without_tools_says_plugdeck_prompts_instead(refusal):
     from plugdeck.models.probe import check_endpoint
 
-    with MockOpenAI(default="OK", supports_tools=False) as mock:
+    with MockOpenAI(default="OK", supports_tools=False, no_tools_error=refusal) as mock:
         result = await check_endpoint(mock.base_url, model="mock-model")
     assert result["tools"] is False and "does not accept tools" in result["error"]
     assert "describes the tools in the prompt" in result["error"] and "needs tool calling" not in result["error"]

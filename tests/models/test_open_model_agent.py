@@ -118,11 +118,14 @@ def test_prompted_tool_calling_for_a_server_without_tools(stream):
     assert "421.5" in second[-1]["content"]
 
 
-def test_auto_turns_to_prompting_when_the_server_rejects_tools():
+@pytest.mark.parametrize("refusal", [(400, '"auto" tool choice requires --enable-auto-tool-choice'),
+                                     (500, "tools param requires --jinja flag")], ids=["vllm", "llama-server"])
+def test_auto_turns_to_prompting_when_the_server_rejects_tools(refusal):
     turns = [{"tool_calls": [CALL], "text_format": "json"}, "421.5"]
-    run, requests = ask(turns, mock_options={"supports_tools": False})
+    run, requests = ask(turns, mock_options={"supports_tools": False, "no_tools_error": refusal})
     assert run.answer == "421.5"
     assert "tools" in requests[0] and "tools" not in requests[1] and "tools" not in requests[2]
+    assert len(requests) == 3  # refused once, then prompted: no retries of the refused request
 
 
 def test_native_format_does_not_turn_to_prompting():

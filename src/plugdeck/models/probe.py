@@ -99,7 +99,7 @@ async def _check_tools(client: httpx.AsyncClient, base: str, result: dict[str, A
         _how_the_call_came(response, result)
         return
     refusal = _status(response)
-    if response.status_code not in (400, 422):
+    if response.status_code not in (400, 422) and "--jinja" not in refusal:  # llama-server refuses with a 500
         _note(result, f"a chat completion failed ({refusal})")
         return
     # A rejection may be about the tools or about anything else: ask once more without them.
