@@ -844,6 +844,8 @@ def models_check(
             out.print(f"  models: {', '.join(report['models'])}")
         out.print(f"  model tried: {report.get('model') or '-'} · tools {yes(report['tools'])} · "
                   f"streaming {yes(report['streaming'])}")
+        if report.get("note"):
+            out.print(f"  [yellow]note:[/] {report['note']}")
         if report.get("error"):
             out.print(f"  [red]problem:[/] {report['error']}")
     if not report["reachable"]:

@@ -197,8 +197,8 @@ class OpenAIModel:
                 if status == 400 and "stream_options" in body and "stream_options" in detail:
                     self._send_stream_options = False  # an older server: ask once more without it
                     continue
-                if (status in (400, 422) and "tools" in body and self.tool_format == "auto"
-                        and "tool" in detail.lower()):
+                refused = status in (400, 422) or (status == 500 and "--jinja" in detail)  # llama-server: a 500
+                if refused and "tools" in body and self.tool_format == "auto" and "tool" in detail.lower():
                     self._prompted = True  # a server with no tool support: the tools go in the prompt
                     continue
                 failure, hint = f"{self.url} answered HTTP {status}: {detail}", HINTS.get(status, "")
