@@ -536,10 +536,17 @@ def plugins_remove(name: str = typer.Argument(..., help="A plugin added with plu
     """Remove a plugin that was added with `plugdeck plugins add`."""
     from ..plugins import registry
 
+    home = _config().home
+    entry = registry.configured(home).get(name) or {}
     try:
-        registry.remove(_config().home, name)
+        registry.remove(home, name)
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from None
+    options = entry.get("options") or {}
+    if options.get("oauth"):  # the login goes with the plugin: no tokens left in the keyring
+        from ..plugins.mcp.oauth import forget
+
+        forget(name, options["url"])
     _consoles()[1].print(f"removed plugin {name!r}")
 
 
