@@ -318,10 +318,8 @@ class MCPConnection:
         from mcp.client.streamable_http import streamable_http_client
 
         if self.spec.url:
-            from mcp.shared._httpx_utils import create_mcp_http_client
-
             headers = {header: self._secrets[var] for header, var in self.spec.headers_env.items()}
-            inner = streamable_http_client(self.spec.url, http_client=create_mcp_http_client(headers=headers))
+            inner = streamable_http_client(self.spec.url, http_client=_http_client(headers))
         else:
             command, *args = self.spec.command or []
             env = {name: self._secrets[var] for name, var in self.spec.env.items()}
@@ -429,6 +427,14 @@ class MCPConnection:
 async def _watching(transport: Any, live: _Live):
     async with transport as (read_stream, write_stream):
         yield _Watched(read_stream, live), write_stream
+
+
+def _http_client(headers: dict[str, str]):
+    """The HTTP client for a remote server, built with the public httpx2 API as the SDK's
+    `streamable_http_client` asks: its usual timeouts, 30 s, and 5 minutes to read an open event stream."""
+    import httpx2
+
+    return httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
 
 
 async def _list_all(client: Any) -> dict[str, dict[str, Any]]:
