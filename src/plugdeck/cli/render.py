@@ -140,6 +140,22 @@ def exit_status(run: Any) -> int:
     return 0
 
 
+def token_counts(call: dict[str, Any]) -> str:
+    """A model call's tokens: "tokens 1200→80 (cached 1024, reasoning 40)", "~" before estimated counts
+    (the server sent none), and "price unknown" when no price is known for the model."""
+    mark = "~" if call.get("estimated") else ""
+    text = f"tokens {mark}{call['prompt_tokens']}→{mark}{call['completion_tokens']}"
+    details = [f"{name} {call[key]}" for name, key in (("cached", "cached_tokens"), ("reasoning", "reasoning_tokens"))
+               if call.get(key)]
+    if details:
+        text += f" ({', '.join(details)})"
+    if call.get("estimated"):
+        text += " estimated"
+    if call.get("priced") is False and not call.get("error"):
+        text += " · price unknown"
+    return text
+
+
 def run_tree(run: dict[str, Any]) -> Tree:
     """A stored run as a tree: each model call with the tool calls it asked for, and timings."""
     status_style = "green" if run["status"] == "ok" else "red"
@@ -153,7 +169,7 @@ def run_tree(run: dict[str, Any]) -> Tree:
         at = f"[dim]@{ms(event['t'])}[/]"
         if kind == "model_called":
             label = (f"step {event['step']} · model {escape(event['model'])} · {ms(event['latency'])} "
-                     f"(first token {ms(event['ttft'])}) · tokens {event['prompt_tokens']}→{event['completion_tokens']} {at}")
+                     f"(first token {ms(event['ttft'])}) · {token_counts(event)} {at}")
             node = steps[event["step"]] = tree.add(label)
             if event.get("error"):
                 node.add(f"[red]error[/] {escape(event['error'])}")

@@ -25,6 +25,7 @@ from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from .clients import ClientShards
 from .reply_stream import recover_calls
+from .token_estimate import estimate_usage
 from .toolcall_parsers import ArgumentsError, parse_arguments
 
 T = TypeVar("T")
@@ -105,6 +106,8 @@ class OpenAIModel:
         async for item in recover_calls(self._stream(messages, tools), tools, self.tool_format):
             if isinstance(item, ModelResponse):
                 item.send_reasoning = self.send_reasoning
+                if item.usage_estimated:  # no usage from the server: budgets still need a count
+                    estimate_usage(item, messages, tools)
             yield item
 
     async def _stream(
@@ -396,14 +399,23 @@ def _reasoning_of(message: dict[str, Any]) -> str:
 
 
 def _response(text: str, calls: list[tuple[str, str, Any]], finish_reason: str | None, usage: dict | None):
-    usage = usage or {}
+    counted = isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage)
+    usage = usage if counted else {}
     return ModelResponse(
         text=text,
         tool_calls=[_tool_call(*call, truncated=finish_reason == "length") for call in calls],
         finish_reason=finish_reason,
-        prompt_tokens=usage.get("prompt_tokens") or 0,
-        completion_tokens=usage.get("completion_tokens") or 0,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count((usage.get("prompt_tokens_details") or {}).get("cached_tokens")),
+        reasoning_tokens=_count((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
+        usage_estimated=not counted,  # OpenAIModel.stream estimates the counts (models/token_estimate.py)
     )
+
+
+def _count(value: Any) -> int:
+    """A token count from the usage object; anything but a whole number of 0 or more counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _tool_call(call_id: str, name: str, raw: Any, truncated: bool) -> ToolCall:

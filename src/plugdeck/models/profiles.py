@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import ConfigError, ModelProfile
+from .pricing import profile_prices
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -69,5 +70,5 @@ def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
         tool_choice=profile.tool_choice,
         constrain=profile.constrain,
     )
-    model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
+    model.prices = profile_prices(profile)  # for costs and budgets: the profile's, else the hosted list price
     return model

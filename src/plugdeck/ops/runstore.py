@@ -53,6 +53,10 @@ ACTION_COLUMNS = ("id", "run_id", "call_id", "tool", "arguments", "summary", "re
                   "requested_at", "decided_by", "note", "decided_at", "executed_by", "executed_at")
 LIVE = ("waiting", "running")  # statuses of runs that still have a future
 COST_GROUPS = {"day": "m.day", "key": "COALESCE(r.api_key_id, '')", "model": "m.model"}
+# model_calls column -> its total's name in costs(): tokens, cost, and how many calls were estimated or unpriced.
+COST_SUMS = {"prompt_tokens": "prompt_tokens", "completion_tokens": "completion_tokens", "cached_tokens": "cached_tokens",
+             "reasoning_tokens": "reasoning_tokens", "cost": "cost", "estimated": "estimated_calls",
+             "unpriced": "unpriced_calls"}
 MAX_BATCH = 1000
 
 
@@ -354,10 +358,12 @@ class RunStore:
             self._seq.pop(event.run_id, None)
         elif isinstance(event, ModelCalled):
             conn.execute(
-                "INSERT INTO model_calls (run_id, seq, step, model, prompt_tokens, completion_tokens, cost, at, day) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING",
+                "INSERT INTO model_calls (run_id, seq, step, model, prompt_tokens, completion_tokens, cost, at, day,"
+                " cached_tokens, reasoning_tokens, estimated, unpriced) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING",
                 (event.run_id, item.seq, event.step, _text(event.model), event.prompt_tokens, event.completion_tokens,
-                 event.cost, item.at, _utc_day(item.at)),
+                 event.cost, item.at, _utc_day(item.at), event.cached_tokens, event.reasoning_tokens,
+                 int(event.estimated), int(not event.priced)),
             )
             # Totals recomputed, not incremented: writing the same batch twice changes nothing.
             conn.execute(
@@ -528,14 +534,15 @@ class RunStore:
         """Model calls, tokens and cost per day (UTC), per API key or per model, from `since` on."""
         if group_by not in COST_GROUPS:
             raise ValueError(f"group costs by day, key or model, not {group_by!r}")
-        sql = (f"SELECT {COST_GROUPS[group_by]} AS grp, COUNT(DISTINCT m.run_id), COUNT(*), "
-               "COALESCE(SUM(m.prompt_tokens), 0), COALESCE(SUM(m.completion_tokens), 0), COALESCE(SUM(m.cost), 0) "
+        sums = ", ".join(f"COALESCE(SUM(m.{column}), 0)" for column in COST_SUMS)
+        sql = (f"SELECT {COST_GROUPS[group_by]} AS grp, COUNT(DISTINCT m.run_id), COUNT(*), {sums} "
                "FROM model_calls m JOIN runs r ON r.id = m.run_id WHERE m.at >= ? GROUP BY grp ORDER BY grp")
         with self._session() as conn:
             rows = conn.execute(sql, (_epoch(since),)).fetchall()
         return [{group_by: grp if grp != "" else None, "runs": int(runs), "model_calls": int(calls),
-                 "prompt_tokens": int(prompt), "completion_tokens": int(completion), "cost": float(cost)}
-                for grp, runs, calls, prompt, completion, cost in rows]
+                 **{COST_SUMS[column]: (float if column == "cost" else int)(value)
+                    for column, value in zip(COST_SUMS, values)}}
+                for grp, runs, calls, *values in rows]
 
     @staticmethod
     def _actions(conn, run_id: str) -> list[dict[str, Any]]:
