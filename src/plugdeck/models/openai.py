@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import httpx
 
 from ..config import ConfigError
 from ..redaction import redact, redact_value, register_secret
+from ..retry import Backoff, retry_after
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from .clients import ClientShards
@@ -225,8 +223,7 @@ class OpenAIModel:
         return response
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: clients that failed together do not come back together.
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        return Backoff(self.backoff_base, self.backoff_cap, jitter="full").delay(attempt)
 
     # ---- reading the answer ------------------------------------------------------------------
 
@@ -453,22 +450,6 @@ def _should_retry(response: httpx.Response) -> bool:
 
 def _attempts(count: int) -> str:
     return f"{count} attempt{'s' if count != 1 else ''}"
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """The wait a server asked for: `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(float(headers["retry-after-ms"]) / 1000, 0.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
-    except (ValueError, TypeError):  # unreadable: fall back to our own backoff
-        return None
 
 
 def describe_error_body(content: bytes) -> str:

@@ -40,6 +40,7 @@ from typing import Any, Iterator
 from ..agent.pause import ActionNotPending, ParkOutcome, RunNotWaiting
 from ..events import Event, ModelCalled, RunFinished, RunStarted, TextDelta
 from ..redaction import is_postgres, redact_value
+from ..retry import Backoff
 from .migrations import migrate
 from .rundb import RunStoreError, RunStoreUnavailable, open_database
 
@@ -234,7 +235,7 @@ class RunStore:
 
     def _commit(self, conn, items: list) -> Any:
         """Write the batch in one transaction, retrying through outages; return the connection to reuse."""
-        delay = 0.05
+        backoff, retries = Backoff(first=0.05, cap=2.0, jitter="none"), 0
         with self._lost_lock:
             lost = dict(self._lost)
         while True:
@@ -252,8 +253,8 @@ class RunStore:
                     if conn is not None:
                         conn.close()
                     conn = None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    retries += 1
+                    time.sleep(backoff.delay(retries))
                     continue
                 if unavailable:
                     self._abandon(items, exc)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ...redaction import redact, redact_value, register_secret
+from ...retry import Backoff
 from ...tools import ToolError
 
 # plugdeck reports server faults itself. Without a handler, Python's last-resort handler would
@@ -352,7 +353,7 @@ class MCPConnection:
     def _note_failure(self, problem: str) -> None:
         self.failures += 1
         self.last_problem = problem
-        self._retry_at = time.monotonic() + min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
+        self._retry_at = time.monotonic() + Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter="none").delay(self.failures)
 
     def _unavailable(self, problem: str) -> ToolError:
         self._note_failure(problem)
