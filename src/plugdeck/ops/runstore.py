@@ -99,12 +99,16 @@ class RunStore:
         self.path = None if is_postgres(target) else self.db.path
         self.timeout = timeout
         self.host = socket.gethostname()
-        with self._session() as conn:
-            migrate(conn)
-            dead = self._dead_runs(conn)
-            if dead:  # a process died while writing: look the file over before trusting it (SQLite)
-                self.db.check_integrity(conn)
-                self._abort(conn, dead)
+        try:
+            with self._session() as conn:
+                migrate(conn)
+                dead = self._dead_runs(conn)
+                if dead:  # a process died while writing: look the file over before trusting it (SQLite)
+                    self.db.check_integrity(conn)
+                    self._abort(conn, dead)
+        except BaseException:
+            self.db.close()  # a store that cannot open leaves no pool behind
+            raise
         self._queue: queue.Queue = queue.Queue(maxsize=buffer)
         self._seq: dict[str, int] = {}  # next event number per run (writer thread only)
         self._lost: dict[str, int] = {}  # run id -> events dropped because the buffer was full
