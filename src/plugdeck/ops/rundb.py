@@ -212,6 +212,12 @@ class PostgresDatabase:
                 self.connect().close()  # raises RunStoreUnavailable, naming why, when the server is away
                 self._pool.open(wait=False)
                 self._opened = True
+                try:
+                    self._pool.wait(self.timeout)  # its POOL connections ready, so the first sessions share them
+                except PoolTimeout:
+                    self.connect().close()
+                    raise RunStoreUnavailable(f"the run store at {self.where} did not open {self.POOL} connections "
+                                              f"within {self.timeout:g}s; try again") from None
         for _ in range(2):  # a dead connection found: every idle one is checked, then one more try
             try:
                 raw = self._pool.getconn()
