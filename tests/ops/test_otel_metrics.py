@@ -20,7 +20,8 @@ from plugdeck.plugins.calculator import plugin as calculator
 
 def points(reader: InMemoryMetricReader) -> dict[str, list]:
     found: dict[str, list] = {}
-    for resource in reader.get_metrics_data().resource_metrics:
+    data = reader.get_metrics_data()  # None when nothing was recorded
+    for resource in data.resource_metrics if data else []:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 found.setdefault(metric.name, []).append(metric)
@@ -112,3 +113,22 @@ def test_estimated_tokens_are_marked(estimated):
     Agent(ScriptedModel([{"text": "hi", "usage": usage}]), sinks=[sink]).run_sync("hello")
     (usage_metric,) = points(reader)[GenAIMetrics.TOKEN_USAGE]
     assert all(p.attributes.get("plugdeck.tokens.estimated", False) is estimated for p in usage_metric.data.data_points)
+
+
+def test_a_stored_run_exported_again_adds_spans_but_no_metrics(tmp_path):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from plugdeck import RunStore
+    from plugdeck.ops.otel import export_run
+
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        run = Agent(ScriptedModel(calculator_turns()), [calculator], sinks=[store.record]).run_sync("17.5% of 2,340?")
+        store.flush()
+        stored = store.get_run(run.id)
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer = TracerProvider()
+    tracer.add_span_processor(SimpleSpanProcessor(spans))
+    export_run(stored, TraceSink(tracer, meter_provider=MeterProvider(metric_readers=[reader])))
+    assert [s.name for s in spans.get_finished_spans()].count("chat scripted") == 2
+    assert GenAIMetrics.TOKEN_USAGE not in points(reader)

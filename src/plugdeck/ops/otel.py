@@ -169,10 +169,11 @@ def configured_secrets(config: Config) -> list[str]:
 
 
 def export_run(run: dict[str, Any], sink: TraceSink) -> None:
-    """Send a stored run (RunStore.get_run) through the sink, as if it were happening now."""
+    """Send a stored run (RunStore.get_run) through the sink as spans, as if it were happening now (not
+    its metrics: they were recorded when it ran, and counting its tokens again would double them)."""
     for data in run["events"]:
         if data.get("type") in TraceSink.HANDLED:
-            sink(event_from_dict(data))
+            sink(event_from_dict(data), measure=False)
 
 
 class TraceSink:
@@ -208,7 +209,8 @@ class TraceSink:
 
     # ---- the sink -------------------------------------------------------------------------------
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, *, measure: bool = True) -> None:
+        """measure=False: spans only (a stored run exported again was measured when it ran)."""
         handler = self._handlers.get(event.type)
         if handler is None:
             return
@@ -219,6 +221,8 @@ class TraceSink:
             run = self._runs.get(event.run_id)
             if run is not None:  # a run that started before the sink was attached is not traced
                 handler(self, run, event)
+                if measure and event.type == "model_called":
+                    self._measure(run, event)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Send everything finished so far (spans, and the metrics recorded); True if it all went out in time."""
@@ -286,12 +290,14 @@ class TraceSink:
         if error:
             self._fail(span, "model_error", error)
         span.end(end_time=_ns(run.origin + event.t))
-        self._measure(run, event, model, latency, error)
 
-    def _measure(self, run: _RunTrace, event: Event, model: str, latency: float, error: str | None) -> None:
-        """The call's GenAI client metrics: its duration, and its input and output tokens."""
+    def _measure(self, run: _RunTrace, event: Event) -> None:
+        """A model call's GenAI client metrics: its duration, and its input and output tokens."""
         if self._duration is None:
             return
+        model = getattr(event, "model", "") or run.model
+        latency = getattr(event, "latency", 0.0) or 0.0
+        error = getattr(event, "error", None)
         attributes: dict[str, Any] = {GenAI.OPERATION_NAME: "chat", GenAI.PROVIDER_NAME: self._provider(model),
                                       GenAI.REQUEST_MODEL: run.model or model, GenAI.RESPONSE_MODEL: model}
         server = self._servers.get(model)
