@@ -159,8 +159,9 @@ def token_counts(call: dict[str, Any]) -> str:
 def run_tree(run: dict[str, Any]) -> Tree:
     """A stored run as a tree: each model call with the tool calls it asked for, and timings."""
     status_style = "green" if run["status"] == "ok" else "red"
+    mark = "~" if any(e["type"] == "model_called" and e.get("estimated") for e in run["events"]) else ""
     tree = Tree(f"[bold]run {run['id']}[/] [{status_style}]{run['status']}[/] · {escape(run['model'])} · "
-                f"{ms(run['duration'])} · tokens {run['prompt_tokens']}→{run['completion_tokens']}")
+                f"{ms(run['duration'])} · tokens {mark}{run['prompt_tokens']}→{mark}{run['completion_tokens']}")
     tree.add(f"[bold]question[/] {escape(run['question'])}")
     steps: dict[int, Tree] = {}
     parsed: dict[str, int] = {}  # tool calls by how they were read: native, recovered, failed
