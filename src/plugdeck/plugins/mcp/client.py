@@ -226,6 +226,71 @@ class MCPConnection:
         if live is not None:
             await self._stop(live)
 
+    # ---- resources and prompts (what a server offers besides tools) -----------------------------
+
+    async def offers(self) -> dict[str, bool]:
+        """Whether the server declares resources and prompts (its capabilities at the handshake)."""
+        capabilities = (await self._session()).client.server_capabilities
+        return {"resources": capabilities.resources is not None, "prompts": capabilities.prompts is not None}
+
+    async def list_resources(self, timeout: float) -> list[dict[str, Any]]:
+        """The server's resources (wire dicts: uri, name, mimeType, ...), across pages."""
+        return await self._paged("list its resources", timeout, lambda client, cursor: client.list_resources(
+            cursor=cursor, cache_mode="bypass"), "resources")
+
+    async def read_resource(self, uri: str, timeout: float) -> list[dict[str, Any]]:
+        """The contents of one resource (wire dicts with `text` or `blob`)."""
+        result = await self._request(f"read {uri}", timeout, lambda client: client.read_resource(
+            uri, cache_mode="bypass"))
+        return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in result.contents]
+
+    async def list_prompts(self, timeout: float) -> list[dict[str, Any]]:
+        """The server's prompt templates (wire dicts: name, description, arguments), across pages."""
+        return await self._paged("list its prompts", timeout, lambda client, cursor: client.list_prompts(
+            cursor=cursor, cache_mode="bypass"), "prompts")
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], timeout: float) -> dict[str, Any]:
+        """One prompt filled in with `arguments`: its description and messages (wire form)."""
+        result = await self._request(f"fill in prompt {name}", timeout,
+                                     lambda client: client.get_prompt(name, arguments))
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    async def _paged(self, what: str, timeout: float, send: Callable[[Any, str | None], Any], key: str) -> list:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(100):  # a server that paginates forever cannot hang the caller
+            page = await self._request(what, timeout, lambda client: send(client, cursor))
+            items += [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in getattr(page, key)]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return items
+
+    async def _request(self, what: str, timeout: float, send: Callable[[Any], Any]) -> Any:
+        """One request on the live session; every failure a ToolError naming the server."""
+        from mcp_types import CONNECTION_CLOSED
+        from pydantic import ValidationError
+
+        from mcp import MCPError
+
+        live = None
+        try:
+            async with asyncio.timeout(timeout):
+                live = await self._session()
+                return await send(live.client)
+        except TimeoutError:
+            raise ToolError(f"MCP server {self.name!r} did not {what} within {timeout:g} s", "timeout") from None
+        except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED or (live is not None and live.closed):
+                raise self._crashed(live, f"went away while asked to {what}") from None
+            raise ToolError(f"MCP server {self.name!r} refused to {what}: {self._redact(exc.message)}",
+                            "mcp_error") from None
+        except ValidationError as exc:
+            raise ToolError(f"MCP server {self.name!r} was asked to {what} and answered with something that is "
+                            f"not valid MCP ({exc.error_count()} problem(s))", "mcp_bad_result") from None
+        except (OSError, ConnectionError) as exc:
+            raise self._crashed(live, f"lost its connection while asked to {what} ({exc})") from None
+
     # ---- the session ---------------------------------------------------------------------------
 
     async def _session(self) -> _Live:
