@@ -22,6 +22,7 @@ from ...errors import UserError
 
 WHOLE_REFERENCE = re.compile(r"^\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}$")
 ANY_REFERENCE = re.compile(r"\$\{[^}]*\}")
+VSCODE_INPUT = re.compile(r"^\$\{input:([^}]+)\}$")
 HTTP_TYPES = {"http", "streamable-http", "streamablehttp", "streamable_http"}
 
 
@@ -136,7 +137,11 @@ def _variable(item: Imported, where: str, key: str, value: Any) -> str:
         variable = found.group(1)
         item.exports.setdefault(variable, "already referenced in the block")
         return variable
-    variable = _name_for(key)
+    variable = _name_for(key if where == "env" else f"{item.name}_{key}")  # a header's name says little
+    asked = VSCODE_INPUT.match(text)
+    if asked:  # VS Code asks the person for it at start: here it comes from the environment
+        item.exports[variable] = f"what VS Code asks for as its input {asked.group(1)!r}"
+        return variable
     if ANY_REFERENCE.search(text):  # e.g. "Bearer ${env:TOKEN}": the whole value goes in one variable
         variable = _name_for(f"{item.name}_{key}")
         item.exports[variable] = f"the {where} value {text!r} with the reference filled in"
