@@ -1,7 +1,6 @@
 """plugdeck's knowledge bases as MCP resources (`plugdeck mcp serve --kb NAME`), read with the official
 SDK's client over stdio and Streamable HTTP: each document is `kb://NAME/SOURCE`, reading it returns the
-text the knowledge base holds, and the policy that governs the knowledge tool governs the reads. The
-block `--print-config` prints starts that very server."""
+text the knowledge base holds, and the policy that governs the knowledge tool governs the reads."""
 
 import json
 import subprocess
@@ -77,38 +76,3 @@ async def test_the_policy_of_the_knowledge_tool_governs_reads(kb_env, tmp_path):
 async def test_without_a_knowledge_base_there_are_no_resources(cli_env):
     async with Client(stdio(cli_env, "--plugin", "calculator"), cache=None) as client:
         assert client.server_capabilities.resources is None
-
-
-async def test_print_config_starts_this_server(kb_env, tmp_path):
-    printed = plugdeck(kb_env, "mcp", "serve", "--print-config", "--kb", "handbook")
-    assert printed.returncode == 0, printed.stderr
-    entry = json.loads(printed.stdout)["mcpServers"]["plugdeck"]
-    assert Path(entry["command"]).is_absolute()
-    assert entry["args"][-4:] == ["mcp", "serve", "--kb", "handbook"]
-    assert entry["env"]["PLUGDECK_HOME"] == str(Path(kb_env["PLUGDECK_HOME"]).resolve())
-    # As the desktop client runs it: that command, those arguments, that environment (plus this checkout).
-    env = {**entry["env"], "PATH": kb_env["PATH"], "HOME": kb_env["HOME"], "PYTHONPATH": kb_env.get("PYTHONPATH", "")}
-    async with Client(StdioServerParameters(command=entry["command"], args=entry["args"], env=env), cache=None) as client:
-        uris = [str(r.uri) for r in (await client.list_resources()).resources]
-        assert "kb://handbook/handbook/leave.md" in uris
-
-
-def test_print_config_names_secrets_by_variable_and_has_an_http_form(cli_env, tmp_path):
-    from conftest import ENV_SERVER, PYTHON, write_script
-
-    token = "tok-value-never-printed-5931"
-    script = write_script(tmp_path, "env_server.py", ENV_SERVER)
-    env = {**cli_env, "NOTES_TOKEN": token}
-    assert plugdeck(env, "plugins", "add", "mcp", "--name", "notes", "--env", "TOKEN=NOTES_TOKEN", "--yes",
-                    "--", PYTHON, str(script)).returncode == 0
-    printed = plugdeck(env, "mcp", "serve", "--print-config", "--plugin", "notes")
-    assert printed.returncode == 0, printed.stderr
-    entry = json.loads(printed.stdout)["mcpServers"]["plugdeck"]
-    assert entry["env"]["NOTES_TOKEN"] == "${NOTES_TOKEN}" and token not in printed.stdout + printed.stderr
-    assert "NOTES_TOKEN" in printed.stderr  # told which variables the client must pass
-    vscode = plugdeck(env, "mcp", "serve", "--print-config", "--plugin", "notes", "--vscode")
-    assert json.loads(vscode.stdout)["servers"]["plugdeck"]["env"]["NOTES_TOKEN"] == "${env:NOTES_TOKEN}"
-    http = plugdeck(env, "mcp", "serve", "--print-config", "--vscode", "--http", "8123")
-    assert json.loads(http.stdout) == {"servers": {"plugdeck": {"type": "http", "url": "http://127.0.0.1:8123/mcp"}}}
-    zero = plugdeck(env, "mcp", "serve", "--print-config", "--http", "0")
-    assert zero.returncode == 1 and "give --http PORT" in zero.stderr
