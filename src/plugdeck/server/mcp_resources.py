@@ -64,8 +64,11 @@ def resource_handlers(agent: Any, assume_yes: bool) -> dict[str, Callable[..., A
 
     async def list_resources(ctx: Any, params: Any) -> Any:
         resources = []
-        for kb, _ in bases:
-            for doc in kb.documents():
+        for kb, search in bases:
+            documents = await _through_policy(agent, search, f"{SCHEME}://{kb.name}/", kb.documents, assume_yes)
+            if not isinstance(documents, list):
+                continue  # the policy keeps this knowledge base from the client: its documents too
+            for doc in documents:
                 resources.append(types.Resource(
                     uri=resource_uri(kb.name, doc.source), name=doc.source, title=doc.title or None,
                     description=f"{doc.type} document in knowledge base {kb.name!r} ({doc.chunks} passages)",
@@ -97,23 +100,33 @@ def _find(bases: list[tuple[Any, Any]], uri: str) -> tuple[Any, Any, str]:
 
 
 async def _read_through_policy(agent: Any, kb: Any, search: Any, source: str, uri: str, assume_yes: bool) -> str:
-    """Read the document as the knowledge base's search tool, so the same admission decides."""
     from mcp_types import INVALID_PARAMS
 
     from mcp import MCPError
 
     from ..tools import ToolError
-    from .mcp import run_through_policy
 
-    def read(uri: str) -> str:
+    def read() -> str:
         doc = next((d for d in kb.documents() if d.source == source), None)
         if doc is None:
             raise ToolError(f"knowledge base {kb.name!r} has no document {source!r}", "not_found")
         return document_text(kb.store.document_chunks(doc.path))
 
-    reader = dataclasses.replace(search, func=read, check=lambda args: args, parameters={
+    found = await _through_policy(agent, search, uri, read, assume_yes)
+    if isinstance(found, dict):
+        raise MCPError(INVALID_PARAMS, f"{found['kind']}: {found['message']}")
+    return found
+
+
+async def _through_policy(agent: Any, search: Any, uri: str, work: Callable[[], Any], assume_yes: bool) -> Any:
+    """`work()` run as the knowledge base's search tool (given the uri), so the same admission decides:
+    its result, or the refusal or error as {"kind", "message"}."""
+    from .mcp import run_through_policy
+
+    def run(uri: str) -> Any:
+        return work()
+
+    as_search = dataclasses.replace(search, func=run, check=lambda args: args, parameters={
         "type": "object", "properties": {"uri": {"type": "string"}}, "required": ["uri"]})
-    finished = await run_through_policy(reader, {"uri": uri}, agent.policy, assume_yes, "resources/read")
-    if finished.error:
-        raise MCPError(INVALID_PARAMS, f"{finished.error['kind']}: {finished.error['message']}")
-    return finished.result
+    finished = await run_through_policy(as_search, {"uri": uri}, agent.policy, assume_yes, "resources")
+    return finished.error if finished.error else finished.result

@@ -84,7 +84,7 @@ def test_a_resource_never_carries_a_secret_on(docs):
 
 def test_an_unknown_resource_is_a_clear_error(docs):
     missing = call(docs, "docs.read_resource", {"uri": "notes://nothing"})
-    assert missing.returncode == 1 and "MCP server 'docs' refused to read notes://nothing" in missing.stderr
+    assert missing.returncode == 1 and "MCP server 'docs' refused the call to resources/read notes://nothing" in missing.stderr
 
 
 def test_resource_tools_read_only_and_untrusted(docs):

@@ -92,7 +92,7 @@ def _plugin(name: str, options: dict[str, Any], connection: MCPConnection) -> Pl
     if options.get("resources"):  # it declared resources when approved: the model may read them
         from .resources import resource_tools
 
-        tools += resource_tools(connection, timeout, {t.name for t in tools})
+        tools += resource_tools(connection, timeout, {t.name for t in tools}, pins.check_server)
     info = options.get("server_info") or {}
     secrets = sorted({*spec.env.values(), *spec.headers_env.values()})
     return Plugin(

@@ -8,7 +8,7 @@ and one read returns at most MAX_CHARS characters (the model asks for the next p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ...tools import Tool, ToolError, tool_from_schema
 
@@ -18,11 +18,13 @@ MAX_LISTED = 200  # resources in one listing
 LISTED_FIELDS = ("uri", "name", "title", "description", "mimeType", "size")
 
 
-def resource_tools(connection: Any, timeout: float, taken: set[str]) -> list[Tool]:
-    """The two resource tools for this connection, except a name the server's own tools already use."""
+def resource_tools(connection: Any, timeout: float, taken: set[str], check_server: Callable[[], None]) -> list[Tool]:
+    """The two resource tools for this connection, except a name the server's own tools already use.
+    `check_server` refuses a server whose command or URL changed since it was approved (pinning)."""
     server = connection.name
 
     async def list_resources() -> dict[str, Any]:
+        check_server()
         found = await connection.list_resources(timeout)
         listed = [{key: item[key] for key in LISTED_FIELDS if key in item} for item in found[:MAX_LISTED]]
         result: dict[str, Any] = {"server": server, "resources": listed}
@@ -33,6 +35,7 @@ def resource_tools(connection: Any, timeout: float, taken: set[str]) -> list[Too
     async def read_resource(uri: str, start: int = 0) -> dict[str, Any]:
         if not uri.strip():
             raise ToolError("give the uri of a resource (see list_resources)", "invalid_arguments")
+        check_server()
         contents = await connection.read_resource(uri, timeout)
         text = "\n".join(_content_text(item) for item in contents)
         part = text[start:start + MAX_CHARS]
