@@ -3,7 +3,6 @@ documents the model can list and read (`NAME.list_resources`, `NAME.read_resourc
 untrusted, size-capped, secrets blanked), its prompts templates a person fills in
 (`plugdeck mcp prompts NAME`, `plugdeck mcp prompt NAME/PROMPT -a key=value`)."""
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,7 +11,9 @@ from conftest import GARBAGE_SERVER, PYTHON, plugdeck, write_script
 
 from plugdeck.plugins import registry
 from plugdeck.plugins.mcp import build_plugin
+from plugdeck.plugins.mcp.prompts import PromptError, fill_prompt
 from plugdeck.plugins.mcp.resources import MAX_CHARS
+from plugdeck.tools import ToolError
 
 TOKEN = "tok-Hq2Wm9Zx4Rv7Kp1Ld8"
 LONG = "The launch code is 4242.\n" + "filler line of the long guide\n" * 1000  # over MAX_CHARS
@@ -44,13 +45,16 @@ DOCS_SERVER = """
 """
 
 
-@pytest.fixture
-def docs(cli_env, tmp_path):
-    """The docs server, added with --yes; its env: the guide's path and a secret token."""
-    script = write_script(tmp_path, "docs_server.py", DOCS_SERVER)
-    guide = tmp_path / "guide.md"
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory):
+    """The docs server, added once with --yes; its env: the guide's path and a secret token."""
+    from cli_env import cli_environment
+
+    folder = tmp_path_factory.mktemp("docs")
+    script = write_script(folder, "docs_server.py", DOCS_SERVER)
+    guide = folder / "guide.md"
     guide.write_text(LONG, encoding="utf-8")
-    env = {**cli_env, "GUIDE_FILE": str(guide), "DOCS_TOKEN": TOKEN}
+    env = cli_environment(folder, GUIDE_FILE=str(guide), DOCS_TOKEN=TOKEN)
     added = plugdeck(env, "plugins", "add", "mcp", "--name", "docs", "--env", "GUIDE_FILE=GUIDE_FILE",
                      "--env", "DOCS_TOKEN=DOCS_TOKEN", "--yes", "--", PYTHON, str(script))
     assert added.returncode == 0, added.stderr
@@ -58,46 +62,54 @@ def docs(cli_env, tmp_path):
     return env
 
 
-def call(env, tool, arguments):
-    result = plugdeck(env, "tools", "call", tool, json.dumps(arguments), "--yes")
-    return result
+@pytest.fixture
+def options(docs, monkeypatch):
+    """The added server's stored options, with its variables set in this process (as `ask` would have them)."""
+    monkeypatch.setenv("GUIDE_FILE", docs["GUIDE_FILE"])
+    monkeypatch.setenv("DOCS_TOKEN", TOKEN)
+    return registry.configured(Path(docs["PLUGDECK_HOME"]))["docs"]["options"]
 
 
-def test_resources_are_listed_and_read_in_capped_parts(docs):
-    listed = call(docs, "docs.list_resources", {})
-    assert listed.returncode == 0, listed.stderr
-    resources = {r["uri"]: r for r in json.loads(listed.stdout)["resources"]}
-    assert resources["notes://guide"]["mimeType"] == "text/markdown"
-    assert resources["notes://guide"]["description"] == "The long guide"
+async def use_tools(options, work):
+    plugin = build_plugin("docs", options)
+    try:
+        return await work({tool.name: tool for tool in plugin.tools})
+    finally:
+        await plugin.close()
 
-    first = json.loads(call(docs, "docs.read_resource", {"uri": "notes://guide"}).stdout)
+
+async def test_resources_are_listed_and_read_in_capped_parts(options):
+    async def work(tools):
+        listed = {r["uri"]: r for r in (await tools["list_resources"].func())["resources"]}
+        first = await tools["read_resource"].func(uri="notes://guide")
+        rest = await tools["read_resource"].func(uri="notes://guide", start=MAX_CHARS)
+        return listed, first, rest
+
+    listed, first, rest = await use_tools(options, work)
+    assert listed["notes://guide"]["mimeType"] == "text/markdown"
+    assert listed["notes://guide"]["description"] == "The long guide"
     assert first["text"].startswith("The launch code is 4242.") and len(first["text"]) == MAX_CHARS
     assert first["truncated"] is True and first["next_start"] == MAX_CHARS
-    rest = json.loads(call(docs, "docs.read_resource", {"uri": "notes://guide", "start": MAX_CHARS}).stdout)
     assert first["text"] + rest["text"] == LONG and "truncated" not in rest
 
 
-def test_a_resource_never_carries_a_secret_on(docs):
-    leaky = call(docs, "docs.read_resource", {"uri": "notes://leaky"})
-    assert leaky.returncode == 0 and "the token is" in leaky.stdout and TOKEN not in leaky.stdout
+async def test_a_resource_never_carries_a_secret_on(options):
+    leaky = await use_tools(options, lambda tools: tools["read_resource"].func(uri="notes://leaky"))
+    assert leaky["text"].startswith("the token is") and TOKEN not in json.dumps(leaky)
 
 
-def test_an_unknown_resource_is_a_clear_error(docs):
-    missing = call(docs, "docs.read_resource", {"uri": "notes://nothing"})
-    assert missing.returncode == 1 and "MCP server 'docs' refused the call to resources/read notes://nothing" in missing.stderr
+async def test_an_unknown_resource_is_a_clear_error(options):
+    with pytest.raises(ToolError, match="MCP server 'docs' refused the call to resources/read notes://nothing"):
+        await use_tools(options, lambda tools: tools["read_resource"].func(uri="notes://nothing"))
 
 
-def test_resource_tools_read_only_and_untrusted(docs):
-    options = registry.configured(Path(docs["PLUGDECK_HOME"]))["docs"]["options"]
+def test_resource_tools_read_only_and_untrusted(options):
     assert options["resources"] is True and options["prompts"] is True
     plugin = build_plugin("docs", options)
-    try:
-        tools = {tool.name: tool for tool in plugin.tools}
-        assert set(tools) == {"ping", "list_resources", "read_resource"}
-        for name in ("list_resources", "read_resource"):
-            assert tools[name].effect == "read" and tools[name].untrusted and tools[name].egress == "mcp:docs"
-    finally:
-        asyncio.run(plugin.close())
+    tools = {tool.name: tool for tool in plugin.tools}
+    assert set(tools) == {"ping", "list_resources", "read_resource"}
+    for name in ("list_resources", "read_resource"):
+        assert tools[name].effect == "read" and tools[name].untrusted and tools[name].egress == "mcp:docs"
 
 
 def test_a_server_without_resources_gets_no_resource_tools(cli_env, tmp_path):
@@ -116,13 +128,20 @@ def test_prompts_listed_and_filled_in(docs):
     assert filled.returncode == 0 and filled.stdout.strip() == "Please review pull request #12, looking for naming."
 
 
-@pytest.mark.parametrize("args, message", [
-    (["docs/review"], "missing pr; it takes -a pr=... -a focus=..."),
-    (["docs/review", "-a", "pr=1", "-a", "colour=red"], "unknown colour"),
-    (["docs/nothing"], "has no prompt 'nothing' (it has: review)"),
-    (["docs"], "name the prompt as SERVER/NAME"),
-    (["nobody/review"], "no MCP server named 'nobody'"),
+@pytest.mark.parametrize("prompt, arguments, message", [
+    ("review", {}, "missing pr; it takes -a pr=... -a focus=..."),
+    ("review", {"pr": "1", "colour": "red"}, "unknown colour"),
+    ("nothing", {}, r"has no prompt 'nothing' \(it has: review\)"),
 ])
-def test_prompt_mistakes_are_explained(docs, args, message):
-    result = plugdeck(docs, "mcp", "prompt", *args)
+async def test_prompt_mistakes_are_explained(options, prompt, arguments, message):
+    with pytest.raises(PromptError, match=message):
+        await fill_prompt("docs", options, prompt, arguments)
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("docs", "name the prompt as SERVER/NAME"),
+    ("nobody/review", "no MCP server named 'nobody'"),
+])
+def test_prompt_names_are_checked_before_anything_starts(docs, prompt, message):
+    result = plugdeck(docs, "mcp", "prompt", prompt)
     assert result.returncode == 1 and message in result.stderr
