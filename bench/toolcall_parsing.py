@@ -38,6 +38,9 @@ CASES = {
     "hermes call in text": {"tool_calls": [CALL], "text_format": "hermes", "chunk": 4},
     "bare JSON call in text": {"tool_calls": [CALL], "text_format": "json", "chunk": 4},
     "llama4 pythonic in text": {"tool_calls": [CALL], "text_format": "llama4_pythonic", "chunk": 4},
+    "qwen3-coder XML in text": {"tool_calls": [CALL], "text_format": "qwen3_coder", "chunk": 4},
+    "GLM-4.5 arg_key in text": {"tool_calls": [CALL], "text_format": "glm45", "chunk": 4},
+    "gpt-oss harmony in text": {"tool_calls": [CALL], "text_format": "harmony", "chunk": 4},
     "reasoning + <think> answer": {"text": "<think>" + PROSE[:600] + "</think>" + PROSE[:400], "chunk": 6},
 }
 

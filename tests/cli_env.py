@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-NOT_INHERITED = ("PLUGDECK_", "OTEL_")
+NOT_INHERITED = ("PLUGDECK_", "OTEL_", "OPENAI_")
 
 
 def cli_environment(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ a dict with any of:
     text_format     write the tool calls into the text in an open model's format instead of `tool_calls`,
                     as a server with its tool parser off sends them: one of TEXT_FORMATS (hermes,
                     llama3_json, python_tag, llama4_pythonic, mistral, mistral_v11, deepseek, deepseek_v31,
-                    granite, json)
+                    granite, json, qwen3_coder, glm45, kimi_k2, harmony, lmstudio)
     reasoning       a reasoning model's thinking, sent as `reasoning_content` before the text
     chunk           stream the text in pieces of this many characters (default: word by word)
 
@@ -61,6 +61,7 @@ class MockOpenAI:
         turns: Iterable[Any] = (),
         *,
         supports_tools: bool = True,
+        no_tools_error: tuple[int, str] = (400, '"auto" tool choice requires --enable-auto-tool-choice'),
         supports_stream_options: bool = True,
         retry_after: float = 1,
         models: Iterable[str] = ("mock-model",),
@@ -71,7 +72,8 @@ class MockOpenAI:
             _check(turn)
         self.turns = collections.deque(turns)
         self.default = default
-        self.supports_tools = supports_tools  # False: a request with `tools` gets a 400
+        self.supports_tools = supports_tools  # False: a request with `tools` gets `no_tools_error` (vLLM's 400)
+        self.no_tools_error = no_tools_error  # llama-server without --jinja: (500, "tools param requires --jinja flag")
         self.supports_stream_options = supports_stream_options  # False: `stream_options` gets a 400
         self.retry_after = retry_after
         self.models = list(models)
@@ -200,11 +202,30 @@ def render_calls(text_format: str, calls: list[dict[str, Any]]) -> str:
         return "<|tool_call|>" + json.dumps([json.loads(obj(c)) for c in calls])
     if text_format == "json":
         return obj(calls[0]) if len(calls) == 1 else json.dumps([json.loads(obj(c)) for c in calls])
+    args = [(c["name"], json.loads(c["arguments"] or "{}")) for c in calls]
+    if text_format == "qwen3_coder":  # strings as written, other values as JSON
+        return "".join(f"<tool_call>\n<function={name}>\n" + "".join(
+            f"<parameter={k}>\n{v if isinstance(v, str) else json.dumps(v)}\n</parameter>\n" for k, v in a.items())
+            + "</function>\n</tool_call>\n" for name, a in args)
+    if text_format == "glm45":
+        return "".join(f"<tool_call>{name}\n" + "".join(
+            f"<arg_key>{k}</arg_key>\n<arg_value>{v if isinstance(v, str) else json.dumps(v)}</arg_value>\n"
+            for k, v in a.items()) + "</tool_call>" for name, a in args)
+    if text_format == "kimi_k2":
+        body = "".join(f"<|tool_call_begin|>functions.{c['name']}:{i}<|tool_call_argument_begin|>{c['arguments']}"
+                       "<|tool_call_end|>" for i, c in enumerate(calls))
+        return f"<|tool_calls_section_begin|>{body}<|tool_calls_section_end|>"
+    if text_format == "lmstudio":
+        return "".join(f"[TOOL_REQUEST]{obj(c)}[END_TOOL_REQUEST]\n" for c in calls)
+    if text_format == "harmony":
+        return "<|channel|>analysis<|message|>A tool answers this.<|end|>" + "".join(
+            f"<|start|>assistant<|channel|>commentary to=functions.{c['name']} <|constrain|>json<|message|>"
+            f"{c['arguments']}<|call|>" for c in calls)
     raise ValueError(f"unknown text_format {text_format!r}; known: {', '.join(TEXT_FORMATS)}")
 
 
 TEXT_FORMATS = ("hermes", "llama3_json", "python_tag", "llama4_pythonic", "mistral", "mistral_v11", "deepseek",
-                "deepseek_v31", "granite", "json")
+                "deepseek_v31", "granite", "json", "qwen3_coder", "glm45", "kimi_k2", "harmony", "lmstudio")
 
 
 def _words(text: str) -> int:
@@ -338,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return self._error(404, f"no route POST {self.path}")
         if body.get("tools") and not mock.supports_tools:
-            return self._error(400, '"auto" tool choice requires --enable-auto-tool-choice (supports_tools=False)')
+            return self._error(*mock.no_tools_error)
         if "stream_options" in body and not mock.supports_stream_options:
             return self._error(400, "Unrecognized request argument supplied: stream_options")
         turn, number = mock._next_turn()

@@ -26,6 +26,8 @@ class AgentSetup:
     kb: list[str] | None = None  # knowledge bases to answer from
     grounded: bool | None = None  # None: on when knowledge bases are the only plugins
     policy_path: str | None = None
+    options: dict[str, Any] | None = None  # model settings (config.MODEL_SETTINGS) over the profile's
+    system: str | None = None  # a system prompt below plugdeck's own (over the profile's `system`)
 
 
 def load_plugins(config: Config, names: list[str] | None = None, warn: Callable[[str], None] | None = None):
@@ -76,8 +78,8 @@ def knowledge_plugin(names: list[str], config: Config):
 
 def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Iterable[Any] = (),
                 warn: Callable[[str], None] | None = None):
-    from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent
-    from .models.profiles import model_for
+    from .agent.agent import DEFAULT_SYSTEM_PROMPT, Agent, with_instructions
+    from .models.profiles import model_for, system_prompt_for
     from .policy.numbers import NumberCheck
 
     if config.planner not in ("loop", "plan", "auto"):
@@ -103,9 +105,12 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
         checks.append(NumberCheck(policy.numbers))
     from .ops.otel import telemetry_sink
 
+    # A system prompt of the configuration's (the setup's, else the profile's) goes where `ask -s` goes:
+    # below plugdeck's own framing, which it adds to and never replaces.
+    own_system = setup.system or (None if setup.base_url else system_prompt_for(config, setup.model))
     trace = telemetry_sink(config)  # None (and no OpenTelemetry import) unless an endpoint is configured
     agent = Agent(
-        model_for(config, setup.model, base_url=setup.base_url),
+        model_for(config, setup.model, base_url=setup.base_url, options=setup.options),
         plugins,
         max_steps=config.max_steps,
         deadline=config.deadline,
@@ -114,7 +119,7 @@ def build_agent(config: Config, setup: AgentSetup, *, confirm=None, sinks: Itera
         checks=checks,
         confirm=confirm,
         planner=config.planner,
-        system_prompt=system_prompt,
+        system_prompt=with_instructions(system_prompt, own_system),
         select_tools=config.select_tools,
         always_tools=config.always_tools,
         setup=setup,  # kept with a waiting run's checkpoint, so any process can rebuild the agent

@@ -1,8 +1,12 @@
 """The one place that reads configuration.
 
-Precedence: flags > `PLUGDECK_*` environment > `./plugdeck.toml` > user config
+Precedence: flags > `PLUGDECK_*` environment > `OPENAI_BASE_URL` > `./plugdeck.toml` > user config
 (`~/.config/plugdeck/config.toml`, or `$PLUGDECK_CONFIG`) > defaults. Data lives under
 `PLUGDECK_HOME` (default `~/.local/share/plugdeck`).
+
+A model's key: the profile's `api_key = "keyring:NAME"` (stored with `plugdeck keys set NAME`), else
+its `api_key_env` variable, else `PLUGDECK_API_KEY`, else `OPENAI_API_KEY`, which goes only to OpenAI's
+endpoint (`OPENAI_BASE_URL`, default https://api.openai.com/v1), as the OpenAI SDK sends it.
 
     model = "local"                 # the default profile ("rules" is the offline default)
 
@@ -12,6 +16,15 @@ Precedence: flags > `PLUGDECK_*` environment > `./plugdeck.toml` > user config
     api_key_env = "LOCAL_LLM_KEY"   # the key is read from this variable, never stored here
     input_price = 0.0               # per million tokens
     output_price = 0.0
+    temperature = 0.2               # model settings, sent with each request (MODEL_SETTINGS)
+    max_tokens = 1024
+    extra_body = {chat_template_kwargs = {enable_thinking = false}}   # vLLM: fields of its own
+    system = "Answer in French."    # a system prompt, added below plugdeck's own (as `ask -s` is)
+
+    [models.gpt]
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4.1-mini"
+    api_key = "keyring:openai"      # a key stored with `plugdeck keys set openai`
 
     run_store = "postgresql://plugdeck@db.internal/plugdeck"   # default: PLUGDECK_HOME/runs.db (SQLite)
 """
@@ -26,8 +39,19 @@ from typing import Any
 
 from .errors import UserError
 
-_PROFILE_KEYS = {"base_url", "model", "api_key_env", "input_price", "output_price", "deadline", "stream",
-                 "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning", "tool_choice", "constrain"}
+OPENAI_ENDPOINT = "https://api.openai.com/v1"
+KEYRING_PREFIX = "keyring:"
+# Settings sent with each model request, from a profile, an [agents.NAME] table or flags (`-o KEY VALUE`):
+# the kinds each may be. `extra_body`'s fields are sent as they are, beside the others (vLLM's
+# `chat_template_kwargs`, a provider's own switches).
+MODEL_SETTINGS: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float), "top_p": (int, float), "max_tokens": (int,), "seed": (int,), "stop": (str, list),
+    "tool_choice": (str,), "extra_body": (dict,),
+}
+_FIELDS_PLUGDECK_SENDS = {"model", "messages", "stream", "stream_options", "tools"}
+_PROFILE_KEYS = {"base_url", "model", "api_key_env", "api_key", "input_price", "output_price", "deadline", "stream",
+                 "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning", "constrain",
+                 "system", *MODEL_SETTINGS}
 _TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
              "always_tools"}
 
@@ -56,22 +80,90 @@ class ModelProfile:
     send_reasoning: bool = False  # send the model's thinking back to it in later turns
     tool_choice: str | None = None  # sent with the tools: "auto", "required" or "none" (models/openai.py)
     constrain: str | None = None  # "vllm" or "llama.cpp": calls generated under their JSON Schema (models/openai.py)
+    key_name: str | None = None  # `api_key = "keyring:NAME"`: a key stored with `plugdeck keys set NAME`
+    settings: dict[str, Any] = field(default_factory=dict)  # MODEL_SETTINGS other than tool_choice
+    system: str | None = None  # a system prompt, added below plugdeck's own (as `ask -s` is)
 
-    def api_key(self) -> str | None:
+    def api_key(self, *, strict: bool = False) -> str | None:
+        """The key for this profile's endpoint (see the module's docstring), registered as a secret so
+        it is redacted wherever it turns up. `strict`: a stored key that cannot be read is an error
+        (for the model call); otherwise None (for listings and redaction lists)."""
         from .redaction import register_secret
 
+        if self.key_name:
+            from .secret_store import get_secret
+
+            try:
+                key = get_secret(self.key_name)
+            except UserError:
+                if strict:
+                    raise
+                return None
+            if key is None and strict:
+                raise ConfigError(f"model profile {self.name!r} uses the stored key {self.key_name!r}, which is not "
+                                  f"stored on this machine: plugdeck keys set {self.key_name}")
+            return key
         variable = self.api_key_env or "PLUGDECK_API_KEY"
         key = os.environ.get(variable)
-        register_secret(key, f"model profile {self.name} (${variable})")  # redacted wherever it turns up
+        if not key and not self.api_key_env:
+            key = openai_key_for(self.base_url)
+            variable = "OPENAI_API_KEY"
+        register_secret(key, f"model profile {self.name} (${variable})")
         return key
 
     def describe(self) -> dict[str, Any]:
-        """What is safe to show: the variable that holds the key, never the key."""
+        """What is safe to show: where the key comes from, never the key."""
         return {
             "name": self.name, "base_url": self.base_url, "model": self.model,
             "api_key_env": self.api_key_env, "api_key_set": bool(self.api_key()),
+            **({"api_key": KEYRING_PREFIX + self.key_name} if self.key_name else {}),
             "input_price": self.input_price, "output_price": self.output_price,
         }
+
+
+def openai_key_for(base_url: str) -> str | None:
+    """OPENAI_API_KEY, when `base_url` is OpenAI's endpoint (OPENAI_BASE_URL, or OpenAI's own): the key
+    is never sent to any other server."""
+    from .redaction import register_secret
+
+    key = os.environ.get("OPENAI_API_KEY")
+    register_secret(key, "$OPENAI_API_KEY")
+    endpoint = os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT
+    return key if key and _same_endpoint(base_url, endpoint) else None
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def check_model_settings(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` if each is a known model setting of the right kind; otherwise a ConfigError naming it."""
+    for key, value in values.items():
+        if key not in MODEL_SETTINGS:
+            raise ConfigError(f"{where}: {key!r} is not a model setting; known: {', '.join(MODEL_SETTINGS)} "
+                              "(send anything else in extra_body)")
+        kinds = MODEL_SETTINGS[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = " or ".join({int: "an integer", float: "a number", str: "text", list: "a list of texts",
+                                dict: "a table"}[k] for k in kinds)
+            raise ConfigError(f"{where}: {key} must be {kind}, not {value!r}")
+        if key == "stop" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: stop must be a text or a list of texts, not {value!r}")
+        if key == "extra_body" and (clash := sorted(set(value) & _FIELDS_PLUGDECK_SENDS)):
+            raise ConfigError(f"{where}: extra_body cannot set {', '.join(clash)}: plugdeck sends those itself")
+        if key == "max_tokens" and value < 1:
+            raise ConfigError(f"{where}: max_tokens must be at least 1, not {value}")
+    return values
+
+
+def parse_model_option(text: str) -> Any:
+    """A `-o KEY VALUE` flag's value: JSON where it reads as JSON (0.2, 42, ["END"], {...}), else the text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 @dataclass
@@ -139,6 +231,8 @@ def load_config(flags: dict[str, Any] | None = None, cwd: Path | None = None) ->
             profiles={name: _profile(name, p) for name, p in profiles.items()},
             sources=sources,
         )
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad configuration value: {exc}") from None
 
@@ -195,16 +289,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     unknown = set(data) - _PROFILE_KEYS
     if unknown:
-        raise ConfigError(f"model profile {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"model profile {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(_PROFILE_KEYS))} (send anything else in extra_body)")
     missing = {"base_url", "model"} - set(data)
     if missing:
         raise ConfigError(f"model profile {name!r} needs {' and '.join(sorted(missing))}")
-    for key, kind in (("tool_format", str), ("send_reasoning", bool), ("tool_choice", str), ("constrain", str)):
+    for key, kind in (("tool_format", str), ("send_reasoning", bool), ("constrain", str), ("system", str)):
         if key in data and not isinstance(data[key], kind):
             raise ConfigError(f"model profile {name!r}: {key} must be a {kind.__name__}, not {data[key]!r}")
+    data = dict(data)
     if "fallbacks" in data:
-        data = {**data, "fallbacks": _string_list(data["fallbacks"], f"models.{name}.fallbacks")}
-    return ModelProfile(name=name, **data)
+        data["fallbacks"] = _string_list(data["fallbacks"], f"models.{name}.fallbacks")
+    if "api_key" in data:
+        data["key_name"] = _stored_key_name(name, data.pop("api_key"), data.get("api_key_env"))
+    settings = {k: data.pop(k) for k in list(data) if k in MODEL_SETTINGS}
+    check_model_settings(settings, f"model profile {name!r}")
+    tool_choice = settings.pop("tool_choice", None)
+    return ModelProfile(name=name, **data, tool_choice=tool_choice, settings=settings)
+
+
+def _stored_key_name(profile: str, value: Any, api_key_env: Any) -> str:
+    """The NAME of `api_key = "keyring:NAME"`; anything else (a key pasted in) is refused unread."""
+    where = f"model profile {profile!r}"
+    if api_key_env is not None:
+        raise ConfigError(f"{where}: give api_key or api_key_env, not both")
+    if isinstance(value, str) and value.startswith(KEYRING_PREFIX) and value[len(KEYRING_PREFIX):].strip():
+        return value[len(KEYRING_PREFIX):].strip()
+    from .redaction import register_secret
+
+    register_secret(value if isinstance(value, str) else None, f"{where} api_key (refused)")
+    raise ConfigError(f"{where}: api_key must be \"keyring:NAME\", naming a key stored with `plugdeck keys set "
+                      "NAME`; a key itself never goes in a configuration file (or use api_key_env = \"VARIABLE\" "
+                      "for one in the environment)")
 
 
 def _string_list(value: Any, key: str) -> list[str]:
@@ -217,4 +333,11 @@ def _from_environment() -> dict[str, Any]:
     names = {"PLUGDECK_MODEL": "model", "PLUGDECK_BASE_URL": "base_url", "PLUGDECK_MAX_STEPS": "max_steps",
              "PLUGDECK_DEADLINE": "deadline", "PLUGDECK_HOME": "home", "PLUGDECK_PLANNER": "planner",
              "PLUGDECK_RUN_STORE": "run_store", "PLUGDECK_SELECT_TOOLS": "select_tools"}
-    return {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}
+    found = {key: os.environ[var] for var, key in names.items() if os.environ.get(var)}
+    from .redaction import register_secret
+
+    # The provider's key is scrubbed from prompts, traces and stored runs even where it is not sent.
+    register_secret(os.environ.get("OPENAI_API_KEY"), "$OPENAI_API_KEY")
+    if os.environ.get("OPENAI_BASE_URL") and "base_url" not in found:  # below PLUGDECK_BASE_URL
+        found["base_url"] = os.environ["OPENAI_BASE_URL"]
+    return found

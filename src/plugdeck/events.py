@@ -30,11 +30,16 @@ class RunStarted(Event):
     question: str
     model: str
     tools: list[str]
+    # What the model was told of its tools (OpenAI function specs, wire names): a run exported as
+    # fine-tuning data (ops/export.py) needs them beside its tool calls. None: recorded before they were kept.
+    tool_specs: list[dict[str, Any]] | None = None
     started_at: float  # wall clock, seconds since the epoch
     planner: str = "loop"
     planner_reason: str = ""
     api_key_id: str | None = None  # who ran it: a label the server sets (never the key itself)
     offered_tools: list[str] | None = None  # with tool selection: the tools the model was shown
+    conversation_id: str | None = None  # the conversation it belongs to (one it starts is named by the run's id)
+    instructions: str | None = None  # the caller's system prompt for this run, below plugdeck's own
 
 
 @dataclass(slots=True, kw_only=True)

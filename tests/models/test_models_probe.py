@@ -116,3 +116,39 @@ def test_the_cli_prints_the_report_and_writes_the_profile(tmp_path, cli_env):
     assert profile == {"base_url": mock.base_url, "model": "mock-model", "tool_format": "hermes"}
     listed = subprocess.run([*CLI, "models", "--json"], env=cli_env, cwd=tmp_path, capture_output=True, text=True)
     assert any(row["name"] == "local" for row in json.loads(listed.stdout))  # the configuration reads it back
+
+
+# ---- `plugdeck models check`: every message true now that text formats and prompting exist --------------
+
+GET_TIME_CALL = {"name": "get_time", "arguments": {}}
+
+
+async def test_check_tells_a_native_tool_call_from_one_left_in_the_text():
+    from plugdeck.models.probe import check_endpoint
+
+    with MockOpenAI([{"tool_calls": [GET_TIME_CALL]}, "OK"]) as mock:
+        native = await check_endpoint(mock.base_url, model="mock-model")
+    assert native["tools"] is True and native["tool_format"] == "native" and native["note"] is None
+    with MockOpenAI([{"tool_calls": [GET_TIME_CALL], "text_format": "glm45"}, "OK"]) as mock:
+        text = await check_endpoint(mock.base_url, model="mock-model")
+    assert text["tools"] is True and text["tool_format"] == "glm45" and text["error"] is None
+    assert "parser is off" in text["note"] and "plugdeck reads such calls" in text["note"]
+
+
+@pytest.mark.parametrize("refusal", [(400, '"auto" tool choice requires --enable-auto-tool-choice'),
+                                     (500, "tools param requires --jinja flag")], ids=["vllm", "llama-server"])
+async def test_check_on_a_server_without_tools_says_plugdeck_prompts_instead(refusal):
+    from plugdeck.models.probe import check_endpoint
+
+    with MockOpenAI(default="OK", supports_tools=False, no_tools_error=refusal) as mock:
+        result = await check_endpoint(mock.base_url, model="mock-model")
+    assert result["tools"] is False and "does not accept tools" in result["error"]
+    assert "describes the tools in the prompt" in result["error"] and "needs tool calling" not in result["error"]
+
+
+def test_the_check_cli_prints_the_note(cli_env):
+    with MockOpenAI([{"tool_calls": [GET_TIME_CALL], "text_format": "hermes"}, "OK"]) as mock:
+        shown = subprocess.run([*CLI, "models", "check", mock.base_url, "--model", "mock-model"], env=cli_env,
+                               capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "note:" in shown.stdout and "hermes text" in shown.stdout

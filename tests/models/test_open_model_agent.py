@@ -52,7 +52,12 @@ def test_the_calculator_question_through_each_text_format(text_format, stream):
     run, requests = ask([{"tool_calls": [CALL], "text_format": text_format, "chunk": 3}, "The answer is 421.5."],
                         stream=stream)
     assert run.status == "ok" and run.answer == native.answer == "The answer is 421.5."
-    assert shape(run) == shape(native)
+    if text_format == "harmony":  # gpt-oss' analysis channel is the model's reasoning: its own event, never the answer
+        thought = [e for e in run.events if e.type == "reasoning"]
+        assert [e.text for e in thought] == ["A tool answers this."]
+        assert [s for s in shape(run) if s != ("reasoning",)] == shape(native)
+    else:
+        assert shape(run) == shape(native)
     assert shown_text(run) == "The answer is 421.5."  # the call was never shown as answer text
     parsed = next(e for e in run.events if e.type == "tool_calls_parsed")
     assert parsed.outcome == "recovered" and parsed.format != "native"
@@ -113,11 +118,14 @@ def test_prompted_tool_calling_for_a_server_without_tools(stream):
     assert "421.5" in second[-1]["content"]
 
 
-def test_auto_turns_to_prompting_when_the_server_rejects_tools():
+@pytest.mark.parametrize("refusal", [(400, '"auto" tool choice requires --enable-auto-tool-choice'),
+                                     (500, "tools param requires --jinja flag")], ids=["vllm", "llama-server"])
+def test_auto_turns_to_prompting_when_the_server_rejects_tools(refusal):
     turns = [{"tool_calls": [CALL], "text_format": "json"}, "421.5"]
-    run, requests = ask(turns, mock_options={"supports_tools": False})
+    run, requests = ask(turns, mock_options={"supports_tools": False, "no_tools_error": refusal})
     assert run.answer == "421.5"
     assert "tools" in requests[0] and "tools" not in requests[1] and "tools" not in requests[2]
+    assert len(requests) == 3  # refused once, then prompted: no retries of the refused request
 
 
 def test_native_format_does_not_turn_to_prompting():

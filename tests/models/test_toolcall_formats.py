@@ -33,6 +33,34 @@ def ds(*calls):
     return DS["tool▁calls▁begin"] + "".join(calls) + DS["tool▁calls▁end"]
 
 
+def qwen_coder(name, args):
+    """Qwen3-Coder's chat template: a <parameter=...> block per argument, the value between newlines."""
+    params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in args.items())
+    return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
+
+
+def glm(name, args):
+    """GLM-4.5/4.6's chat template: the name, then <arg_key>/<arg_value> pairs (strings as written)."""
+    pairs = "".join(f"<arg_key>{k}</arg_key>\n<arg_value>{v if isinstance(v, str) else j(v)}</arg_value>\n"
+                    for k, v in args.items())
+    return f"<tool_call>{name}\n{pairs}</tool_call>"
+
+
+def kimi(*calls):
+    """Kimi K2: functions.NAME:INDEX ids, JSON arguments, inside the tool calls section."""
+    body = "".join(f"<|tool_call_begin|>functions.{name}:{i}<|tool_call_argument_begin|>{j(args)}<|tool_call_end|>"
+                   for i, (name, args) in enumerate(calls))
+    return f"<|tool_calls_section_begin|>{body}<|tool_calls_section_end|>"
+
+
+def harmony(*calls, thinking="Need to call a tool."):
+    """gpt-oss' harmony format: analysis channel, then commentary messages addressed to functions.NAME."""
+    out = f"<|channel|>analysis<|message|>{thinking}<|end|>"
+    for name, args in calls:
+        out += f"<|start|>assistant<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>{j(args)}<|call|>"
+    return out
+
+
 # format -> (one call, two calls in parallel): each must read as calculate(CALC) [+ get_weather(LYON)]
 WRITTEN = {
     "hermes": (f'<tool_call>\n{{"name": "calculate", "arguments": {j(CALC)}}}\n</tool_call>',
@@ -62,6 +90,20 @@ WRITTEN = {
     "granite_3_1": (f'<tool_call>[{{"name": "calculate", "arguments": {j(CALC)}}}]',
                     f'<tool_call>[{{"name": "calculate", "arguments": {j(CALC)}}}, '
                     f'{{"name": "get_weather", "arguments": {j(LYON)}}}]'),
+    "qwen3_coder": (qwen_coder("calculate", CALC), qwen_coder("calculate", CALC) + "\n" + qwen_coder("get_weather", LYON)),
+    "qwen3_coder_unwrapped": ("<function=calculate>\n<parameter=expression>\n17.5% of 2,340 + 12\n</parameter>\n</function>",
+                              "<function=calculate><parameter=expression>17.5% of 2,340 + 12</parameter></function>\n"
+                              "<function=get_weather><parameter=city>Lyon</parameter></function>"),
+    "glm45": (glm("calculate", CALC), glm("calculate", CALC) + "\n" + glm("get_weather", LYON)),
+    "kimi_k2": (kimi(("calculate", CALC)), kimi(("calculate", CALC), ("get_weather", LYON))),
+    "harmony": (harmony(("calculate", CALC)), harmony(("calculate", CALC), ("get_weather", LYON))),
+    "harmony_recipient_first": (
+        f"<|start|>assistant to=functions.calculate<|channel|>commentary json<|message|>{j(CALC)}<|call|>",
+        f"<|channel|>commentary to=functions.calculate<|message|>{j(CALC)}<|call|>"
+        f"<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{j(LYON)}<|call|>"),
+    "lmstudio": (f'[TOOL_REQUEST]{{"name": "calculate", "arguments": {j(CALC)}}}[END_TOOL_REQUEST]',
+                 f'[TOOL_REQUEST]{{"name": "calculate", "arguments": {j(CALC)}}}[END_TOOL_REQUEST]\n'
+                 f'[TOOL_REQUEST]{{"name": "get_weather", "arguments": {j(LYON)}}}[END_TOOL_REQUEST]'),
     "json": (f'{{"name": "calculate", "arguments": {j(CALC)}}}',
              f'[{{"name": "calculate", "arguments": {j(CALC)}}}, {{"name": "get_weather", "arguments": {j(LYON)}}}]'),
     "json_fenced": (f'```json\n{{"name": "calculate", "arguments": {j(CALC)}}}\n```',
@@ -69,9 +111,11 @@ WRITTEN = {
                     f'{{"name": "get_weather", "arguments": {j(LYON)}}}]\n```'),
 }
 FORMAT_OF = {"python_tag": "llama3_json", "function_tag": "llama3_json", "python_start": "llama4_pythonic",
-             "mistral_v11": "mistral", "deepseek_v31": "deepseek", "granite_3_1": "granite", "json_fenced": "json"}
+             "mistral_v11": "mistral", "deepseek_v31": "deepseek", "granite_3_1": "granite", "json_fenced": "json",
+             "qwen3_coder_unwrapped": "qwen3_coder", "harmony_recipient_first": "harmony"}
 TAGGED = {"hermes", "python_tag", "function_tag", "python_start", "mistral", "mistral_v11", "deepseek",
-          "deepseek_v31", "granite", "granite_3_1"}
+          "deepseek_v31", "granite", "granite_3_1", "qwen3_coder", "qwen3_coder_unwrapped", "glm45", "kimi_k2",
+          "harmony", "harmony_recipient_first", "lmstudio"}
 
 
 def read(text, fmt="auto", offered=OFFERED):
@@ -155,6 +199,17 @@ MALFORMED = {
     "json": '{"name": "calculate", "arguments": {"expression": "1+',
     "llama4_pythonic": '[calculate(expression="1+)]',
     "python_start": "<|python_start|>[calculate(1 + 2)]<|python_end|>",
+    "qwen3_coder": "<tool_call>\n<function=calculate>\n<parameter=expression>\n1+",
+    "qwen3_coder_text_outside": "<tool_call><function=calculate>1+2</function></tool_call>",
+    "glm45": "<tool_call>calculate\n<arg_key>expression</arg_key>\n<arg_value>1+",
+    "glm45_twice": "<tool_call>calculate<arg_key>expression</arg_key><arg_value>1</arg_value>"
+                   "<arg_key>expression</arg_key><arg_value>2</arg_value></tool_call>",
+    "kimi_k2": '<|tool_calls_section_begin|><|tool_call_begin|>functions.calculate:0<|tool_call_argument_begin|>'
+               '{"expression": "1+<|tool_call_end|><|tool_calls_section_end|>',
+    "kimi_k2_no_arguments_token": "<|tool_calls_section_begin|><|tool_call_begin|>functions.calculate:0 {}"
+                                  "<|tool_call_end|><|tool_calls_section_end|>",
+    "harmony": '<|channel|>commentary to=functions.calculate <|constrain|>json<|message|>{"expression": "1+<|call|>',
+    "lmstudio": '[TOOL_REQUEST]{"name": "calculate", "arguments": {"expression": "1+[END_TOOL_REQUEST]',
 }
 
 
@@ -278,3 +333,72 @@ def test_a_call_cut_off_by_the_token_limit_is_refused_not_completed():
     (call,) = response.tool_calls
     assert call.arguments is None and "ran out of output tokens" in call.error
     assert response.tool_parse_errors
+
+
+# ---- formats whose arguments are written key by key: the values' types come from the schema ----------
+
+SCHEMAS = {"book": {"type": "object", "properties": {
+    "code": {"type": "string"}, "seats": {"type": "integer"}, "window": {"type": "boolean"},
+    "meals": {"type": "array"}, "price": {"type": ["number", "null"]}, "note": {"type": ["string", "null"]}}}}
+WRITTEN_VALUES = {"code": "007", "seats": "2", "window": "True", "meals": '["veg"]', "price": "null", "note": "2"}
+TYPED = {"code": "007", "seats": 2, "window": True, "meals": ["veg"], "price": None, "note": "2"}
+
+
+@pytest.mark.parametrize("writer", [qwen_coder, glm], ids=["qwen3_coder", "glm45"])
+def test_key_by_key_values_take_the_type_the_schema_asks_for(writer):
+    parsed = parse_tool_calls(writer("book", WRITTEN_VALUES), SCHEMAS)
+    assert parsed.calls[0].arguments == TYPED and parsed.calls[0].error is None
+    # Names only (no schemas): JSON values are read as JSON, anything else stays the text written.
+    untyped = parse_tool_calls(writer("book", {"seats": "2", "city": "Lyon"}), ["book"]).calls[0].arguments
+    assert untyped == {"seats": 2, "city": "Lyon"}
+
+
+def test_a_multiline_qwen3_coder_value_keeps_its_inner_lines():
+    code = "def f():\n    return 1\n"
+    parsed = parse_tool_calls(qwen_coder("write_file", {"path": "f.py", "content": code}),
+                              {"write_file": {"properties": {"path": {"type": "string"}, "content": {"type": "string"}}}})
+    assert parsed.calls[0].arguments == {"path": "f.py", "content": code}
+
+
+def test_a_named_key_by_key_format_is_not_confused_with_hermes():
+    assert read(WRITTEN["glm45"][0], "hermes")[2][0][2]  # Hermes reading GLM's call: refused, not guessed
+    assert read(WRITTEN["hermes"][0], "glm45") is None and read(WRITTEN["hermes"][0], "qwen3_coder") is None
+    assert read(WRITTEN["function_tag"][0])[0] == "llama3_json"  # Llama 3.1's <function=f>{json}: not Qwen's
+
+
+def test_harmony_analysis_is_reasoning_and_the_final_channel_is_text():
+    text = ("<|channel|>analysis<|message|>The user wants a sum.<|end|>"
+            "<|start|>assistant<|channel|>commentary<|message|>Checking.<|end|>"
+            f"<|start|>assistant<|channel|>commentary to=functions.calculate <|constrain|>json<|message|>{j(CALC)}<|call|>")
+    shown, response = streamed(text, 5)
+    assert shown == "Checking." and response.text == "Checking." and response.reasoning == "The user wants a sum."
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("calculate", CALC)]
+    assert response.tool_format == "harmony"
+
+
+@pytest.mark.parametrize("size", [3, 1000])
+def test_a_harmony_answer_without_a_call_keeps_its_analysis_out_of_the_answer(size):
+    text = ("<|channel|>analysis<|message|>Simple arithmetic.<|end|>"
+            "<|start|>assistant<|channel|>final<|message|>It is 421.5.<|return|>")
+    shown, response = streamed(text, size)
+    assert shown == "It is 421.5." and response.text == "It is 421.5." and response.tool_calls == []
+    assert response.reasoning == "Simple arithmetic." and response.tool_format is None
+
+
+def test_a_kimi_call_gets_a_fresh_id_not_its_index():
+    """Kimi's own ids (functions.f:0) start again at 0 each turn: results of two steps must not share one."""
+    first, second = (parse_tool_calls(WRITTEN["kimi_k2"][0], OFFERED).calls[0].id for _ in range(2))
+    assert first != second and "functions." not in first
+
+
+@pytest.mark.parametrize("text", [
+    "In GLM's template each argument sits in <arg_key> and <arg_value> tags.",
+    "Qwen3-Coder writes each argument in a <parameter=NAME> tag.",
+    "Kimi's tokens look like <|tool_call_argument_begin|> in its docs.",
+    "Set the recipient to=functions.lookup in the harmony header.",
+    "The <|channel|> token starts a harmony header.",
+])
+def test_prose_about_the_newer_formats_stays_text(text):
+    assert read(text) is None
+    shown, response = streamed(text, 3)
+    assert shown == text and response.text == text and response.tool_calls == []

@@ -1,4 +1,4 @@
-"""Access: API keys (made by the real `plugdeck keys` command), the plugins and rate each key may use,
+"""Access: API keys (made by the real `plugdeck serve keys` command), the plugins and rate each key may use,
 the page's session, and the checks on Host, Origin, body size and response headers."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ASK = {"model": "plugdeck", "messages": [{"role": "user", "content": "What is 6*
 
 
 def create_key(env, *args) -> str:
-    made = plugdeck(env, "keys", "create", *args)
+    made = plugdeck(env, "serve", "keys", "create", *args)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip()
 
@@ -35,17 +35,17 @@ def test_keys_are_shown_once_and_stored_only_as_salted_hashes(env):
     text = stored.read_text()
     assert key not in text and key.split("_", 2)[2] not in text
     assert oct(stored.stat().st_mode & 0o777) == "0o600"
-    listed = json.loads(plugdeck(env, "keys", "list", "--json").stdout)
+    listed = json.loads(plugdeck(env, "serve", "keys", "list", "--json").stdout)
     assert [(k["name"], k["plugins"], k["rate"], k["status"]) for k in listed] == [("ci", ["calculator"], "60/min", "active")]
     assert "digest" not in listed[0] and "salt" not in listed[0]
-    assert key not in plugdeck(env, "keys", "list").stdout
-    unknown = plugdeck(env, "keys", "create", "--plugins", "calculator,nope")
+    assert key not in plugdeck(env, "serve", "keys", "list").stdout
+    unknown = plugdeck(env, "serve", "keys", "create", "--plugins", "calculator,nope")
     assert unknown.returncode == 1 and "no plugin or knowledge base named nope" in unknown.stderr
-    bad_rate = plugdeck(env, "keys", "create", "--plugins", "calculator", "--rate", "lots")
+    bad_rate = plugdeck(env, "serve", "keys", "create", "--plugins", "calculator", "--rate", "lots")
     assert bad_rate.returncode == 1 and "60/min" in bad_rate.stderr
-    revoked = plugdeck(env, "keys", "revoke", "ci")
-    assert revoked.returncode == 0 and json.loads(plugdeck(env, "keys", "list", "--json").stdout) == []
-    assert plugdeck(env, "keys", "revoke", "ci").returncode == 1
+    revoked = plugdeck(env, "serve", "keys", "revoke", "ci")
+    assert revoked.returncode == 0 and json.loads(plugdeck(env, "serve", "keys", "list", "--json").stdout) == []
+    assert plugdeck(env, "serve", "keys", "revoke", "ci").returncode == 1
 
 
 def test_once_a_key_exists_every_request_needs_one(env, client):
@@ -62,7 +62,7 @@ def test_once_a_key_exists_every_request_needs_one(env, client):
             openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-not-ours", max_retries=0).models.list()
         answer = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0).chat.completions.create(**ASK)
         assert answer.choices[0].message.content == "42"
-        assert plugdeck(env, "keys", "revoke", json.loads(plugdeck(env, "keys", "list", "--json").stdout)[0]["id"]
+        assert plugdeck(env, "serve", "keys", "revoke", json.loads(plugdeck(env, "serve", "keys", "list", "--json").stdout)[0]["id"]
                         ).returncode == 0
         assert client.get(f"{server.url}/v1/models", headers=bearer(key)).status_code == 401
 

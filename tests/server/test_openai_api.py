@@ -94,8 +94,11 @@ def test_the_official_client_streams_and_keeps_history(env):
         assert text == "Your name is Ada."
         sent = [(m["role"], m["content"]) for m in mock.requests[1]["messages"] if m["role"] != "system"]
         assert sent == [("user", "I am Ada."), ("assistant", "Hello Ada!"), ("user", "What is my name?")]
-        # The agent's own system prompt is used, not the client's.
-        assert "You are terse." not in json.dumps(mock.requests)
+        # The client's system message is added below the agent's own system prompt, never in its place.
+        system = mock.requests[0]["messages"][0]
+        assert system["role"] == "system" and "You are terse." in system["content"]
+        assert system["content"].index("You are terse.") > 0
+        assert "You are terse." not in json.dumps(mock.requests[1])  # the second request sent none
 
 
 def test_a_pending_write_action_is_announced_with_where_to_approve_it(env, pizzeria):

@@ -1,153 +1,105 @@
-"""`plugdeck keys ...`: API keys for `plugdeck serve`.
+"""`plugdeck keys ...`: keys for model providers, stored once in the system keyring (as `llm keys` does).
 
-    plugdeck keys create --plugins calculator,pizzeria [--rate 60/min] [--name NAME]   # prints the key once
-    plugdeck keys list
-    plugdeck keys revoke NAME_OR_ID
+    plugdeck keys set openai            # asks for the key (or reads it from a pipe); never in a config file
+    plugdeck keys list                  # names only
+    plugdeck keys get openai            # prints the key, for scripts
+    plugdeck keys delete openai
 
-Once a key exists, every API request needs `Authorization: Bearer KEY`, even after the last key is
-revoked; deleting PLUGDECK_HOME/keys.json lets this machine in without a key again. Standard library
-and typer only: the server stack is not imported here.
+A model profile uses one with `api_key = "keyring:openai"`. The access keys clients use to call
+`plugdeck serve` are the server's and live under `plugdeck serve keys` (cli/access_keys.py); `keys
+create` and `keys revoke` still work here and say where they went. Without a keyring backend (a
+server without a desktop) each command says what to do instead.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, Callable
 
 import typer
 
-group = typer.Typer(help="API keys for plugdeck serve: each limited to some plugins, with an optional rate.",
-                    no_args_is_help=True)
+from . import access_keys
+from .access_keys import _fail
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+group = typer.Typer(help="Model providers' keys, kept in the system keyring (plugdeck serve keys: the server's "
+                         "access keys).", no_args_is_help=True)
 
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
+NameArg = typer.Argument(..., help="The key's name, such as openai; a profile uses it as api_key = \"keyring:NAME\".")
 
 
-def _home() -> Path:
-    from ..config import load_config
+def _keyring(operation: Callable[[Any], Any]) -> Any:
+    """`operation(secret_store)`; a keyring that is missing or refuses ends the command with its message."""
+    from .. import secret_store
 
-    return load_config().home
-
-
-def _store():
-    from ..server.keys import KeyStore
-
-    return KeyStore(_home())
-
-
-def _known_plugins(home: Path) -> list[str]:
-    """Installed and added plugins and knowledge bases, by name, without loading any of them."""
-    from .. import extensions
-    from ..plugins import registry
-
-    names = {e.name for e in extensions.declared(extensions.PLUGINS)} | set(registry.configured(home))
-    kb_root = home / "kb"
-    if kb_root.is_dir():
-        names |= {p.name for p in kb_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return sorted(names)
-
-
-@group.command("create")
-def create(
-    plugins: str = typer.Option(..., "--plugins", help="Comma-separated plugins (and knowledge bases) the key may "
-                                                       "use, or '*' for all."),
-    name: Optional[str] = typer.Option(None, "--name", help="A name to recognise the key by."),
-    rate: Optional[str] = typer.Option(None, "--rate", help="Requests allowed, e.g. 60/min, 5/s, 1000/hour."),
-    concurrent: Optional[int] = typer.Option(None, "--concurrent", help="Runs this key may have running at once."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="A policy file for this key's runs (instead of "
-                                                                "the agent's)."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Create a key. It is printed once, on stdout; only a salted hash is kept."""
-    from ..server.keys import KeyProblem, KeyStore
-
-    home = _home()
-    wanted = [p.strip() for p in plugins.split(",") if p.strip()]
-    known = _known_plugins(home)
-    unknown = [p for p in wanted if p != "*" and p not in known]
-    if unknown:
-        _fail(f"no plugin or knowledge base named {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
-    if policy:
-        from ..policy.load import PolicyError, load_policy
-
-        try:
-            load_policy(policy)
-        except PolicyError as exc:
-            _fail(str(exc))
-        policy = str(Path(policy).resolve())
     try:
-        key, token = KeyStore(home).create(wanted, name=name, rate=rate, concurrent=concurrent, policy=policy)
-    except KeyProblem as exc:
+        return operation(secret_store)
+    except secret_store.SecretStoreError as exc:
         _fail(str(exc))
-    if as_json:
-        print(json.dumps({"key": token, **key.public()}, indent=2))
-        return
-    print(token)
-    limits = [f"rate {key.rate}"] if key.rate else []
-    limits += [f"{key.concurrent} run(s) at once"] if key.concurrent else []
-    print(f"created key {key.name} ({key.id}) for {', '.join(key.plugins)}"
-          f"{'; ' + ', '.join(limits) if limits else ''}. This is the only time the key is shown: keep it now. "
-          f"Use it as: Authorization: Bearer KEY", file=sys.stderr)
+
+
+@group.command("set")
+def set_key(name: str = NameArg) -> None:
+    """Store a key (asked for without echo, or read from a pipe: echo $KEY | plugdeck keys set NAME)."""
+    value = typer.prompt(f"Key for {name}", hide_input=True) if sys.stdin.isatty() else sys.stdin.read()
+    _keyring(lambda store: store.set_secret(name, value.strip()))
+    print(f"stored key {name!r} in the keyring. Use it in a model profile with: api_key = \"keyring:{name}\"",
+          file=sys.stderr)
+
+
+@group.command("get")
+def get_key(name: str = NameArg) -> None:
+    """Print a stored key (for scripts)."""
+    value = _keyring(lambda store: store.get_secret(name))
+    if value is None:
+        _fail(f"no key named {name!r} is stored (plugdeck keys list shows them; store one with plugdeck keys set "
+              f"{name})")
+    print(value)
 
 
 @group.command("list")
-def list_keys(as_json: bool = JsonOpt, all_keys: bool = typer.Option(False, "--all", help="Revoked keys too.")) -> None:
-    """List keys (never the keys themselves)."""
-    from ..server.keys import KeyProblem
-
-    store = _store()
-    try:
-        keys = [k for k in store.keys() if all_keys or k.active]
-    except KeyProblem as exc:
-        _fail(str(exc))
+def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
+    """List the stored keys' names (never the keys)."""
+    names = _keyring(lambda store: store.list_secrets())
     if as_json:
-        print(json.dumps([k.public() for k in keys], indent=2))
-        return
-    if not keys:
-        print(_without_active_keys(store), file=sys.stderr)
-        return
-    from datetime import datetime
-
-    from rich.table import Table
-
-    from .render import consoles
-
-    table = Table(box=None)
-    for column in ("name", "id", "plugins", "rate", "at once", "policy", "created", "status"):
-        table.add_column(column)
-    for k in keys:
-        table.add_row(k.name, k.id, ", ".join(k.plugins), k.rate or "-", str(k.concurrent or "-"), k.policy or "-",
-                      datetime.fromtimestamp(k.created_at).strftime("%Y-%m-%d %H:%M"),
-                      "active" if k.active else "revoked")
-    consoles()[0].print(table)
+        print(json.dumps(names))
+    elif names:
+        print("\n".join(names))
+    else:
+        print("no keys stored; store one with: plugdeck keys set openai", file=sys.stderr)
+    if _has_access_keys():
+        print("(plugdeck serve's access keys: plugdeck serve keys list)", file=sys.stderr)
 
 
-@group.command("revoke")
-def revoke(key: str = typer.Argument(..., help="The key's name or id (see plugdeck keys list).")) -> None:
-    """Revoke a key: a running server refuses it from its next request on."""
+@group.command("delete")
+def delete_key(name: str = NameArg) -> None:
+    """Remove a stored key from the keyring."""
+    if not _keyring(lambda store: store.delete_secret(name)):
+        _fail(f"no key named {name!r} is stored (plugdeck keys list shows them)")
+    print(f"deleted key {name!r}", file=sys.stderr)
+
+
+def _has_access_keys() -> bool:
     from ..server.keys import KeyProblem
 
-    store = _store()
     try:
-        revoked = store.revoke(key)
-    except KeyProblem as exc:
-        _fail(str(exc))
-    print(f"revoked key {revoked.name} ({revoked.id})", file=sys.stderr)
-    if not store.any_active():
-        print(_without_active_keys(store), file=sys.stderr)
+        return bool(access_keys._store().keys())
+    except KeyProblem:
+        return False
 
 
-def _without_active_keys(store) -> str:
-    """What plugdeck serve does with no active key: the same rule as the server's (KeyStore.required)."""
-    if store.required():
-        return ("no active key: plugdeck serve refuses every API request (401) until you create a key "
-                "(plugdeck keys create --plugins NAMES); its page still signs in with the ?token= link it prints. "
-                f"To let this machine in without a key again, delete {store.path}")
-    return ("no keys: plugdeck serve answers this machine only, without a key. Create one with: "
-            "plugdeck keys create --plugins calculator")
+def _moved(command, name: str):
+    """The server's `keys NAME` command, still answering here, with a note of where it lives now."""
+
+    @functools.wraps(command)
+    def still_here(*args, **kwargs):
+        print(f"note: server access keys are under plugdeck serve keys now (plugdeck serve keys {name})",
+              file=sys.stderr)
+        return command(*args, **kwargs)
+
+    return still_here
+
+
+for _name, _command in (("create", access_keys.create), ("revoke", access_keys.revoke)):
+    group.command(_name, help=f"Moved: plugdeck serve keys {_name} (still works here).")(_moved(_command, _name))

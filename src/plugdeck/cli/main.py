@@ -66,7 +66,8 @@ plugins_app.add_typer(plugins_add_app, name="add")
 # Features with commands of their own live in plugdeck/cli/<name>.py. Such a module may define
 # `group` (a typer.Typer, registered as `plugdeck <name> ...`) and `add` (registered as
 # `plugdeck plugins add <name> ...`). Keep their module-level imports light.
-EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "store", "extensions")
+EXTENSIONS = ("kb", "openapi", "mcp", "sql", "policy", "serve", "keys", "eval", "runs_replay", "runs_export", "tune", "store",
+              "extensions")
 # The optional part (pip extra, see plugdeck.extras) each extension's commands need: checked before a
 # command starts, so that nothing is half done without it. `add` is `plugdeck plugins add NAME`.
 NEEDS = {("kb", "group"): "knowledge", ("mcp", "group"): "mcp", ("serve", "group"): "server",
@@ -190,7 +191,16 @@ KbOpt = typer.Option(None, "--kb", help="Answer from this knowledge base (repeat
 GroundedOpt = typer.Option(None, "--grounded/--no-grounded",
                            help="Answers must be supported by the cited passages (default: on when only --kb is used).")
 PlannerOpt = typer.Option(None, "--planner", help="loop (one model call per step), plan (plan the calls at once) or auto.")
+TemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature for the model (over the profile's).")
+MaxTokensOpt = typer.Option(None, "--max-tokens", help="Most tokens the model may write per turn.")
+ModelOptionOpt = typer.Option(None, "--option", "-o", metavar="KEY VALUE",  # joined as KEY=VALUE by main()
+                              help="A model setting (repeatable): temperature, top_p, max_tokens, seed, stop, "
+                                   "tool_choice, extra_body; VALUE is JSON or text, e.g. -o seed 7 -o extra_body "
+                                   "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}'.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve actions that need confirmation without asking (scripts).")
+SystemOpt = typer.Option(None, "--system", "-s", help="A system prompt for this run, added to plugdeck's own.")
+ContinueOpt = typer.Option(False, "--continue", "-c", help="Continue the latest conversation.")
+CidOpt = typer.Option(None, "--cid", help="Continue the conversation with this id (see: plugdeck runs).")
 
 
 def _print_version(value: bool) -> None:
@@ -258,8 +268,22 @@ def _policy(path: str | None, plugins):
     return policy_for(path, plugins)
 
 
+def _model_options(temperature: float | None, max_tokens: int | None, option: list[str] | None) -> dict[str, Any] | None:
+    """The model settings the flags give (`-o KEY VALUE`, then --temperature and --max-tokens), checked."""
+    from ..config import ConfigError, check_model_settings, parse_model_option
+
+    options = {}
+    for pair in option or []:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise ConfigError(f"-o {key} needs a value: -o KEY VALUE, such as -o temperature 0.2")
+        options[key] = parse_model_option(value)
+    options.update({k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None})
+    return check_model_settings(options, "model setting") or None
+
+
 def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy_path=None, yes=False, planner=None,
-                 kb=None, grounded=None):
+                 kb=None, grounded=None, options=None):
     from ..assemble import AgentSetup, build_agent
     from ..ops.runstore import RunStore
     from .confirm import terminal_confirmer
@@ -267,7 +291,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
     config = _config(max_steps=max_steps, deadline=deadline, planner=planner)
     err = _consoles()[1]
     setup = AgentSetup(model=model, base_url=base_url, plugins=plugins, kb=kb, grounded=grounded,
-                       policy_path=policy_path)
+                       policy_path=policy_path, options=options)
     store = None if no_store else RunStore(config.run_store)
     agent = build_agent(config, setup, confirm=terminal_confirmer(err, yes), sinks=[store.record] if store else [],
                         warn=lambda message: err.print(f"[yellow]warning:[/] {message}"))
@@ -279,7 +303,7 @@ def _build_agent(model, base_url, plugins, max_steps, deadline, no_store, policy
 
 @app.command(epilog=EXIT_CODES)
 def ask(
-    question: str = typer.Argument(..., help="The question."),
+    question: Optional[str] = typer.Argument(None, help="The question; text piped in goes before it."),
     model: Optional[str] = ModelOpt,
     base_url: Optional[str] = BaseUrlOpt,
     plugin: Optional[list[str]] = PluginOpt,
@@ -292,14 +316,23 @@ def ask(
     planner: Optional[str] = PlannerOpt,
     kb: Optional[list[str]] = KbOpt,
     grounded: Optional[bool] = GroundedOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
+    option: Optional[list[str]] = ModelOptionOpt,
+    system: Optional[str] = SystemOpt,
+    continue_: bool = ContinueOpt,
+    cid: Optional[str] = CidOpt,
 ) -> None:
     """Answer one question, showing each step (tool calls with arguments and results)."""
+    question = _piped_question(question)
+    cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
-                                grounded)
+                                grounded, _model_options(temperature, max_tokens, option))
 
     async def answer():
         try:
-            return await _show_run(agent, question, None, as_json, recorded=store is not None)
+            return await _show_run(agent, question, history, as_json, recorded=store is not None,
+                                   conversation_id=cid, instructions=system)
         finally:
             await agent.aclose()
 
@@ -326,10 +359,17 @@ def chat(
     planner: Optional[str] = PlannerOpt,
     kb: Optional[list[str]] = KbOpt,
     grounded: Optional[bool] = GroundedOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
+    option: Optional[list[str]] = ModelOptionOpt,
+    system: Optional[str] = SystemOpt,
+    continue_: bool = ContinueOpt,
+    cid: Optional[str] = CidOpt,
 ) -> None:
     """Chat interactively; the conversation so far goes with each question. /exit or Ctrl-D ends."""
+    cid, history = _continued(continue_, cid)
     agent, store = _build_agent(model, base_url, plugin, max_steps, deadline, no_store, policy, yes, planner, kb,
-                                grounded)
+                                grounded, _model_options(temperature, max_tokens, option))
     _, err = _consoles()
     err.print(f"[dim]chatting with {agent.model.name} · {len(agent.tools)} tool(s) · /exit to leave[/]")
 
@@ -339,7 +379,7 @@ def chat(
 
         from .confirm import read_line
 
-        history: list[dict[str, Any]] = []
+        nonlocal cid, history
         try:
             while True:
                 try:
@@ -350,7 +390,9 @@ def chat(
                 if line in ("/exit", "/quit"):
                     return
                 if line:
-                    history = (await _show_run(agent, line, history, False, recorded=store is not None)).messages
+                    run = await _show_run(agent, line, history, False, recorded=store is not None,
+                                          conversation_id=cid, instructions=system)
+                    cid, history = cid or run.id, run.messages  # one conversation for the whole chat
         finally:
             await agent.aclose()
 
@@ -361,8 +403,39 @@ def chat(
             store.close()
 
 
-async def _show_run(agent, question: str, history, as_json: bool, recorded: bool = True):
-    """Run one question, printing steps live (or JSON at the end); return the Run.
+def _piped_question(question: str | None) -> str:
+    """The question: text piped in, then the one given (as llm combines them), or either alone."""
+    piped = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    text = " ".join(part for part in (piped, question) if part)
+    if not text.strip():
+        raise CliError('give a question: plugdeck ask "...", or pipe one in: cat question.txt | plugdeck ask')
+    return text
+
+
+def _continued(latest: bool, cid: str | None):
+    """The conversation to carry on (`-c`: the latest of the command line's, `--cid`: that one): its id and
+    the earlier turns as history, labelled with what they read. (None, None): a new conversation."""
+    if not latest and not cid:
+        return None, None
+    from ..ops.conversation import history_of
+
+    with _store() as store:
+        cid = cid or store.latest_conversation()
+        if cid is None:
+            raise CliError('there is no conversation to continue yet: ask something first (plugdeck ask "...")')
+        try:
+            runs = store.conversation(cid)
+        except KeyError as exc:
+            raise CliError(exc.args[0]) from None
+    history = history_of(runs)
+    _consoles()[1].print(f"[dim]continuing conversation {runs[0]['conversation_id']} "
+                         f"({len(history) // 2} earlier turn(s))[/]")
+    return runs[0]["conversation_id"], history
+
+
+async def _show_run(agent, question: str, history, as_json: bool, recorded: bool = True, **options):
+    """Run one question, printing steps live (or JSON at the end); return the Run. `options`: Agent.run's
+    conversation_id and instructions.
 
     Ctrl-C cancels the run: it is stopped, recorded as cancelled, and Cancelled is raised."""
     import asyncio
@@ -378,7 +451,7 @@ async def _show_run(agent, question: str, history, as_json: bool, recorded: bool
             seen.append(event.run_id)
 
     try:
-        run = await agent.run(question, history=history, sinks=[note] if as_json else [note, steps])
+        run = await agent.run(question, history=history, sinks=[note] if as_json else [note, steps], **options)
     except asyncio.CancelledError:
         await _stop_the_run()
         steps.close()
@@ -387,7 +460,9 @@ async def _show_run(agent, question: str, history, as_json: bool, recorded: bool
                 sink.flush(2.0)
         raise Cancelled(seen[0] if seen else None, recorded) from None
     if as_json:
-        print(json.dumps({"run_id": run.id, "status": run.status, "answer": run.answer, "error": run.error,
+        started = next((e for e in run.events if e.type == "run_started"), None)
+        print(json.dumps({"run_id": run.id, "conversation_id": getattr(started, "conversation_id", None),
+                          "status": run.status, "answer": run.answer, "error": run.error,
                           "events": [e.to_dict() for e in run.events]}, ensure_ascii=False, default=str, indent=2))
         return run
     steps.finish(run.events[-1])
@@ -533,13 +608,32 @@ def runs_list(
     ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status (ok, error, waiting, ...)."),
+    cid: Optional[str] = typer.Option(None, "--cid", help="Only the runs of this conversation."),
     as_json: bool = JsonOpt,
 ) -> None:
     """List stored runs, newest first."""
     if ctx.invoked_subcommand:
         return
     with _store() as store:
-        runs = store.list_runs(limit, status)
+        runs = store.list_runs(limit, status, conversation_id=cid)
+    _print_runs(runs, as_json)
+
+
+@runs_app.command("search")
+def runs_search(
+    text: str = typer.Argument(..., help="Words the question or the answer holds (all of them, any case)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find stored runs by the words of their question or answer, newest first."""
+    if not text.split():
+        raise CliError("give the words to search for, e.g. plugdeck runs search invoice")
+    with _store() as store:
+        runs = store.search(text, limit)
+    _print_runs(runs, as_json, none=f"no run has {text!r} in its question or answer")
+
+
+def _print_runs(runs: list[dict[str, Any]], as_json: bool, none: str = "") -> None:
     if as_json:
         print(json.dumps(runs, indent=2, ensure_ascii=False))
         return
@@ -552,15 +646,18 @@ def runs_list(
     table = Table(box=None)
     table.add_column("id", no_wrap=True)
     table.add_column("when", no_wrap=True)
-    for column in ("status", "model", "steps", "tools", "tokens", "cost", "time", "question"):
+    for column in ("conversation", "status", "model", "steps", "tools", "tokens", "cost", "time", "question"):
         table.add_column(column, justify="right" if column == "cost" else "left")
     for r in runs:
         when = datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        question = r["question"] if len(r["question"]) <= 60 else r["question"][:59] + "…"
-        table.add_row(r["id"], when, r["status"], r["model"], str(r["steps"]), str(r["tool_calls"]),
+        question = " ".join(r["question"].split())  # piped questions have lines: one row each
+        question = question if len(question) <= 60 else question[:59] + "…"
+        # A run that started its conversation is named by it: "new" reads better than its own id again.
+        conversation = "new" if r["conversation_id"] in (None, r["id"]) else r["conversation_id"]
+        table.add_row(r["id"], when, conversation, r["status"], r["model"], str(r["steps"]), str(r["tool_calls"]),
                       f"{r['prompt_tokens']}→{r['completion_tokens']}", _money(r["cost"]), ms(r["duration"]), question)
     out, _ = _consoles()
-    out.print(table if runs else "no runs yet: try plugdeck ask \"What is 17.5% of 2,340, plus 12?\"")
+    out.print(table if runs else none or "no runs yet: try plugdeck ask \"What is 17.5% of 2,340, plus 12?\"")
 
 
 def _money(amount: float | None) -> str:
@@ -584,6 +681,7 @@ def runs_show(run_id: str = typer.Argument(..., help="A run id (a unique prefix 
 
     out, _ = _consoles()
     out.print(run_tree(run))
+    out.print(f"conversation {run['conversation_id']} (plugdeck ask --cid {run['conversation_id']} carries it on)")
     if run["cost"]:
         out.print(f"cost {_money(run['cost'])}")
 
@@ -746,6 +844,8 @@ def models_check(
             out.print(f"  models: {', '.join(report['models'])}")
         out.print(f"  model tried: {report.get('model') or '-'} · tools {yes(report['tools'])} · "
                   f"streaming {yes(report['streaming'])}")
+        if report.get("note"):
+            out.print(f"  [yellow]note:[/] {report['note']}")
         if report.get("error"):
             out.print(f"  [red]problem:[/] {report['error']}")
     if not report["reachable"]:
@@ -811,8 +911,23 @@ def models_probe(
 _register_extensions()
 
 
+def _joined_model_options(argv: list[str]) -> list[str]:
+    """`-o KEY VALUE` as `-o KEY=VALUE`: typer has no repeatable option of two values (llm's habit)."""
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in ("-o", "--option") and i + 2 < len(argv) and "=" not in argv[i + 1]:
+            out.append(f"{argv[i + 1]}={argv[i + 2]}")
+            i += 3
+        else:
+            i += 1
+    return out
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
+    if sys.argv[1:2] in (["ask"], ["chat"]):
+        sys.argv[1:] = _joined_model_options(sys.argv[1:])
     try:
         _add_installed_commands(sys.argv[1:])
         app()

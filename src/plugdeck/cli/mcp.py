@@ -190,6 +190,7 @@ def _add_server(name: str, options: dict[str, Any], yes: bool, allow_flagged: bo
     from ..plugins.mcp.client import ServerSpec
     from ..plugins.mcp.pinning import approve
     from ..tools import ToolError
+    from .mcp_oauth import login_if_needed
 
     home = _home()
     if name in registry.configured(home):
@@ -208,6 +209,7 @@ def _add_server(name: str, options: dict[str, Any], yes: bool, allow_flagged: bo
         _fail(getattr(exc, "message", str(exc)))
     if command:  # starting it runs that program on this machine: that is a consent of its own
         _consent("Start it to list its tools?", yes, "starting an MCP server")
+    login_if_needed(name, options)  # a server that answers 401 asks for an OAuth login first
     tools, info, offers = _live_tools(name, options)
     print(f"it offers {len(tools)} tool(s):")
     _show_tools(tools, name)
@@ -544,6 +546,15 @@ def serve(
     finally:
         store.close()
 
+
+def _register_oauth_commands() -> None:
+    from .mcp_oauth import login_command, logout_command
+
+    group.command("login")(login_command)
+    group.command("logout")(logout_command)
+
+
+_register_oauth_commands()
 
 # Registered by cli/main.py as `plugdeck plugins diff` and `plugdeck plugins approve`.
 plugins_commands = {"diff": diff_command, "approve": approve_command}

@@ -3,7 +3,9 @@
     plugdeck serve                                  # http://127.0.0.1:8080
     plugdeck serve --plugin calculator --plugin pizzeria --kb handbook --port 8080
 
-It binds to loopback unless told otherwise; another address needs API keys (plugdeck keys create).
+It binds to loopback unless told otherwise; another address needs access keys:
+
+    plugdeck serve keys create --plugins calculator     # also: plugdeck serve keys list | revoke NAME
 FastAPI and uvicorn load only here (the `server` extra).
 """
 
@@ -16,11 +18,13 @@ from typing import Optional
 
 import typer
 
+from . import access_keys
 from .main import (BaseUrlOpt, CliError, DeadlineOpt, GroundedOpt, KbOpt, MaxStepsOpt, ModelOpt, NoStoreOpt,
                    PlannerOpt, PluginOpt, PolicyOpt)
 
 group = typer.Typer(help="Serve the OpenAI-compatible API, the REST API and the web page.",
                     invoke_without_command=True)
+group.add_typer(access_keys.group, name="keys")
 
 
 @group.callback()
@@ -55,7 +59,7 @@ def serve(
     config = load_config({"max_steps": max_steps, "deadline": deadline, "planner": planner})
     if not is_loopback_host(host) and not KeyStore(config.home).any_active():
         raise CliError(f"listening on {host} would let other machines in: create an API key first "
-                       "(plugdeck keys create --plugins NAMES), or keep the default --host 127.0.0.1")
+                       f"({access_keys.CREATE}), or keep the default --host 127.0.0.1")
     setup = AgentSetup(model=model, base_url=base_url, plugins=plugin, kb=kb, grounded=grounded, policy_path=policy)
     warn = lambda message: print(f"warning: {message}", file=sys.stderr)  # noqa: E731
     state = build_state(config, setup, host=host, record=not no_store, pending_ttl=pending_ttl, warn=warn)
@@ -92,10 +96,10 @@ async def _serve(state, app, sock: socket.socket, open_page: bool) -> None:
     print(f"plugdeck serving {', '.join(state.agents.names)} on {base}", flush=True)
     print(f"  page:    {page if keyed else base + '/'}", flush=True)
     if not keyed:
-        print("           no API keys yet: open to this machine only (plugdeck keys create --plugins ... to require"
-              f" keys; then sign the page in with {page})", flush=True)
+        print("           no API keys yet: open to this machine only (plugdeck serve keys create --plugins ... to "
+              f"require keys; then sign the page in with {page})", flush=True)
     elif not state.auth.keys.any_active():
-        print("           every API key is revoked: API requests answer 401 until you create one (plugdeck keys "
+        print("           every API key is revoked: API requests answer 401 until you create one (plugdeck serve keys "
               f"create --plugins ...); to need no key on this machine again, delete {state.auth.keys.path}", flush=True)
     print(f"  OpenAI:  base_url=\"{base}/v1\", model=\"plugdeck\"", flush=True)
     print(f"  REST:    {base}/api   docs: {base}/docs", flush=True)

@@ -42,9 +42,15 @@ class HFModel:
         max_new_tokens: int = 512,
         temperature: float = 0.0,
         seed: int | None = None,
+        adapter: str | Path | None = None,
         name: str | None = None,
     ):
         self.path = Path(path).expanduser()
+        # A LoRA adapter trained on this model (plugdeck tune), merged into its weights when it loads.
+        self.adapter = Path(adapter).expanduser() if adapter else None
+        if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+            raise LocalModelError(f"{self.adapter} is not a LoRA adapter folder (no adapter_config.json): give the "
+                                  "--out folder of plugdeck tune")
         if not (self.path / "config.json").is_file():
             raise LocalModelError(f"{self.path} is not a Hugging Face model folder (no config.json): give the "
                                   "folder that holds the model's config, weights and tokenizer")
@@ -73,7 +79,7 @@ class HFModel:
         """(model, tokenizer, end-of-turn token ids), loaded once (a few seconds for a real model)."""
         with self._load_lock:
             if self._loaded is None:
-                self._loaded = _load(self.path)
+                self._loaded = _load(self.path, self.adapter)
                 if self.seed is not None:
                     import torch
 
@@ -192,10 +198,12 @@ class HFModel:
         return int(torch.multinomial(probs, 1, generator=self._generator))
 
 
-def _load(path: Path) -> tuple[Any, Any, set[int]]:
+def _load(path: Path, adapter: Path | None = None) -> tuple[Any, Any, set[int]]:
     from ..extras import require
 
     require("local", f"the local model hf:{path}")
+    if adapter is not None:
+        require("tune", f"the adapter {adapter}")
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never reach for a hub
@@ -209,6 +217,17 @@ def _load(path: Path) -> tuple[Any, Any, set[int]]:
     if not getattr(tokenizer, "chat_template", None):
         raise LocalModelError(f"the tokenizer in {path} has no chat template, so plugdeck cannot tell it how to "
                               "write a conversation or a tool call; use a chat (instruct) model")
+    if adapter is not None:
+        import warnings
+
+        from peft import PeftModel
+
+        try:
+            with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x: not the user's business
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # merged: as fast as the base
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise LocalModelError(f"could not load the adapter {adapter} onto {path}: {exc}") from exc
     model.eval()
     ends = _end_ids(model, tokenizer)
     tokenizer.plugdeck_eos_ids = sorted(ends)  # the grammar's end-of-output tokens (local_constraint.py)
@@ -288,7 +307,8 @@ class _CallBudget:
 
 def hf_backend(name: str) -> HFModel:
     """The `plugdeck.models` entry point: `--model hf:PATH`, with settings after a `?` as in
-    `hf:/models/qwen?constrain=off&tool_choice=required&max_new_tokens=256&temperature=0.7&seed=1`."""
+    `hf:/models/qwen?constrain=off&tool_choice=required&max_new_tokens=256&temperature=0.7&seed=1`;
+    `?adapter=DIR` adds a LoRA adapter made by `plugdeck tune`."""
     from urllib.parse import parse_qsl
 
     path, _, query = name.partition("?")
@@ -314,4 +334,4 @@ def _switch(value: str) -> bool:
 
 
 _OPTIONS = {"constrain": _switch, "tool_choice": str, "tool_format": str, "max_new_tokens": int,
-            "temperature": float, "seed": int}
+            "temperature": float, "seed": int, "adapter": str}

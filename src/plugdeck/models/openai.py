@@ -38,6 +38,7 @@ HINTS = {
 INCOMPLETE = "the answer would be incomplete, so it was not used"
 TOOL_CHOICES = ("auto", "required", "none")
 CONSTRAINTS = ("vllm", "llama.cpp")
+REQUEST_SETTINGS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
 class OpenAIModel:
@@ -61,6 +62,7 @@ class OpenAIModel:
         send_reasoning: bool = False,
         tool_choice: str | None = None,
         constrain: str | None = None,
+        settings: dict[str, Any] | None = None,
     ):
         self.model = model
         self.name = name or model
@@ -95,6 +97,10 @@ class OpenAIModel:
         if constrain not in (None, *CONSTRAINTS):
             raise ConfigError(f"constrain must be one of {', '.join(CONSTRAINTS)}, not {constrain!r}")
         self.tool_choice, self.constrain = tool_choice, constrain
+        # Sampling and length settings (config.MODEL_SETTINGS, checked there), and extra_body's fields
+        # sent as they are beside them.
+        self.settings = {k: v for k, v in (settings or {}).items() if k in REQUEST_SETTINGS}
+        self.extra_body = dict((settings or {}).get("extra_body") or {})
 
     def __repr__(self) -> str:
         return f"OpenAIModel(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -162,6 +168,8 @@ class OpenAIModel:
             body.update(server_constraint(self.constrain, tools))
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        body.update(self.settings)
+        body.update(self.extra_body)
         if self.streaming and self._send_stream_options:
             body["stream_options"] = {"include_usage": True}
         return body
@@ -189,8 +197,8 @@ class OpenAIModel:
                 if status == 400 and "stream_options" in body and "stream_options" in detail:
                     self._send_stream_options = False  # an older server: ask once more without it
                     continue
-                if (status in (400, 422) and "tools" in body and self.tool_format == "auto"
-                        and "tool" in detail.lower()):
+                refused = status in (400, 422) or (status == 500 and "--jinja" in detail)  # llama-server: a 500
+                if refused and "tools" in body and self.tool_format == "auto" and "tool" in detail.lower():
                     self._prompted = True  # a server with no tool support: the tools go in the prompt
                     continue
                 failure, hint = f"{self.url} answered HTTP {status}: {detail}", HINTS.get(status, "")

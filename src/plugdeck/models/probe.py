@@ -26,20 +26,28 @@ GET_TIME = {
     },
 }
 NO_TOOLS_HINT = (
-    "plugdeck needs tool calling: enable it on the server (for vLLM: --enable-auto-tool-choice"
-    " --tool-call-parser ...) or choose a model that supports it"
+    "plugdeck describes the tools in the prompt instead (tool_format \"prompted\"; the default \"auto\" turns"
+    " to it when a server refuses tools). For native tool calls enable them on the server: vLLM"
+    " --enable-auto-tool-choice --tool-call-parser NAME, llama.cpp's llama-server --jinja"
+)
+TEXT_CALL_HINT = (
+    "the model wrote its tool call as {fmt} text instead of tool_calls: the server's tool parser is off or failed."
+    " plugdeck reads such calls (tool_format \"auto\", or \"{fmt}\" to read only that format); to get native calls"
+    " enable the server's parser (vLLM --enable-auto-tool-choice --tool-call-parser NAME, llama-server --jinja)"
 )
 
 
 async def check_endpoint(
     base_url: str, api_key: str | None = None, model: str | None = None, timeout: float = 10
 ) -> dict[str, Any]:
-    """Returns base_url, reachable, models, model (the one tried), tools and streaming (True, False,
-    or None when unknown), error (every problem found, or None) and latency (seconds the tiny
-    non-streamed answer took, or None)."""
+    """Returns base_url, reachable, models, model (the one tried), tools (does it accept `tools`) and
+    streaming (True, False, or None when unknown), tool_format (how the one test call came back:
+    "native", a text format, or None when the model did not call), note (what to do about it, or None),
+    error (every problem found, or None) and latency (seconds the tiny non-streamed answer took, or None)."""
     base = base_url.rstrip("/")
     result: dict[str, Any] = {"base_url": base, "reachable": False, "models": [], "model": model,
-                              "tools": None, "streaming": None, "error": None, "latency": None}
+                              "tools": None, "streaming": None, "tool_format": None, "note": None, "error": None,
+                              "latency": None}
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with httpx.AsyncClient(headers=headers, timeout=timeout) as client:
         await _run_checks(client, base, model, result)
@@ -88,9 +96,10 @@ async def _check_tools(client: httpx.AsyncClient, base: str, result: dict[str, A
         return
     if response.is_success:
         result["tools"] = True
+        _how_the_call_came(response, result)
         return
     refusal = _status(response)
-    if response.status_code not in (400, 422):
+    if response.status_code not in (400, 422) and "--jinja" not in refusal:  # llama-server refuses with a 500
         _note(result, f"a chat completion failed ({refusal})")
         return
     # A rejection may be about the tools or about anything else: ask once more without them.
@@ -101,6 +110,25 @@ async def _check_tools(client: httpx.AsyncClient, base: str, result: dict[str, A
         _note(result, f"the server does not accept tools ({refusal}); {NO_TOOLS_HINT}")
     elif retry is not None:
         _note(result, f"a chat completion failed ({refusal})")
+
+
+def _how_the_call_came(response: httpx.Response, result: dict[str, Any]) -> None:
+    """Accepting `tools` is not parsing them: a call left in the text means the server's parser is off."""
+    from .toolcall_formats import parse_tool_calls
+
+    try:
+        message = response.json()["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return
+    if not isinstance(message, dict):
+        return
+    if message.get("tool_calls"):
+        result["tool_format"] = "native"
+        return
+    parsed = parse_tool_calls(str(message.get("content") or ""), ["get_time"])
+    if parsed is not None:
+        result["tool_format"] = parsed.format
+        result["note"] = TEXT_CALL_HINT.format(fmt=parsed.format)
 
 
 async def _timed_post(

@@ -7,9 +7,9 @@ makes models reads it, never the other way round.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError, ModelProfile
+from ..config import ConfigError, ModelProfile, check_model_settings
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 
 def model_for(config: Config, name: str | None = None, *, base_url: str | None = None,
-              api_key: str | None = None) -> Model:
-    """The model to use: the offline rules model, a profile, or a model at an endpoint."""
+              api_key: str | None = None, options: dict[str, Any] | None = None) -> Model:
+    """The model to use: the offline rules model, a profile, or a model at an endpoint. `options`: model
+    settings (config.MODEL_SETTINGS, from flags or an agent) over the profile's own."""
     name = name or config.model
+    options = check_model_settings(dict(options or {}), "model settings")
     if base_url is None and name not in config.profiles:  # `PREFIX:NAME` for an installed model backend
         from .backends import backend_model
 
@@ -38,19 +40,25 @@ def model_for(config: Config, name: str | None = None, *, base_url: str | None =
         profile = ModelProfile(name=name, base_url=base_url, model=name)
     else:
         profile = config.profile(name)
-    model = _openai_model(profile, api_key)
+    model = _openai_model(profile, api_key, options)
     if not profile.fallbacks:
         return model
     from .fallback import FallbackModel
 
     # One level: the fallbacks' own fallbacks are not followed, so a chain can never loop.
     chain = [(model, profile.context_window)]
-    chain += [(_openai_model(config.profile(other), None), config.profile(other).context_window)
+    chain += [(_openai_model(config.profile(other), None, options), config.profile(other).context_window)
               for other in profile.fallbacks if other != name]
     return FallbackModel(chain, name=name)
 
 
-def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
+def system_prompt_for(config: Config, name: str | None = None) -> str | None:
+    """The system prompt of the profile a model name refers to (`system = "..."`), if it has one."""
+    profile = config.profiles.get(name or config.model)
+    return profile.system if profile else None
+
+
+def _openai_model(profile: ModelProfile, api_key: str | None, options: dict[str, Any]) -> Model:
     from .openai import OpenAIModel
     from .toolcall_formats import TOOL_FORMATS
 
@@ -60,14 +68,15 @@ def _openai_model(profile: ModelProfile, api_key: str | None) -> Model:
     model = OpenAIModel(
         profile.model,
         profile.base_url,
-        api_key=api_key or profile.api_key(),
+        api_key=api_key or profile.api_key(strict=True),
         deadline=profile.deadline,
         stream=profile.stream,
         max_retries=profile.max_retries,
         tool_format=profile.tool_format,
         send_reasoning=profile.send_reasoning,
-        tool_choice=profile.tool_choice,
+        tool_choice=options.get("tool_choice", profile.tool_choice),
         constrain=profile.constrain,
+        settings={**profile.settings, **{k: v for k, v in options.items() if k != "tool_choice"}},
     )
     model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
     return model

@@ -14,11 +14,11 @@ generate text themselves (local runtimes) use it the same way.
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Collection, Mapping
 
 from ..tools import ToolSpec
 from .base import ModelResponse, ReasoningChunk, TextChunk
-from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, parse_tool_calls
+from .toolcall_formats import CALL_KEYS, MARKERS, TEXT_FORMATS, UNTAGGED, harmony_channels, parse_tool_calls
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TRUNCATED = "the model ran out of output tokens while writing this call, so its arguments are incomplete"
@@ -27,7 +27,8 @@ _PY_HEAD = re.compile(r"^\[\s*[A-Za-z_][\w.]*\s*(\(|$)")
 
 
 class ReplyReader:
-    def __init__(self, offered: list[str], tool_format: str = "auto"):
+    def __init__(self, offered: Collection[str] | Mapping[str, dict[str, Any]], tool_format: str = "auto"):
+        """`offered`: the tools' wire names, or them mapped to their parameter schemas (see parse_tool_calls)."""
         self.offered = offered
         self.tool_format = tool_format
         sniff = bool(offered) and tool_format != "native"
@@ -162,9 +163,14 @@ class ReplyReader:
                 response.tool_calls = parsed.calls
                 response.tool_format = parsed.format
                 response.text = parsed.text
+                if parsed.reasoning:
+                    response.reasoning = f"{response.reasoning}\n{parsed.reasoning}".strip()
                 response.tool_parse_errors = [f"{c.name or '?'}: {c.error}" for c in parsed.failed]
                 if response.finish_reason == "stop":
                     response.finish_reason = "tool_calls"
+            elif "<|channel|>" in self.markers and (channels := harmony_channels(self.text)) is not None:
+                response.text = channels.text  # a gpt-oss answer: its analysis channel is reasoning, not answer
+                response.reasoning = f"{response.reasoning}\n{channels.reasoning}".strip()
         shown = self.text[: self.released]
         rest = response.text[len(shown):] if response.text.startswith(shown) and not shown_before_split else ""
         self.released = len(self.text)
@@ -195,7 +201,7 @@ def _partial_suffix(text: str, markers: tuple[str, ...]) -> int:
 async def recover_calls(stream: AsyncIterator[Any], tools: list[ToolSpec], tool_format: str = "auto"
                         ) -> AsyncIterator[Any]:
     """A backend's stream with reasoning sorted out and tool calls written as text read back as calls."""
-    reader = ReplyReader([spec.name for spec in tools], tool_format)
+    reader = ReplyReader({spec.name: spec.parameters for spec in tools}, tool_format)
     async for item in stream:
         if isinstance(item, ReasoningChunk):
             reader.add_reasoning(item.text)

@@ -85,6 +85,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS actions_run ON actions(run_id, status)",
     ]),
+    (3, "conversations: each run belongs to one (a run that starts one names it after itself)", [
+        "ALTER TABLE runs ADD COLUMN conversation_id TEXT",
+        "UPDATE runs SET conversation_id = id WHERE conversation_id IS NULL",
+        "CREATE INDEX IF NOT EXISTS runs_conversation ON runs(conversation_id, started_at)",
+    ]),
+    (4, "tags on runs (plugdeck runs tag), to choose runs for an export", [
+        """CREATE TABLE IF NOT EXISTS run_tags (
+            run_id TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (run_id, tag)
+        )""",
+        "CREATE INDEX IF NOT EXISTS run_tags_tag ON run_tags(tag)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -200,6 +200,7 @@ class TraceSink:
             GenAI.PROVIDER_NAME: self._provider(model),
             GenAI.REQUEST_MODEL: model,
             "plugdeck.run.id": event.run_id,
+            "gen_ai.conversation.id": getattr(event, "conversation_id", None) or event.run_id,
             "plugdeck.planner": getattr(event, "planner", ""),
             "plugdeck.tools": list(getattr(event, "tools", []) or []),
         }

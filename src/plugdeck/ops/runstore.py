@@ -48,7 +48,8 @@ __all__ = ["RunStore", "RunStoreError", "RunStoreUnavailable", "ActionNotPending
 log = logging.getLogger("plugdeck.runstore")
 
 RUN_COLUMNS = ("id", "question", "model", "status", "answer", "error", "started_at", "duration", "steps",
-               "model_calls", "tool_calls", "prompt_tokens", "completion_tokens", "cost", "api_key_id", "lost_events")
+               "model_calls", "tool_calls", "prompt_tokens", "completion_tokens", "cost", "api_key_id", "lost_events",
+               "conversation_id")
 ACTION_COLUMNS = ("id", "run_id", "call_id", "tool", "arguments", "summary", "reason", "from_untrusted", "status",
                   "requested_at", "decided_by", "note", "decided_at", "executed_by", "executed_at")
 LIVE = ("waiting", "running")  # statuses of runs that still have a future
@@ -332,10 +333,10 @@ class RunStore:
         fields = redact_value(event.to_dict())
         if isinstance(event, RunStarted):
             conn.execute(
-                "INSERT INTO runs (id, question, model, status, started_at, pid, host, api_key_id) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO runs (id, question, model, status, started_at, pid, host, api_key_id, conversation_id) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (event.run_id, _text(fields["question"]), _text(event.model), event.started_at, os.getpid(), self.host,
-                 event.api_key_id),
+                 event.api_key_id, _text(event.conversation_id) or event.run_id),
             )
         if item.seq is None:
             item.seq = self._next_seq(conn, event)
@@ -463,13 +464,17 @@ class RunStore:
 
     # ---- reading ------------------------------------------------------------------------------
 
-    def list_runs(self, limit: int = 20, status: str | None = None, *, api_key_id: str | None = None
-                  ) -> list[dict[str, Any]]:
+    def list_runs(self, limit: int = 20, status: str | None = None, *, api_key_id: str | None = None,
+                  conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first; `conversation_id`: only that conversation's (a prefix of its id is enough)."""
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
         where, params = [], []
         if status:
             where.append("status = ?")
             params.append(status)
+        if conversation_id:
+            where.append("substr(conversation_id, 1, ?) = ?")
+            params += [len(conversation_id), conversation_id]
         if api_key_id is not None:
             where.append("api_key_id = ?")
             params.append(api_key_id)
@@ -503,6 +508,54 @@ class RunStore:
             run["actions"] = self._actions(conn, run["id"])
         return run
 
+    def search(self, text: str, limit: int = 20, *, api_key_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs whose question or answer holds every word of `text` (any case), newest first.
+
+        A LIKE per word (ILIKE on PostgreSQL), so it finds parts of words and needs no index to stay in step."""
+        words = text.split()
+        if not words:
+            raise ValueError("give some text to search for")
+        like = "ILIKE" if self.db.dialect == "postgres" else "LIKE"
+        where, params = [], []
+        for word in words:
+            pattern = "%" + _text(word).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(f"(question {like} ? ESCAPE '\\' OR COALESCE(answer, '') {like} ? ESCAPE '\\')")
+            params += [pattern, pattern]
+        if api_key_id is not None:
+            where.append("api_key_id = ?")
+            params.append(api_key_id)
+        sql = (f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {' AND '.join(where)} "
+               "ORDER BY started_at DESC, id DESC LIMIT ?")
+        with self._session() as conn:
+            return [_run_row(row) for row in conn.execute(sql, [*params, limit]).fetchall()]
+
+    def latest_conversation(self, *, api_key_id: str | None = None) -> str | None:
+        """The conversation of the newest run started by `api_key_id` (None: runs started without a key, the
+        command line's), or None when there is none."""
+        owner = "api_key_id IS NULL" if api_key_id is None else "api_key_id = ?"
+        with self._session() as conn:
+            row = conn.execute(f"SELECT conversation_id FROM runs WHERE {owner} ORDER BY started_at DESC, id DESC "
+                               "LIMIT 1", () if api_key_id is None else (api_key_id,)).fetchone()
+        return row[0] if row else None
+
+    def conversation(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The runs of a conversation, oldest first, with their events (a unique prefix of its id is enough)."""
+        with self._session() as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT DISTINCT conversation_id FROM runs WHERE substr(conversation_id, 1, ?) = ? LIMIT 2",
+                (len(conversation_id), conversation_id)).fetchall()] if conversation_id else []
+            if not ids:
+                raise KeyError(f"no conversation with id {conversation_id!r} (see: plugdeck runs)")
+            if len(ids) > 1:
+                raise KeyError(f"more than one conversation starts with {conversation_id!r}; give more of the id")
+            rows = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE conversation_id = ? "
+                                "ORDER BY started_at, id", (ids[0],)).fetchall()
+            runs = [_run_row(row) for row in rows]
+            for run in runs:
+                events = conn.execute("SELECT data FROM events WHERE run_id = ? ORDER BY seq", (run["id"],)).fetchall()
+                run["events"] = [json.loads(data) for (data,) in events]
+        return runs
+
     def pending(self, run_id: str | None = None, *, api_key_id: str | None = None) -> list[dict[str, Any]]:
         """Actions waiting for a person's decision, oldest first, with their run's question and key."""
         sql = (f"SELECT {', '.join('a.' + c for c in ACTION_COLUMNS)}, r.question, r.api_key_id FROM actions a "
@@ -517,6 +570,24 @@ class RunStore:
         with self._session() as conn:
             rows = conn.execute(sql + " ORDER BY a.requested_at, a.id", params).fetchall()
         return [{**_action_row(row[:len(ACTION_COLUMNS)]), "question": row[-2], "api_key_id": row[-1]} for row in rows]
+
+    def tag(self, run_id: str, tag: str, *, remove: bool = False) -> str:
+        """Put a tag on a run, or take it off (`runs export --tag` chooses runs by it); returns the run's id."""
+        tag = tag.strip()
+        if not tag:
+            raise ValueError("a tag needs at least one character")
+        full = self.get_run(run_id)["id"]  # a unique prefix is enough, as everywhere
+        with self._session() as conn, conn.transaction():
+            if remove:
+                conn.execute("DELETE FROM run_tags WHERE run_id = ? AND tag = ?", (full, tag))
+            else:
+                conn.execute("INSERT INTO run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT (run_id, tag) DO NOTHING",
+                             (full, _text(tag)))
+        return full
+
+    def tags(self, run_id: str) -> list[str]:
+        with self._session() as conn:
+            return [tag for (tag,) in conn.execute("SELECT tag FROM run_tags WHERE run_id = ? ORDER BY tag", (run_id,))]
 
     def checkpoint(self, run_id: str) -> dict[str, Any] | None:
         """The checkpoint of a run that waited for a person (its `setup` says how to rebuild the agent)."""

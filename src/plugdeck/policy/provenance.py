@@ -98,11 +98,16 @@ def check_trust(trust: str) -> None:
 
 
 def history_label(history: list[dict[str, Any]] | None, trust: str,
-                  resolve: Callable[[str], Any]) -> dict[str, Any] | None:
+                  resolve: Callable[[str], Any], instructions: str | None = None) -> dict[str, Any] | None:
     """The ProvenanceNoted fields for a run's history (None without one). `resolve` finds the tool
-    behind a tool call name (for tool messages in a trusted history)."""
+    behind a tool call name (for tool messages in a trusted history). `instructions` (a system prompt
+    the caller added for this run) are judged like the history: a client's are untrusted content."""
     check_trust(trust)
     messages = [m for m in history or [] if m.get("role") != "system"]
+    if trust == "untrusted" and instructions and instructions.strip():
+        return {"history": "untrusted", "sources": [CLIENT_HISTORY.to_dict()],
+                "reason": "the client's instructions (system messages)" + (" and history" if messages else "")
+                          + " came from the client, so they count as untrusted content"}
     if not messages:
         return None
     if trust == "auto" and isinstance(history, Conversation):

@@ -6,6 +6,9 @@
     kb = ["handbook"]
     plugins = ["calculator"]
     policy = "support-policy.toml"
+    system = "You answer staff questions about the handbook."   # below plugdeck's own, instead of the profile's
+    temperature = 0.1                 # model settings, over the profile's (config.MODEL_SETTINGS)
+    extra_body = {chat_template_kwargs = {enable_thinking = false}}
 
 OpenAI clients pick one with `model="support"`. An agent is built once per set of plugins it may
 use: a key limited to some plugins gets an agent that holds only those tools, so the model never
@@ -14,18 +17,19 @@ sees the others.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..assemble import AgentSetup, build_agent
-from ..config import Config, ConfigError, config_tables
+from ..config import MODEL_SETTINGS, Config, ConfigError, check_model_settings, config_tables
 from .errors import ApiError
 from .keys import ApiKey
 
 DEFAULT_AGENT = "plugdeck"
 _KEYS = {"description": str, "model": str, "base_url": str, "plugins": list, "kb": list, "grounded": bool,
-         "policy": str}
+         "policy": str, "system": str}
 
 
 @dataclass
@@ -53,17 +57,25 @@ def configured_agents(default: AgentSetup, cwd: Path | None = None) -> dict[str,
 def _check(path: Path, name: str, table: Any) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [agents.{name}] must be a table")
+    check_model_settings({k: v for k, v in table.items() if k in MODEL_SETTINGS}, f"{path}: [agents.{name}]")
     for key, value in table.items():
+        if key in MODEL_SETTINGS:
+            continue
         if key not in _KEYS:
-            raise ConfigError(f"{path}: [agents.{name}] has unknown key {key!r} (known: {', '.join(_KEYS)})")
+            raise ConfigError(f"{path}: [agents.{name}] has unknown key {key!r} (known: "
+                              f"{', '.join([*_KEYS, *MODEL_SETTINGS])})")
         if not isinstance(value, _KEYS[key]):
             raise ConfigError(f"{path}: [agents.{name}] {key} must be a {_KEYS[key].__name__}")
 
 
 def _spec(name: str, table: dict[str, Any], over: AgentSetup) -> AgentSpec:
+    options = {k: v for k, v in table.items() if k in MODEL_SETTINGS} or None
     setup = AgentSetup(model=table.get("model"), base_url=table.get("base_url"), plugins=table.get("plugins"),
-                       kb=table.get("kb"), grounded=table.get("grounded"), policy_path=table.get("policy"))
+                       kb=table.get("kb"), grounded=table.get("grounded"), policy_path=table.get("policy"),
+                       options=options, system=table.get("system"))
     flags = {k: v for k, v in vars(over).items() if v is not None}
+    if options and over.options:  # a flag's setting wins over the table's, the others stay
+        flags["options"] = {**options, **over.options}
     return AgentSpec(name, replace(setup, **flags), table.get("description", ""))
 
 
@@ -106,7 +118,7 @@ class AgentCatalog:
     def _agent(self, spec: AgentSpec, key: ApiKey | None):
         setup = self._limited(spec, key)
         cache_key = (_tuple(setup.plugins), _tuple(setup.kb), setup.policy_path, setup.model, setup.base_url,
-                     setup.grounded)
+                     setup.grounded, json.dumps(setup.options, sort_keys=True), setup.system)
         agent = self._built.get(cache_key)
         if agent is None:
             try:

@@ -1,7 +1,9 @@
 """The OpenAI-compatible API: `/v1/models` and `/v1/chat/completions`, streamed or not.
 
 The models are the server's agents. The last user message is the question, the messages before it
-the history (the agent keeps its own system prompt). Tools run on the server; each step also
+the history; the client's `system` (and `developer`) messages are its instructions, added below the
+agent's own system prompt, which they never replace. Like the history they come from the client, so
+they count as untrusted content for the policy. Tools run on the server; each step also
 travels in a `plugdeck` field that OpenAI clients ignore. A run that needs a person's OK ends its
 answer with where to give it (`/runs/ID` on the page, or the REST API) and the pending action's id.
 """
@@ -26,6 +28,7 @@ from .state import state_of, who
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
 
 STOPPED_EARLY = {"max_steps", "budget"}  # the run ended cleanly at a limit: an answer that says so
+CLIENT_INSTRUCTIONS = ("system", "developer")  # developer: what OpenAI's newer models call the system role
 FAILED = {"error": 502, "deadline": 504, "cancelled": 500, "aborted": 500}
 
 
@@ -79,11 +82,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, princi
                             "not supported: leave out `tools`", param="tools", code="unsupported_parameter")
     if body.n not in (None, 1):
         raise ApiError(400, "only one choice per request is supported (n=1)", param="n", code="unsupported_parameter")
-    question, history = conversation(body.messages)
+    question, history, instructions = conversation(body.messages)
     state = state_of(request)
     agent = state.agents.get(body.model, principal.key)
     state.check_concurrency(principal)
-    live, driver = await state.live.start(agent, question, history, owner=principal.api_key_id, agent_name=body.model)
+    live, driver = await state.live.start(agent, question, history, owner=principal.api_key_id, agent_name=body.model,
+                                          instructions=instructions)
     page = str(request.base_url)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -93,8 +97,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, princi
     return JSONResponse(completion(live, body.model, page), headers={"X-Plugdeck-Run-Id": live.id})
 
 
-def conversation(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]]:
-    """The question (the last message, from the user) and the history before it, as text messages."""
+def conversation(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]], str | None]:
+    """The question (the last message, from the user), the history before it as text messages, and the
+    client's instructions (its system messages, in order; None without any)."""
     last = messages[-1]
     if last.role != "user":
         raise ApiError(400, f"the last message must be the user's question, not a {last.role!r} message",
@@ -102,13 +107,15 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]
     question = _text(last, len(messages) - 1)
     if not question.strip():
         raise ApiError(400, "the question (the last user message) is empty", param="messages", code="invalid_messages")
-    history = []
+    history, instructions = [], []
     for index, message in enumerate(messages[:-1]):
         if message.role in ("user", "assistant"):
             text = _text(message, index)
             if text:  # an assistant turn of client-side tool calls has no text: nothing to carry over
                 history.append({"role": message.role, "content": text})
-    return question, history
+        elif message.role in CLIENT_INSTRUCTIONS and _text(message, index).strip():
+            instructions.append(_text(message, index).strip())
+    return question, history, "\n\n".join(instructions) or None
 
 
 def _text(message: ChatMessage, index: int) -> str:

@@ -127,10 +127,11 @@ class LiveRegistry:
         self._runs: dict[str, LiveRun] = {}
 
     async def start(self, agent: Any, question: str, history: list[dict[str, Any]] | None, *, owner: str | None,
-                    agent_name: str) -> tuple[LiveRun, asyncio.Task]:
+                    agent_name: str, instructions: str | None = None) -> tuple[LiveRun, asyncio.Task]:
         """Start a run; return it with the driver that ends when it settles."""
-        # Every history a client sends is client-controlled: untrusted content for the policy (R02).
-        run = agent.start(question, history=history, api_key_id=owner, history_trust="untrusted")
+        # Every history (and system message) a client sends is client-controlled: untrusted content (R02).
+        run = agent.start(question, history=history, api_key_id=owner, history_trust="untrusted",
+                          instructions=instructions)
         return self.adopt(LiveRun(run, owner, agent_name)), asyncio.ensure_future(run.settled())
 
     def adopt(self, live: LiveRun) -> LiveRun:

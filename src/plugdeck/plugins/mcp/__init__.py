@@ -36,6 +36,7 @@ def spec_from_options(name: str, options: dict[str, Any]) -> ServerSpec:
         env=dict(options.get("env") or {}),
         url=options.get("url"),
         headers_env=dict(options.get("headers_env") or {}),
+        oauth=bool(options.get("oauth")),
     )
 
 

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ...errors import PlugdeckError
 from ...redaction import redact, redact_value, register_secret
 from ...tools import ToolError
 
@@ -44,6 +45,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     url: str | None = None
     headers_env: dict[str, str] = field(default_factory=dict)
+    oauth: bool = False  # a remote server logged in to with OAuth (plugins/mcp/oauth.py)
 
     def __post_init__(self) -> None:
         if bool(self.command) == bool(self.url):
@@ -161,6 +163,7 @@ class MCPConnection:
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._secrets: dict[str, str] = {}
+        self.http_auth: Any = None  # an httpx Auth for a remote server; default from spec.oauth
 
     @property
     def name(self) -> str:
@@ -370,7 +373,8 @@ class MCPConnection:
             from mcp.shared._httpx_utils import create_mcp_http_client
 
             headers = {header: self._secrets[var] for header, var in self.spec.headers_env.items()}
-            inner = streamable_http_client(self.spec.url, http_client=create_mcp_http_client(headers=headers))
+            http_client = create_mcp_http_client(headers=headers, auth=self._http_auth())
+            inner = streamable_http_client(self.spec.url, http_client=http_client)
         else:
             command, *args = self.spec.command or []
             env = {name: self._secrets[var] for name, var in self.spec.env.items()}
@@ -378,6 +382,13 @@ class MCPConnection:
             params = StdioServerParameters(command=command, args=args, env=env)
             inner = stdio_client(params, errlog=live.stderr)
         return _watching(inner, live)
+
+    def _http_auth(self) -> Any:
+        if self.http_auth is None and self.spec.oauth and self.spec.url:
+            from .oauth import connection_auth
+
+            self.http_auth = connection_auth(self.name, self.spec.url)
+        return self.http_auth
 
     async def _relist(self, live: _Live) -> None:
         live.relist = False
@@ -429,6 +440,8 @@ class MCPConnection:
             return f"could not start MCP server {self.name!r}: permission denied running {self.spec.where!r}"
         if isinstance(exc, asyncio.CancelledError):
             return self._describe_exit(live, "was stopped during startup")
+        if isinstance(exc, PlugdeckError):  # e.g. OAuth: a login is needed, or was refused
+            return f"MCP server {self.name!r} ({self.spec.where}): {exc}"
         if isinstance(exc, MCPError):
             if live.closed:
                 return self._describe_exit(live, "exited before it finished the MCP handshake")
