@@ -1,4 +1,5 @@
-"""MCP commands: `plugdeck mcp serve`, `plugdeck plugins add mcp`, and the bodies of
+"""MCP commands: `plugdeck mcp serve` (and `--print-config`), `plugdeck mcp import` (a desktop client's
+`mcpServers` block), `plugdeck mcp prompts` / `prompt`, `plugdeck plugins add mcp`, and the bodies of
 `plugdeck plugins diff NAME` / `plugdeck plugins approve NAME [TOOL]` (`diff_command`,
 `approve_command`). Module-level imports stay light: this module loads with every CLI start."""
 
@@ -6,7 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn, Optional
 
 import typer
 
@@ -293,22 +295,19 @@ def _read_source(source: str) -> str:
         _fail(f"cannot read {source}: {exc}")
 
 
-class _values_for_this_process:
+@contextmanager
+def _values_for_this_process(values: dict[str, str]) -> Iterator[None]:
     """The block's literal values, in this process's environment only while its server is probed (for
     variables not set already): the server can list its tools, and nothing is written anywhere."""
+    import os
 
-    def __init__(self, values: dict[str, str]):
-        import os
-
-        self._environ = os.environ
-        self._set = {var: value for var, value in values.items() if var not in os.environ}
-
-    def __enter__(self) -> None:
-        self._environ.update(self._set)
-
-    def __exit__(self, *exc: Any) -> None:
-        for var in self._set:
-            self._environ.pop(var, None)
+    added = {var: value for var, value in values.items() if var not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for var in added:
+            os.environ.pop(var, None)
 
 
 def _tell_exports(added: list[Any]) -> None:
