@@ -99,12 +99,16 @@ def test_import_adds_the_server_and_stores_no_secret(cli_env, tmp_path, shape):
     stored = files_under(home)
     assert stored and not any(SECRET.encode() in path.read_bytes() for path in stored)
 
-    # Used later, the server gets the value from the variable the person exported, and only then.
+
+def test_an_imported_server_gets_the_value_from_the_exported_variable(cli_env, tmp_path):
+    block = tmp_path / "mcp.json"
+    block.write_text(json.dumps(env_block(tmp_path, "claude")))
+    env = {**cli_env, "DEPLOY_REGION": "eu-west"}
+    assert plugdeck(env, "mcp", "import", str(block), "--yes").returncode == 0
+    home = Path(cli_env["PLUGDECK_HOME"])
     called = plugdeck({**env, "API_TOKEN": SECRET}, "tools", "call", "envy.variable", '{"name": "API_TOKEN"}', "--yes")
     assert called.returncode == 0, called.stderr
     assert SECRET not in called.stdout and "<absent>" not in called.stdout  # it arrived, and was blanked out
-    region = plugdeck({**env, "API_TOKEN": SECRET}, "tools", "call", "envy.variable", '{"name": "REGION"}', "--yes")
-    assert "<absent>" not in region.stdout and "eu-west" not in region.stdout  # arrived; a referenced value is secret
     unset = plugdeck(env, "tools", "call", "envy.variable", '{"name": "REGION"}', "--yes")
     assert unset.returncode != 0 and "API_TOKEN" in unset.stdout + unset.stderr
     assert not any(SECRET.encode() in path.read_bytes() for path in files_under(home))
