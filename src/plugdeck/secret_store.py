@@ -32,20 +32,24 @@ class SecretStoreError(UserError):
     """The keyring is missing, has no usable backend, or refused."""
 
 
-def get_secret(name: str, *, service: str = SERVICE) -> str | None:
-    """The secret stored under `name`, or None when there is none."""
+def get_secret(name: str, *, service: str = SERVICE, redact: bool = True) -> str | None:
+    """The secret stored under `name`, or None when there is none. `redact=False` for a record whose
+    secret parts the caller registers itself (MCP OAuth keeps a JSON record: every 8-character piece of
+    it, field names included, would otherwise be blanked everywhere)."""
     _check_name(name)
     value = _call("read", name, lambda ring: ring.get_password(service, name))
-    register_secret(value, f"stored key {name!r}")
+    if redact:
+        register_secret(value, f"stored key {name!r}")
     return value
 
 
-def set_secret(name: str, value: str, *, service: str = SERVICE) -> None:
+def set_secret(name: str, value: str, *, service: str = SERVICE, redact: bool = True) -> None:
     """Store `value` under `name`, replacing what was there."""
     _check_name(name)
     if not value or not value.strip():
         raise SecretStoreError(f"the key for {name!r} is empty: nothing was stored")
-    register_secret(value, f"stored key {name!r}")
+    if redact:
+        register_secret(value, f"stored key {name!r}")
     _call("store", name, lambda ring: ring.set_password(service, name, value))
     names = list_secrets(service=service)
     if name not in names:
@@ -55,7 +59,7 @@ def set_secret(name: str, value: str, *, service: str = SERVICE) -> None:
 def delete_secret(name: str, *, service: str = SERVICE) -> bool:
     """Remove the secret stored under `name`; False when there was none."""
     _check_name(name)
-    if get_secret(name, service=service) is None:
+    if get_secret(name, service=service, redact=False) is None:
         _write_index(service, [n for n in list_secrets(service=service) if n != name])
         return False
     _call("delete", name, lambda ring: ring.delete_password(service, name))

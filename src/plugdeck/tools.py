@@ -303,55 +303,26 @@ def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 # ---- docstrings ---------------------------------------------------------------------------------
 
-_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Returns?|Raises|Yields|Examples?|Notes?)\s*:?\s*$")
-_UNDERLINE = re.compile(r"\s*-{3,}\s*")
-_SPHINX_ARG = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
-_NUMPY_ARG = re.compile(r"^\s*\*{0,2}(\w+)\s+:")  # "name : type", text on the next lines
-_GOOGLE_ARG = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")  # "name (type): text"
-
-
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     """Split a docstring into its description and per-argument descriptions.
 
-    Understands Google style (`Args:` then `name: text`), Sphinx (`:param name: text`) and
-    NumPy style (`Parameters` / `----------` then `name : type` with indented text).
+    docstring-parser reads Google (`Args:`), reST/Sphinx (`:param name:`), Epydoc (`@param name:`)
+    and NumPy (`Parameters` / `----------`, where `x, y : float` documents both).
     """
-    lines = doc.expandtabs().splitlines()
-    summary: list[str] = []
+    from docstring_parser import ParseError, parse
+
+    try:
+        parsed = parse(doc)
+    except ParseError:  # a malformed section: the text still describes the tool
+        return " ".join(doc.split()), {}
+    summary = " ".join(part for part in (parsed.short_description, parsed.long_description) if part)
     args: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    arg_indent: int | None = None
-    for i, line in enumerate(lines):
-        if _UNDERLINE.fullmatch(line):
-            continue
-        sphinx = _SPHINX_ARG.match(line)
-        if sphinx:
-            section, current = "args", sphinx.group(1)
-            args[current] = sphinx.group(2).strip()
-            continue
-        if line.strip().startswith(":"):
-            section, current = "other", None  # :returns:, :raises:
-            continue
-        heading = _SECTION.match(line)
-        underlined = i + 1 < len(lines) and _UNDERLINE.fullmatch(lines[i + 1])
-        if heading and (line.rstrip().endswith(":") or underlined):
-            section = "args" if heading.group(1).lower().startswith(("arg", "param")) else "other"
-            current, arg_indent = None, None
-            continue
-        if section is None:
-            summary.append(line)
-        elif section == "args" and line.strip():
-            indent = len(line) - len(line.lstrip())
-            arg_indent = indent if arg_indent is None else arg_indent
-            numpy, google = _NUMPY_ARG.match(line), _GOOGLE_ARG.match(line)
-            found = numpy or google
-            if indent <= arg_indent and found:
-                current = found.group(1)
-                args[current] = "" if numpy or not google else google.group(2).strip()
-            elif current:
-                args[current] = (args[current] + " " + line.strip()).strip()
-    return " ".join(" ".join(summary).split()), args
+    for param in parsed.params:
+        for name in param.arg_name.split(","):
+            name = name.strip().lstrip("*")
+            if name:
+                args[name] = " ".join((param.description or "").split())
+    return " ".join(summary.split()), args
 
 
 # ---- wire names ---------------------------------------------------------------------------------

@@ -22,9 +22,13 @@ class Usage:
     model_calls: int = 0
     tool_calls: int = 0
     calls_admitted: int = 0  # tool calls the policy let through (parallel ones count at once)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # cached ones included
+    completion_tokens: int = 0  # reasoning ones included
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     cost: float = 0.0  # of the model calls, at the prices of whoever served them
+    estimated_calls: int = 0  # model calls whose server sent no usage: their tokens are estimates
+    unpriced_calls: int = 0  # model calls of a model with no known price: they add nothing to cost
 
     @property
     def tokens(self) -> int:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from mock_openai import MockOpenAI, render_stream
 
 from plugdeck.models.base import ModelError, ModelResponse, TextChunk
-from plugdeck.models.openai import OpenAIModel, SSEDecoder, StreamedTurn, retry_after
+from plugdeck.models.openai import OpenAIModel, SSEDecoder, StreamedTurn
+from plugdeck.retry import retry_after
 from plugdeck.models.probe import check_endpoint
 from plugdeck.tools import ToolSpec
 

@@ -86,7 +86,8 @@ def test_plugdeck_runs_shows_costs(store_target, tmp_path):
     assert by_key.returncode == 0 and "alice" in by_key.stdout and "0.012000" in by_key.stdout
     as_json = json.loads(plugdeck(tmp_path, store_target, "runs", "costs", "--by", "model", "--json").stdout)
     assert as_json == [{"model": "big", "runs": 1, "model_calls": 2, "prompt_tokens": 2000, "completion_tokens": 400,
-                        "cost": pytest.approx(0.012)}]
+                        "cached_tokens": 0, "reasoning_tokens": 0, "cost": pytest.approx(0.012),
+                        "estimated_calls": 0, "unpriced_calls": 0}]
     bad = plugdeck(tmp_path, store_target, "runs", "costs", "--by", "week")
     assert bad.returncode == 1 and "--by takes day, key or model" in bad.stderr
 

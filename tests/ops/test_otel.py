@@ -46,11 +46,27 @@ class Receiver:
 
     def spans(self) -> list:
         found = []
-        for _, _, body in self.requests:
+        for _, path, body in self.requests:
+            if path != "/v1/traces":
+                continue
             request = ExportTraceServiceRequest.FromString(body)
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     found.extend(scope_spans.spans)
+        return found
+
+    def metrics(self) -> dict:
+        """Metric name -> its data points, from every /v1/metrics request."""
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        found: dict = {}
+        for _, path, body in self.requests:
+            if path != "/v1/metrics":
+                continue
+            for resource_metrics in ExportMetricsServiceRequest.FromString(body).resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        found.setdefault(metric.name, []).extend(metric.histogram.data_points)
         return found
 
     def raw(self) -> bytes:

@@ -8,6 +8,7 @@ database and ending its sessions, which is what a server restart looks like to a
 import asyncio
 import threading
 import time
+from contextlib import closing
 
 import pytest
 
@@ -51,7 +52,8 @@ def outage(url, down: bool):
 
 
 def stored_events(url):
-    with open_database(url, 5).session() as conn:
+    db = open_database(url, 5)
+    with closing(db), db.session() as conn:
         return conn.execute("SELECT run_id, COUNT(*), MAX(seq) FROM events GROUP BY run_id").fetchall()
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from contextlib import closing
 
 import pytest
 
@@ -116,7 +117,8 @@ def orders(shop):
 
 def stored_run(store, run_id):
     run = store.get_run(run_id)
-    with open_database(store.where if store.path is None else store.path, 5).session() as conn:
+    db = open_database(store.where if store.path is None else store.path, 5)
+    with closing(db), db.session() as conn:
         seqs = [row[0] for row in conn.execute("SELECT seq FROM events WHERE run_id = ? ORDER BY seq", (run_id,))]
     assert seqs == list(range(len(seqs)))  # one run, numbered on without a gap or a clash across processes
     return run

@@ -93,21 +93,16 @@ async def call_model(
         run.emit(ModelCalled, step=step, model=model.name, messages=sent,
                  latency=time.perf_counter() - started, ttft=ttft, error=str(exc))
         raise
-    served = {"model": response.served_by or model.name, "fallbacks": response.fallbacks,
-              "cost": turn.price(response.prompt_tokens, response.completion_tokens)}
-    if response.prices is not None:  # a fallback chain answered from a deployment with its own prices
-        p_in, p_out = response.prices
-        served["cost"] = (response.prompt_tokens * p_in + response.completion_tokens * p_out) / 1_000_000
     run.emit(
         ModelCalled,
         step=step,
-        **served,
+        model=response.served_by or model.name,
+        fallbacks=response.fallbacks,
+        **turn.charge(response),  # tokens and cost
         messages=sent,
         text=response.text,
         tool_calls=[c.to_dict() for c in response.tool_calls],
         finish_reason=response.finish_reason,
-        prompt_tokens=response.prompt_tokens,
-        completion_tokens=response.completion_tokens,
         ttft=ttft,
         latency=time.perf_counter() - started,
     )

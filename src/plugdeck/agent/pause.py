@@ -52,6 +52,7 @@ from typing import Any, Awaitable, Protocol, runtime_checkable
 
 from ..errors import PlugdeckError, UserError
 from ..events import RunStarted
+from ..models.pricing import prices_data
 from .confirm import PendingAction
 
 log = logging.getLogger("plugdeck.agent")
@@ -200,7 +201,7 @@ def checkpoint_of(turn: Any, paused: Paused) -> tuple[dict[str, Any], list[dict[
         "planner": turn.planner,
         "started_at": started.started_at,
         "api_key_id": run.api_key_id,
-        "prices": list(turn.prices),
+        "prices": prices_data(turn.prices),
     }
     return data, actions
 

@@ -350,11 +350,9 @@ class PlanRunner:
         usage = self.run.usage
         usage.steps = max(usage.steps, call.step)
         response = call.response
-        prompt, completion = getattr(response, "prompt_tokens", 0), getattr(response, "completion_tokens", 0)
         self.run.emit(ModelCalled, step=call.step, model=self.model.name, messages=call.messages,
-                      cost=self.turn.price(prompt, completion),
+                      **(self.turn.charge(response) if response is not None else {}),
                       text="".join(call.text), finish_reason=getattr(response, "finish_reason", None),
-                      prompt_tokens=prompt, completion_tokens=completion,
                       ttft=call.ttft, latency=time.perf_counter() - call.started,
                       error=None if response is not None else "the model call did not finish")
 

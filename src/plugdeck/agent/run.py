@@ -74,7 +74,11 @@ class Run:
             usage.model_calls += 1
             usage.prompt_tokens += event.prompt_tokens
             usage.completion_tokens += event.completion_tokens
+            usage.cached_tokens += event.cached_tokens
+            usage.reasoning_tokens += event.reasoning_tokens
             usage.cost += event.cost
+            usage.estimated_calls += event.estimated
+            usage.unpriced_calls += not event.priced
         elif cls is ToolFinished:
             usage.tool_calls += 1
         elif cls is AnswerGiven:

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models.pricing import charge
 from ..policy.load import Policy
 from ..usage import Limits
 from .confirm import Confirmer, PendingAction
@@ -26,7 +27,7 @@ class Turn:
     messages: list[dict[str, Any]]  # what the model reads, system prompt included
     book: Any  # where a pause is kept (plugdeck.agent.pause.Book)
     confirmer: Confirmer | None = None  # asked at once, instead of pausing the run
-    prices: tuple[float, float] = (0.0, 0.0)  # per million prompt / completion tokens
+    prices: Any = (0.0, 0.0)  # the model's (plugdeck.models.pricing): per million prompt / completion tokens
     planner: str = "loop"
     max_steps: int = 10
     setup: dict[str, Any] | None = None  # how to rebuild the agent elsewhere (AgentSetup fields)
@@ -36,9 +37,10 @@ class Turn:
     deadline_scope: asyncio.Timeout | None = None
     _paused_until: float | None = None
 
-    def price(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """What these tokens cost at the model's prices (per million tokens)."""
-        return (prompt_tokens * self.prices[0] + completion_tokens * self.prices[1]) / 1_000_000
+    def charge(self, response: Any) -> dict[str, Any]:
+        """A model call's tokens and cost (ModelCalled's usage fields) at the prices of whoever served it:
+        the model's, or the deployment's a fallback chain answered from."""
+        return charge(self.prices if getattr(response, "prices", None) is None else response.prices, response)
 
     async def ask(self, action: PendingAction) -> tuple[bool, str]:
         """The confirmer's answer (approved, by whom). The time a person takes does not count against

@@ -536,10 +536,17 @@ def plugins_remove(name: str = typer.Argument(..., help="A plugin added with plu
     """Remove a plugin that was added with `plugdeck plugins add`."""
     from ..plugins import registry
 
+    home = _config().home
+    entry = registry.configured(home).get(name) or {}
     try:
-        registry.remove(_config().home, name)
+        registry.remove(home, name)
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from None
+    options = entry.get("options") or {}
+    if options.get("oauth"):  # the login goes with the plugin: no tokens left in the keyring
+        from ..plugins.mcp.oauth import forget
+
+        forget(name, options["url"])
     _consoles()[1].print(f"removed plugin {name!r}")
 
 
@@ -660,6 +667,13 @@ def _print_runs(runs: list[dict[str, Any]], as_json: bool, none: str = "") -> No
     out.print(table if runs else none or "no runs yet: try plugdeck ask \"What is 17.5% of 2,340, plus 12?\"")
 
 
+def _cost_text(cost: float, unpriced: int, calls: int) -> str:
+    """A cost that says so when some model calls had no known price (their share is missing, not 0)."""
+    if unpriced and unpriced >= calls:
+        return "price unknown"
+    return f"{_money(cost)} + {unpriced} call(s) of unknown price" if unpriced else _money(cost)
+
+
 def _money(amount: float | None) -> str:
     """Costs are in the currency of the model profiles' prices; small amounts keep their digits."""
     amount = amount or 0.0
@@ -682,8 +696,10 @@ def runs_show(run_id: str = typer.Argument(..., help="A run id (a unique prefix 
     out, _ = _consoles()
     out.print(run_tree(run))
     out.print(f"conversation {run['conversation_id']} (plugdeck ask --cid {run['conversation_id']} carries it on)")
-    if run["cost"]:
-        out.print(f"cost {_money(run['cost'])}")
+    calls = [e for e in run["events"] if e["type"] == "model_called" and not e.get("error")]
+    unpriced = sum(1 for e in calls if e.get("priced") is False)
+    if run["cost"] or unpriced:
+        out.print(f"cost {_cost_text(run['cost'], unpriced, len(calls))}")
 
 
 @runs_app.command("costs")
@@ -709,18 +725,19 @@ def runs_costs(
     from rich.table import Table
 
     table = Table(box=None)
-    for column in (by, "runs", "model calls", "tokens in", "tokens out", "cost"):
+    for column in (by, "runs", "model calls", "tokens in", "cached", "tokens out", "reasoning", "cost"):
         table.add_column(column, justify="left" if column == by else "right")
-    for row in rows:
-        label = row[by] if row[by] is not None else "(none)"
-        table.add_row(label, str(row["runs"]), str(row["model_calls"]), str(row["prompt_tokens"]),
-                      str(row["completion_tokens"]), _money(row["cost"]))
-    if len(rows) > 1:
-        table.add_row("total", *(str(sum(r[k] for r in rows)) for k in ("runs", "model_calls", "prompt_tokens",
-                                                                          "completion_tokens")),
-                      _money(sum(r["cost"] for r in rows)), style="bold")
+    totals = {key: sum(r[key] for r in rows) for key in rows[0] if key != by} if rows else {}
+    for label, row, style in [*((r[by] if r[by] is not None else "(none)", r, None) for r in rows),
+                              *([("total", totals, "bold")] if len(rows) > 1 else [])]:
+        mark = "~" if row["estimated_calls"] else ""  # some counts are estimates: the server sent no usage
+        table.add_row(label, str(row["runs"]), str(row["model_calls"]), f"{mark}{row['prompt_tokens']}",
+                      str(row["cached_tokens"]), f"{mark}{row['completion_tokens']}", str(row["reasoning_tokens"]),
+                      _cost_text(row["cost"], row["unpriced_calls"], row["model_calls"]), style=style)
     out, _ = _consoles()
     out.print(table if rows else "no model calls recorded yet")
+    if any(r["estimated_calls"] for r in rows):
+        out.print("~ some token counts are estimates: the model server sent no usage")
 
 
 @runs_app.command("pending")

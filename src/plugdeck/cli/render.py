@@ -140,11 +140,28 @@ def exit_status(run: Any) -> int:
     return 0
 
 
+def token_counts(call: dict[str, Any]) -> str:
+    """A model call's tokens: "tokens 1200→80 (cached 1024, reasoning 40)", "~" before estimated counts
+    (the server sent none), and "price unknown" when no price is known for the model."""
+    mark = "~" if call.get("estimated") else ""
+    text = f"tokens {mark}{call['prompt_tokens']}→{mark}{call['completion_tokens']}"
+    details = [f"{name} {call[key]}" for name, key in (("cached", "cached_tokens"), ("reasoning", "reasoning_tokens"))
+               if call.get(key)]
+    if details:
+        text += f" ({', '.join(details)})"
+    if call.get("estimated"):
+        text += " estimated"
+    if call.get("priced") is False and not call.get("error"):
+        text += " · price unknown"
+    return text
+
+
 def run_tree(run: dict[str, Any]) -> Tree:
     """A stored run as a tree: each model call with the tool calls it asked for, and timings."""
     status_style = "green" if run["status"] == "ok" else "red"
+    mark = "~" if any(e["type"] == "model_called" and e.get("estimated") for e in run["events"]) else ""
     tree = Tree(f"[bold]run {run['id']}[/] [{status_style}]{run['status']}[/] · {escape(run['model'])} · "
-                f"{ms(run['duration'])} · tokens {run['prompt_tokens']}→{run['completion_tokens']}")
+                f"{ms(run['duration'])} · tokens {mark}{run['prompt_tokens']}→{mark}{run['completion_tokens']}")
     tree.add(f"[bold]question[/] {escape(run['question'])}")
     steps: dict[int, Tree] = {}
     parsed: dict[str, int] = {}  # tool calls by how they were read: native, recovered, failed
@@ -153,7 +170,7 @@ def run_tree(run: dict[str, Any]) -> Tree:
         at = f"[dim]@{ms(event['t'])}[/]"
         if kind == "model_called":
             label = (f"step {event['step']} · model {escape(event['model'])} · {ms(event['latency'])} "
-                     f"(first token {ms(event['ttft'])}) · tokens {event['prompt_tokens']}→{event['completion_tokens']} {at}")
+                     f"(first token {ms(event['ttft'])}) · {token_counts(event)} {at}")
             node = steps[event["step"]] = tree.add(label)
             if event.get("error"):
                 node.add(f"[red]error[/] {escape(event['error'])}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 from typing import TYPE_CHECKING
 
+from ..retry import Backoff, retry_after
 from . import EmbeddingError, normalized
 
 if TYPE_CHECKING:
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 10.0  # seconds: a longer wait the server asks for is cut to this
 
 
 class EndpointEmbedder:
@@ -67,20 +68,19 @@ class EndpointEmbedder:
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout)
         url = f"{self.base_url}/embeddings"
-        problem = ""
+        problem, asked = "", None
+        backoff = Backoff(self.backoff, 8.0, jitter="half")
         for attempt in range(self.attempts):
             if attempt:
-                time.sleep(min(8.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+                time.sleep(min(asked, MAX_RETRY_AFTER) if asked is not None else backoff.delay(attempt))
             try:
                 response = self._client.post(url, json={"model": self.model, "input": batch}, headers=self._headers())
             except httpx.HTTPError as exc:
-                problem = f"could not reach {url} ({type(exc).__name__}: {exc})"
+                problem, asked = f"could not reach {url} ({type(exc).__name__}: {exc})", None
                 continue
             if response.status_code in _RETRY_STATUS:
                 problem = f"{url} answered {response.status_code}: {_error_message(response)}"
-                retry_after = response.headers.get("retry-after", "")
-                if retry_after.replace(".", "", 1).isdigit():
-                    time.sleep(min(float(retry_after), 10.0))
+                asked = retry_after(response.headers)  # the server's wait instead of ours
                 continue
             if response.status_code >= 400:
                 hint = " Check the API key." if response.status_code in (401, 403) else ""

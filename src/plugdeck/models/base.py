@@ -66,11 +66,14 @@ class ModelResponse:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = "stop"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # cached ones included
+    completion_tokens: int = 0  # reasoning ones included
+    cached_tokens: int = 0  # prompt tokens the server had cached (usage.prompt_tokens_details.cached_tokens)
+    reasoning_tokens: int = 0  # completion tokens spent thinking (usage.completion_tokens_details.reasoning_tokens)
+    usage_estimated: bool = False  # the server sent no usage: the counts are plugdeck's estimate
     # Set by a fallback chain: the model that answered, its prices, and why the ones before it did not.
     served_by: str | None = None
-    prices: tuple[float, float] | None = None
+    prices: Any = None  # plugdeck.models.pricing: Prices, HostedPrices or (input, output)
     fallbacks: list[str] = field(default_factory=list)
     # How the calls were read: "native" (the server's tool_calls) or the text format they were written in.
     tool_format: str | None = None

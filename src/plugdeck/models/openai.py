@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import httpx
 
 from ..config import ConfigError
 from ..redaction import redact, redact_value, register_secret
+from ..retry import Backoff, retry_after
 from ..tools import ToolSpec
 from .base import ModelError, ModelResponse, ReasoningChunk, TextChunk, ToolCall
 from .clients import ClientShards
 from .reply_stream import recover_calls
+from .token_estimate import estimate_usage
 from .toolcall_parsers import ArgumentsError, parse_arguments
 
 T = TypeVar("T")
@@ -111,6 +110,8 @@ class OpenAIModel:
         async for item in recover_calls(self._stream(messages, tools), tools, self.tool_format):
             if isinstance(item, ModelResponse):
                 item.send_reasoning = self.send_reasoning
+                if item.usage_estimated:  # no usage from the server: budgets still need a count
+                    estimate_usage(item, messages, tools)
             yield item
 
     async def _stream(
@@ -230,8 +231,7 @@ class OpenAIModel:
         return response
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: clients that failed together do not come back together.
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        return Backoff(self.backoff_base, self.backoff_cap, jitter="full").delay(attempt)
 
     # ---- reading the answer ------------------------------------------------------------------
 
@@ -404,14 +404,23 @@ def _reasoning_of(message: dict[str, Any]) -> str:
 
 
 def _response(text: str, calls: list[tuple[str, str, Any]], finish_reason: str | None, usage: dict | None):
-    usage = usage or {}
+    counted = isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage)
+    usage = usage if counted else {}
     return ModelResponse(
         text=text,
         tool_calls=[_tool_call(*call, truncated=finish_reason == "length") for call in calls],
         finish_reason=finish_reason,
-        prompt_tokens=usage.get("prompt_tokens") or 0,
-        completion_tokens=usage.get("completion_tokens") or 0,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count((usage.get("prompt_tokens_details") or {}).get("cached_tokens")),
+        reasoning_tokens=_count((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
+        usage_estimated=not counted,  # OpenAIModel.stream estimates the counts (models/token_estimate.py)
     )
+
+
+def _count(value: Any) -> int:
+    """A token count from the usage object; anything but a whole number of 0 or more counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _tool_call(call_id: str, name: str, raw: Any, truncated: bool) -> ToolCall:
@@ -449,22 +458,6 @@ def _should_retry(response: httpx.Response) -> bool:
 
 def _attempts(count: int) -> str:
     return f"{count} attempt{'s' if count != 1 else ''}"
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """The wait a server asked for: `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(float(headers["retry-after-ms"]) / 1000, 0.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
-    except (ValueError, TypeError):  # unreadable: fall back to our own backoff
-        return None
 
 
 def describe_error_body(content: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, ModelProfile, check_model_settings
+from .pricing import profile_prices
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -78,5 +79,5 @@ def _openai_model(profile: ModelProfile, api_key: str | None, options: dict[str,
         constrain=profile.constrain,
         settings={**profile.settings, **{k: v for k, v in options.items() if k != "tool_choice"}},
     )
-    model.prices = (profile.input_price, profile.output_price)  # per million tokens, for costs and budgets
+    model.prices = profile_prices(profile)  # for costs and budgets: the profile's, else the hosted list price
     return model

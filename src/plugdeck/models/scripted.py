@@ -61,6 +61,9 @@ def to_response(turn: Any, call_number: int = 1) -> ModelResponse:
         finish_reason=turn.get("finish_reason", "tool_calls" if calls else "stop"),
         prompt_tokens=usage.get("prompt_tokens", 0),
         completion_tokens=usage.get("completion_tokens", 0),
+        cached_tokens=usage.get("cached_tokens", 0),
+        reasoning_tokens=usage.get("reasoning_tokens", 0),
+        usage_estimated=bool(usage.get("estimated", False)),
     )
 
 

@@ -98,6 +98,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS run_tags_tag ON run_tags(tag)",
     ]),
+    (5, "cached and reasoning tokens, estimated counts and unpriced calls per model call", [
+        "ALTER TABLE model_calls ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE model_calls ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE model_calls ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",  # 1: no usage came, counted here
+        "ALTER TABLE model_calls ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0",  # 1: no price known, cost 0
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -8,6 +8,10 @@ into spans and ships them over OTLP/HTTP to Jaeger, Langfuse, Phoenix or any col
     ├── execute_tool {plugin.tool}    one per tool call: call id, error as span status
     └── ...
 
+Each model call also feeds the GenAI client metrics, `gen_ai.client.token.usage` (a histogram of
+tokens, `gen_ai.token.type` input or output) and `gen_ai.client.operation.duration` (seconds), with the
+same attributes as the call's span; they go to the collector's /v1/metrics.
+
 Span times come from the events, not from when the sink sees them, so a stored run exported later
 (`export_run`) gives the same trace. Messages, tool arguments and results, answers and policy reasons
 may hold personal data: they leave only with `capture_content = true`. Every secret the platform
@@ -59,10 +63,22 @@ class GenAI:
     ERROR_TYPE = "error.type"
     SERVER_ADDRESS = "server.address"
     SERVER_PORT = "server.port"
+    RESPONSE_MODEL = "gen_ai.response.model"
+    TOKEN_TYPE = "gen_ai.token.type"
+
+
+class GenAIMetrics:
+    """The GenAI client metrics recorded per model call, with the bucket boundaries the conventions advise."""
+
+    TOKEN_USAGE = "gen_ai.client.token.usage"
+    OPERATION_DURATION = "gen_ai.client.operation.duration"
+    TOKEN_BUCKETS = [4.0 ** n for n in range(14)]  # 1, 4, 16 ... 67,108,864 tokens
+    DURATION_BUCKETS = [0.01 * 2 ** n for n in range(14)]  # 10 ms ... 81.92 s
 
 
 TELEMETRY_KEYS = {"otlp_endpoint", "capture_content", "service_name"}
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 EXPORT_TIMEOUT = 3.0  # seconds for one export, retries included
 LOCAL_MODELS = ("rules", "scripted")  # answered inside plugdeck: the provider is plugdeck itself
 
@@ -72,6 +88,7 @@ class TelemetrySettings:
     traces_endpoint: str  # the full OTLP/HTTP URL, ending in /v1/traces
     capture_content: bool = False
     service_name: str = "plugdeck"
+    metrics_endpoint: str | None = None  # ending in /v1/metrics; None: no metrics (OTEL_METRICS_EXPORTER=none)
 
 
 def telemetry_settings(cwd=None) -> TelemetrySettings | None:
@@ -87,18 +104,22 @@ def telemetry_settings(cwd=None) -> TelemetrySettings | None:
     table: dict[str, Any] = {}
     for path, section in config_tables("telemetry", cwd):
         table.update(_telemetry_table(path, section))
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")  # the full URL, as the spec says
-    if not endpoint:
-        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or table.get("otlp_endpoint")
-        endpoint = _traces_url(base) if base else None
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or table.get("otlp_endpoint")
+    # The signal-specific variables hold the full URL, as the spec says.
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (_signal_url(base, TRACES_PATH) if base else None)
     if not endpoint:
         return None
     _check_url(endpoint)
+    metrics = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or (_signal_url(base, METRICS_PATH) if base else None)
+    if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
+        metrics = None
+    if metrics:
+        _check_url(metrics)
     capture = table.get("capture_content", False)
     switch = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
     if switch:
         capture = switch.strip().lower() in ("true", "1", "yes")
-    return TelemetrySettings(endpoint, bool(capture), str(table.get("service_name", "plugdeck")))
+    return TelemetrySettings(endpoint, bool(capture), str(table.get("service_name", "plugdeck")), metrics)
 
 
 def telemetry_sink(config: Config, cwd=None) -> TraceSink | None:
@@ -107,7 +128,10 @@ def telemetry_sink(config: Config, cwd=None) -> TraceSink | None:
     if settings is None:
         return None
     try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -116,8 +140,8 @@ def telemetry_sink(config: Config, cwd=None) -> TraceSink | None:
                           "installed: pip install 'plugdeck[telemetry]', or remove the endpoint") from None
     from .. import __version__
 
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name,
-                                                        "service.version": __version__}))
+    resource = Resource.create({"service.name": settings.service_name, "service.version": __version__})
+    provider = TracerProvider(resource=resource)
     # Headers (a Langfuse or vendor token) come from OTEL_EXPORTER_OTLP_HEADERS, read by the exporter.
     # An unreachable collector delays a short command's exit by up to the timeout (retries included);
     # the standard OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT variables change it.
@@ -125,8 +149,13 @@ def telemetry_sink(config: Config, cwd=None) -> TraceSink | None:
     timeout = None if from_environment else EXPORT_TIMEOUT
     exporter = OTLPSpanExporter(endpoint=settings.traces_endpoint, timeout=timeout)
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    meters = None
+    if settings.metrics_endpoint:
+        # Sent every OTEL_METRIC_EXPORT_INTERVAL (60 s by default) and when the process exits.
+        metric_exporter = OTLPMetricExporter(endpoint=settings.metrics_endpoint, timeout=timeout)
+        meters = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(metric_exporter)])
     return TraceSink(provider, capture_content=settings.capture_content, secrets=configured_secrets(config),
-                     servers=_model_servers(config))
+                     servers=_model_servers(config), meter_provider=meters)
 
 
 def configured_secrets(config: Config) -> list[str]:
@@ -140,17 +169,18 @@ def configured_secrets(config: Config) -> list[str]:
 
 
 def export_run(run: dict[str, Any], sink: TraceSink) -> None:
-    """Send a stored run (RunStore.get_run) through the sink, as if it were happening now."""
+    """Send a stored run (RunStore.get_run) through the sink as spans, as if it were happening now (not
+    its metrics: they were recorded when it ran, and counting its tokens again would double them)."""
     for data in run["events"]:
         if data.get("type") in TraceSink.HANDLED:
-            sink(event_from_dict(data))
+            sink(event_from_dict(data), measure=False)
 
 
 class TraceSink:
     """Turns events into spans. One sink serves any number of concurrent runs."""
 
     def __init__(self, tracer_provider, *, capture_content: bool = False, secrets: Iterable[str] = (),
-                 servers: dict[str, tuple[str, int | None]] | None = None):
+                 servers: dict[str, tuple[str, int | None]] | None = None, meter_provider=None):
         from opentelemetry import trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -166,10 +196,21 @@ class TraceSink:
         self._servers = servers or {}
         self._runs: dict[str, _RunTrace] = {}
         self._lock = threading.Lock()
+        self.meter_provider = meter_provider
+        self._tokens = self._duration = None
+        if meter_provider is not None:
+            meter = meter_provider.get_meter("plugdeck", __version__)
+            self._tokens = meter.create_histogram(
+                GenAIMetrics.TOKEN_USAGE, unit="{token}", description="Tokens used per model call",
+                explicit_bucket_boundaries_advisory=GenAIMetrics.TOKEN_BUCKETS)
+            self._duration = meter.create_histogram(
+                GenAIMetrics.OPERATION_DURATION, unit="s", description="Duration of a model call",
+                explicit_bucket_boundaries_advisory=GenAIMetrics.DURATION_BUCKETS)
 
     # ---- the sink -------------------------------------------------------------------------------
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, *, measure: bool = True) -> None:
+        """measure=False: spans only (a stored run exported again was measured when it ran)."""
         handler = self._handlers.get(event.type)
         if handler is None:
             return
@@ -180,13 +221,20 @@ class TraceSink:
             run = self._runs.get(event.run_id)
             if run is not None:  # a run that started before the sink was attached is not traced
                 handler(self, run, event)
+                if measure and event.type == "model_called":
+                    self._measure(run, event)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Send everything finished so far; True if it all went out in time."""
-        return self.provider.force_flush(int(timeout_s * 1000))
+        """Send everything finished so far (spans, and the metrics recorded); True if it all went out in time."""
+        sent = self.provider.force_flush(int(timeout_s * 1000))
+        if self.meter_provider is not None:
+            sent = self.meter_provider.force_flush(int(timeout_s * 1000)) and sent
+        return sent
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
 
     # ---- events -> spans ------------------------------------------------------------------------
 
@@ -242,6 +290,29 @@ class TraceSink:
         if error:
             self._fail(span, "model_error", error)
         span.end(end_time=_ns(run.origin + event.t))
+
+    def _measure(self, run: _RunTrace, event: Event) -> None:
+        """A model call's GenAI client metrics: its duration, and its input and output tokens."""
+        if self._duration is None:
+            return
+        model = getattr(event, "model", "") or run.model
+        latency = getattr(event, "latency", 0.0) or 0.0
+        error = getattr(event, "error", None)
+        attributes: dict[str, Any] = {GenAI.OPERATION_NAME: "chat", GenAI.PROVIDER_NAME: self._provider(model),
+                                      GenAI.REQUEST_MODEL: run.model or model, GenAI.RESPONSE_MODEL: model}
+        server = self._servers.get(model)
+        if server:
+            attributes[GenAI.SERVER_ADDRESS], attributes[GenAI.SERVER_PORT] = server
+        if error:
+            attributes[GenAI.ERROR_TYPE] = "model_error"
+        attributes = self._clean(attributes)
+        self._duration.record(latency, attributes)
+        if error:
+            return  # no tokens were counted for a call that failed
+        if getattr(event, "estimated", False):
+            attributes["plugdeck.tokens.estimated"] = True  # the server sent no usage
+        for kind, count in (("input", getattr(event, "prompt_tokens", 0)), ("output", getattr(event, "completion_tokens", 0))):
+            self._tokens.record(count or 0, {**attributes, GenAI.TOKEN_TYPE: kind})
 
     def _tool_started(self, run: _RunTrace, event: Event) -> None:
         run.tools[event.call_id] = self._tool_span(run, event, event.t)
@@ -436,9 +507,13 @@ def _telemetry_table(path, table: Any) -> dict[str, Any]:
     return table
 
 
-def _traces_url(base: str) -> str:
+def _signal_url(base: str, path: str) -> str:
+    """The URL of one signal (traces, metrics) under the collector's base URL."""
     base = base.strip().rstrip("/")
-    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+    for suffix in (TRACES_PATH, METRICS_PATH):  # a base given as one signal's URL
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base + path
 
 
 def _check_url(url: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 from ..config import Config
 from ..errors import UserError
 from ..models.base import ModelError
+from ..models.pricing import HostedPrices, Prices, profile_prices
 from ..models.scripted import ScriptedModel
 from ..tools import Tool, ToolError, Toolset
 
@@ -150,8 +151,8 @@ def _turn(call: dict[str, Any]) -> Any:
         arguments = c["raw_arguments"] if c.get("error") and "raw_arguments" in c else c.get("arguments")
         tool_calls.append({"id": c.get("id"), "name": c.get("name"), "arguments": arguments})
     return {"text": call.get("text") or "", "tool_calls": tool_calls, "finish_reason": call.get("finish_reason"),
-            "usage": {"prompt_tokens": call.get("prompt_tokens") or 0,
-                      "completion_tokens": call.get("completion_tokens") or 0}}
+            "usage": {key: call.get(key) or 0 for key in ("prompt_tokens", "completion_tokens", "cached_tokens",
+                                                          "reasoning_tokens", "estimated")}}
 
 
 def _labelled(history: list[dict[str, Any]] | None, events: list[dict[str, Any]]):
@@ -173,11 +174,11 @@ def _history(calls: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     return messages[:-1] or None
 
 
-def _prices(config: Config, model: str) -> tuple[float, float]:
+def _prices(config: Config, model: str) -> Prices | HostedPrices:
     for profile in config.profiles.values():
         if model in (profile.model, profile.name):
-            return profile.input_price, profile.output_price
-    return 0.0, 0.0
+            return profile_prices(profile)
+    return Prices()
 
 
 class RecordedConfirmations:

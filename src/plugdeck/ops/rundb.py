@@ -145,32 +145,46 @@ class SQLiteDatabase:
 
 
 class PostgresDatabase:
-    """PostgreSQL through psycopg 3: a few pooled connections, each pinged before it is reused."""
+    """PostgreSQL through psycopg 3, sessions from a psycopg_pool pool. Each connection is pinged before
+    it is lent; when one the server dropped turns up, the pool checks all its idle ones at once (after a
+    restart every one of them is dead) and replaces those that are."""
 
     dialect = "postgres"
-    POOL = 4
+    POOL = 4  # connections kept open while sessions come and go
+    MAX_CONNECTIONS = 16  # sessions beyond this wait for a free connection, up to the timeout
 
     def __init__(self, url: str, timeout: float):
+        from ..extras import require
+
+        require("postgres", "a PostgreSQL run store")
         import psycopg  # only when PostgreSQL is used: `import plugdeck` stays light
+        from psycopg_pool import ConnectionPool
 
         self.psycopg = psycopg
         self.url = url
         self.where = redact_url(url, "run store URL")
         self.timeout = timeout
-        self._idle: list[PostgresConnection] = []
-        self._lock = threading.Lock()
         self.errors = (psycopg.Error,)
+        millis = int(timeout * 1000)
+        self._options = {
+            "autocommit": True, "connect_timeout": max(1, int(timeout)),
+            # No statement may hang past the deadline: not a slow query, not a lock wait.
+            "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+            "application_name": "plugdeck-runstore",
+        }
+        # Opened at the first session, once a direct connection has shown the server is there: a server
+        # that is away is then reported at once, with its reason, not after the pool's wait.
+        self._pool = ConnectionPool(url, kwargs=self._options, min_size=self.POOL, max_size=self.MAX_CONNECTIONS,
+                                    open=False, timeout=timeout,
+                                    name="plugdeck-runstore")
+        self._opened = False
+        self._lock = threading.Lock()
 
     def connect(self) -> PostgresConnection:
+        """A connection of its own, outside the pool (the writer thread keeps one)."""
         psycopg = self.psycopg
-        millis = int(self.timeout * 1000)
         try:
-            raw = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout)),
-                # No statement may hang past the deadline: not a slow query, not a lock wait.
-                options=f"-c statement_timeout={millis} -c lock_timeout={millis}",
-                application_name="plugdeck-runstore",
-            )
+            raw = psycopg.connect(self.url, **self._options)
         except psycopg.Error as exc:
             raise RunStoreUnavailable(
                 f"cannot reach the run store at {self.where}: {_first_line(exc)}. Check that PostgreSQL is "
@@ -180,45 +194,51 @@ class PostgresDatabase:
 
     @contextmanager
     def session(self) -> Iterator[PostgresConnection]:
-        conn = self._checkout()
+        raw = self._checkout()
         try:
-            yield conn
+            yield PostgresConnection(raw)
         except BaseException as exc:
-            if isinstance(exc, self.psycopg.OperationalError) or conn.raw.closed or conn.raw.broken:
-                conn.close()
-                conn = None
+            if isinstance(exc, self.psycopg.OperationalError) or raw.closed or raw.broken:
+                raw.close()  # the pool drops a closed connection instead of lending it again
             raise
         finally:
-            if conn is not None:
-                self._checkin(conn)
+            self._pool.putconn(raw)
 
-    def _checkout(self) -> PostgresConnection:
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return self.connect()
-            try:  # pre-ping: a connection the server dropped while idle is replaced, not used
-                conn.execute("SELECT 1")
-                return conn
-            except self.psycopg.Error:
-                conn.close()
+    def _checkout(self):
+        from psycopg_pool import PoolTimeout
 
-    def _checkin(self, conn: PostgresConnection) -> None:
         with self._lock:
-            if len(self._idle) < self.POOL and not conn.raw.closed:
-                self._idle.append(conn)
-                return
-        conn.close()
+            if not self._opened:
+                self.connect().close()  # raises RunStoreUnavailable, naming why, when the server is away
+                self._pool.open(wait=False)
+                self._opened = True
+                try:
+                    self._pool.wait(self.timeout)  # its POOL connections ready, so the first sessions share them
+                except PoolTimeout:
+                    self.connect().close()
+                    raise RunStoreUnavailable(f"the run store at {self.where} did not open {self.POOL} connections "
+                                              f"within {self.timeout:g}s; try again") from None
+        for _ in range(2):  # a dead connection found: every idle one is checked, then one more try
+            try:
+                raw = self._pool.getconn()
+            except PoolTimeout:
+                self.connect().close()  # the server is away: say why
+                raise RunStoreUnavailable(f"the run store at {self.where} had no free connection within "
+                                          f"{self.timeout:g}s ({self.MAX_CONNECTIONS} in use); try again") from None
+            try:
+                raw.execute("SELECT 1")
+                return raw
+            except self.psycopg.Error:
+                raw.close()
+                self._pool.putconn(raw)  # dropped by the pool, which opens a replacement
+                self._pool.check()
+        return self._pool.getconn()
 
     def check_integrity(self, conn: PostgresConnection) -> None:
         pass  # PostgreSQL keeps its own consistency (WAL, checksums); nothing to check from here
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pool.close()
 
     def is_unavailable(self, exc: BaseException) -> bool:
         return isinstance(exc, (RunStoreUnavailable, self.psycopg.OperationalError, self.psycopg.InterfaceError))

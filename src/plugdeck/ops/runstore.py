@@ -40,6 +40,7 @@ from typing import Any, Iterator
 from ..agent.pause import ActionNotPending, ParkOutcome, RunNotWaiting
 from ..events import Event, ModelCalled, RunFinished, RunStarted, TextDelta
 from ..redaction import is_postgres, redact_value
+from ..retry import Backoff
 from .migrations import migrate
 from .rundb import RunStoreError, RunStoreUnavailable, open_database
 
@@ -54,6 +55,10 @@ ACTION_COLUMNS = ("id", "run_id", "call_id", "tool", "arguments", "summary", "re
                   "requested_at", "decided_by", "note", "decided_at", "executed_by", "executed_at")
 LIVE = ("waiting", "running")  # statuses of runs that still have a future
 COST_GROUPS = {"day": "m.day", "key": "COALESCE(r.api_key_id, '')", "model": "m.model"}
+# model_calls column -> its total's name in costs(): tokens, cost, and how many calls were estimated or unpriced.
+COST_SUMS = {"prompt_tokens": "prompt_tokens", "completion_tokens": "completion_tokens", "cached_tokens": "cached_tokens",
+             "reasoning_tokens": "reasoning_tokens", "cost": "cost", "estimated": "estimated_calls",
+             "unpriced": "unpriced_calls"}
 MAX_BATCH = 1000
 
 
@@ -95,12 +100,16 @@ class RunStore:
         self.path = None if is_postgres(target) else self.db.path
         self.timeout = timeout
         self.host = socket.gethostname()
-        with self._session() as conn:
-            migrate(conn)
-            dead = self._dead_runs(conn)
-            if dead:  # a process died while writing: look the file over before trusting it (SQLite)
-                self.db.check_integrity(conn)
-                self._abort(conn, dead)
+        try:
+            with self._session() as conn:
+                migrate(conn)
+                dead = self._dead_runs(conn)
+                if dead:  # a process died while writing: look the file over before trusting it (SQLite)
+                    self.db.check_integrity(conn)
+                    self._abort(conn, dead)
+        except BaseException:
+            self.db.close()  # a store that cannot open leaves no pool behind
+            raise
         self._queue: queue.Queue = queue.Queue(maxsize=buffer)
         self._seq: dict[str, int] = {}  # next event number per run (writer thread only)
         self._lost: dict[str, int] = {}  # run id -> events dropped because the buffer was full
@@ -231,7 +240,7 @@ class RunStore:
 
     def _commit(self, conn, items: list) -> Any:
         """Write the batch in one transaction, retrying through outages; return the connection to reuse."""
-        delay = 0.05
+        backoff, retries = Backoff(first=0.05, cap=2.0, jitter="none"), 0
         with self._lost_lock:
             lost = dict(self._lost)
         while True:
@@ -249,8 +258,8 @@ class RunStore:
                     if conn is not None:
                         conn.close()
                     conn = None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    retries += 1
+                    time.sleep(backoff.delay(retries))
                     continue
                 if unavailable:
                     self._abandon(items, exc)
@@ -355,10 +364,12 @@ class RunStore:
             self._seq.pop(event.run_id, None)
         elif isinstance(event, ModelCalled):
             conn.execute(
-                "INSERT INTO model_calls (run_id, seq, step, model, prompt_tokens, completion_tokens, cost, at, day) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING",
+                "INSERT INTO model_calls (run_id, seq, step, model, prompt_tokens, completion_tokens, cost, at, day,"
+                " cached_tokens, reasoning_tokens, estimated, unpriced) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING",
                 (event.run_id, item.seq, event.step, _text(event.model), event.prompt_tokens, event.completion_tokens,
-                 event.cost, item.at, _utc_day(item.at)),
+                 event.cost, item.at, _utc_day(item.at), event.cached_tokens, event.reasoning_tokens,
+                 int(event.estimated), int(not event.priced)),
             )
             # Totals recomputed, not incremented: writing the same batch twice changes nothing.
             conn.execute(
@@ -599,14 +610,15 @@ class RunStore:
         """Model calls, tokens and cost per day (UTC), per API key or per model, from `since` on."""
         if group_by not in COST_GROUPS:
             raise ValueError(f"group costs by day, key or model, not {group_by!r}")
-        sql = (f"SELECT {COST_GROUPS[group_by]} AS grp, COUNT(DISTINCT m.run_id), COUNT(*), "
-               "COALESCE(SUM(m.prompt_tokens), 0), COALESCE(SUM(m.completion_tokens), 0), COALESCE(SUM(m.cost), 0) "
+        sums = ", ".join(f"COALESCE(SUM(m.{column}), 0)" for column in COST_SUMS)
+        sql = (f"SELECT {COST_GROUPS[group_by]} AS grp, COUNT(DISTINCT m.run_id), COUNT(*), {sums} "
                "FROM model_calls m JOIN runs r ON r.id = m.run_id WHERE m.at >= ? GROUP BY grp ORDER BY grp")
         with self._session() as conn:
             rows = conn.execute(sql, (_epoch(since),)).fetchall()
         return [{group_by: grp if grp != "" else None, "runs": int(runs), "model_calls": int(calls),
-                 "prompt_tokens": int(prompt), "completion_tokens": int(completion), "cost": float(cost)}
-                for grp, runs, calls, prompt, completion, cost in rows]
+                 **{COST_SUMS[column]: (float if column == "cost" else int)(value)
+                    for column, value in zip(COST_SUMS, values)}}
+                for grp, runs, calls, *values in rows]
 
     @staticmethod
     def _actions(conn, run_id: str) -> list[dict[str, Any]]:

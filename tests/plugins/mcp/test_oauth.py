@@ -12,6 +12,7 @@ from typing import Any
 
 import keyring
 import pytest
+from typer.testing import CliRunner
 from mock_openai import MockOpenAI
 from oauth_agent import Browser, MemoryKeyring
 from oauth_server import OAuthMCPServer, ScriptedServer
@@ -41,6 +42,11 @@ def server():
         yield running
     for token in [*running.provider.access, *running.provider.refresh]:
         SECRETS.forget(token)  # the redactor is process-wide: leave it as it was
+
+
+def kept(ring):
+    """What the keyring holds besides secret_store's own list of names."""
+    return {key: value for key, value in ring.entries.items() if not key[1].startswith("\x00")}
 
 
 def stored(ring: MemoryKeyring, url: str, name: str = "guarded") -> dict:
@@ -125,7 +131,7 @@ async def test_a_forged_state_is_refused_and_nothing_is_stored(server, memory_ke
         await login("guarded", server.url, show=lambda text: None, open_url=browser)
     browser.join()
     assert browser.pages[0].status_code == 400
-    assert memory_keyring.entries == {}
+    assert kept(memory_keyring) == {}
     assert server.provider.access == {}  # the code was never exchanged
 
 
@@ -140,14 +146,14 @@ async def call_whoami(url: str) -> Any:
 async def test_logout_forgets_and_a_tool_call_then_asks_for_a_login_without_a_browser(server, memory_keyring):
     await login("guarded", server.url, show=lambda text: None, open_url=Browser())
     assert forget("guarded", server.url) is True
-    assert memory_keyring.entries == {}
+    assert kept(memory_keyring) == {}
     assert not logged_in("guarded", server.url)
     assert forget("guarded", server.url) is False
 
     clients = len(server.provider.clients)
     with pytest.raises(ToolError, match="plugdeck mcp login guarded"):
         await call_whoami(server.url)
-    assert len(server.provider.clients) == clients and memory_keyring.entries == {}  # not even a registration
+    assert len(server.provider.clients) == clients and kept(memory_keyring) == {}  # not even a registration
 
 
 async def test_tokens_the_server_no_longer_accepts_ask_for_a_login_without_a_browser(server, memory_keyring):
@@ -209,7 +215,7 @@ def test_the_commands_add_log_in_call_log_out(server, memory_keyring, monkeypatc
 
     logged_out = cli("logout", "guarded")
     assert logged_out.exit_code == 0 and "forgot the login" in logged_out.output
-    assert memory_keyring.entries == {}
+    assert kept(memory_keyring) == {}
     with pytest.raises(ToolError, match="plugdeck mcp login guarded"):
         asyncio.run(call())
 
@@ -217,6 +223,12 @@ def test_the_commands_add_log_in_call_log_out(server, memory_keyring, monkeypatc
     assert again.exit_code == 0, again.output
     assert len(browser.opened) == 2
     assert "with token" in str(asyncio.run(call()))
+
+    from plugdeck.cli.main import app
+
+    removed = CliRunner().invoke(app, ["plugins", "remove", "guarded"])
+    assert removed.exit_code == 0, removed.output
+    assert kept(memory_keyring) == {}  # the login went with the plugin
 
 
 # ---- where the flow may go (R15) -----------------------------------------------------------------
@@ -239,7 +251,7 @@ async def test_the_oauth_discovery_cannot_be_sent_elsewhere(where, memory_keyrin
             with pytest.raises((OAuthLoginFailed, ToolError)) as caught:
                 await login("evil", server.url, show=lambda text: None, open_url=browser, timeout=10)
         assert "refused to follow its OAuth discovery" in str(caught.value)
-        assert canary.connections == 0 and browser.opened == [] and memory_keyring.entries == {}
+        assert canary.connections == 0 and browser.opened == [] and kept(memory_keyring) == {}
 
 
 def without_pkce(method, path, base, body):
@@ -261,7 +273,7 @@ async def test_an_authorization_server_without_s256_pkce_is_not_logged_in_to(mem
     with ScriptedServer(without_pkce) as server:
         with pytest.raises((OAuthLoginFailed, ToolError), match="PKCE"):
             await login("nopkce", server.url, show=lambda text: None, open_url=browser, timeout=10)
-    assert browser.opened == [] and memory_keyring.entries == {}
+    assert browser.opened == [] and kept(memory_keyring) == {}
 
 
 async def test_without_a_usable_keyring_the_login_stops_before_the_browser(server):
@@ -282,7 +294,7 @@ async def test_no_login_over_plain_http_to_another_machine(memory_keyring):
     browser = Browser()
     with pytest.raises(OAuthLoginFailed, match="only over https"):
         await login("far", "http://mcp.example.com/mcp", show=lambda text: None, open_url=browser)
-    assert browser.opened == [] and memory_keyring.entries == {}
+    assert browser.opened == [] and kept(memory_keyring) == {}
 
 
 def bearer_only(publishes_metadata: bool):

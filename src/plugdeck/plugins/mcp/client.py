@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ...errors import PlugdeckError
 from ...redaction import redact, redact_value, register_secret
+from ...retry import Backoff
 from ...tools import ToolError
 
 # plugdeck reports server faults itself. Without a handler, Python's last-resort handler would
@@ -370,11 +371,8 @@ class MCPConnection:
         from mcp.client.streamable_http import streamable_http_client
 
         if self.spec.url:
-            from mcp.shared._httpx_utils import create_mcp_http_client
-
             headers = {header: self._secrets[var] for header, var in self.spec.headers_env.items()}
-            http_client = create_mcp_http_client(headers=headers, auth=self._http_auth())
-            inner = streamable_http_client(self.spec.url, http_client=http_client)
+            inner = streamable_http_client(self.spec.url, http_client=_http_client(headers, self._http_auth()))
         else:
             command, *args = self.spec.command or []
             env = {name: self._secrets[var] for name, var in self.spec.env.items()}
@@ -414,7 +412,7 @@ class MCPConnection:
     def _note_failure(self, problem: str) -> None:
         self.failures += 1
         self.last_problem = problem
-        self._retry_at = time.monotonic() + min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
+        self._retry_at = time.monotonic() + Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter="none").delay(self.failures)
 
     def _unavailable(self, problem: str) -> ToolError:
         self._note_failure(problem)
@@ -491,6 +489,15 @@ class MCPConnection:
 async def _watching(transport: Any, live: _Live):
     async with transport as (read_stream, write_stream):
         yield _Watched(read_stream, live), write_stream
+
+
+def _http_client(headers: dict[str, str], auth: Any = None):
+    """The HTTP client for a remote server, built with the public httpx2 API as the SDK's
+    `streamable_http_client` asks: its usual timeouts, 30 s, and 5 minutes to read an open event stream;
+    `auth` signs the requests (an OAuth provider)."""
+    import httpx2
+
+    return httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0), auth=auth)
 
 
 async def _list_all(client: Any) -> dict[str, dict[str, Any]]:

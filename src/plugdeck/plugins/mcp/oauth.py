@@ -25,10 +25,12 @@ import html
 import json
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, AsyncGenerator, Awaitable, Callable
+from typing import Any, AsyncGenerator, Awaitable, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+from ... import secret_store
 from ...errors import UserError
 from ...redaction import register_secret
 
@@ -97,16 +99,9 @@ class KeyringTokenStorage:
 
     def forget(self) -> bool:
         """Delete this server's entry; whether there was one."""
-        import keyring.errors
-
         self._data = {}
-        try:
-            _keyring().delete_password(SERVICE, self.account)
-        except keyring.errors.PasswordDeleteError:
-            return False
-        except keyring.errors.KeyringError as exc:
-            raise _no_keyring(exc) from None
-        return True
+        with _keyring_errors():
+            return secret_store.delete_secret(self.account, service=SERVICE)
 
     def _changed(self) -> None:
         self._note_secrets()
@@ -123,37 +118,27 @@ class KeyringTokenStorage:
             register_secret(secret, f"OAuth client secret for MCP server {self.account}")
 
     def _read(self) -> dict[str, Any]:
-        import keyring.errors
-
-        try:
-            stored = _keyring().get_password(SERVICE, self.account)
-        except keyring.errors.KeyringError as exc:
-            raise _no_keyring(exc) from None
+        with _keyring_errors():
+            stored = secret_store.get_secret(self.account, service=SERVICE, redact=False)
         try:
             return json.loads(stored) if stored else {}
         except ValueError:
             return {}  # an entry that is not ours to read: treated as no login
 
     def _write(self) -> None:
-        import keyring.errors
-
-        try:
-            _keyring().set_password(SERVICE, self.account, json.dumps(self._data))
-        except keyring.errors.KeyringError as exc:
-            raise _no_keyring(exc) from None
+        with _keyring_errors():
+            secret_store.set_secret(self.account, json.dumps(self._data), service=SERVICE, redact=False)
 
 
-def _keyring() -> Any:
-    import keyring
-
-    return keyring.get_keyring()
-
-
-def _no_keyring(exc: Exception) -> OAuthLoginFailed:
-    return OAuthLoginFailed(
-        f"the system keyring could not be used ({exc}). plugdeck keeps OAuth tokens only there, never in a "
-        "file: unlock or install a keyring (e.g. GNOME Keyring, KWallet, macOS Keychain), or choose one with "
-        "PYTHON_KEYRING_BACKEND.")
+@contextmanager
+def _keyring_errors() -> Iterator[None]:
+    """A keyring that cannot be used ends the login with one message (tokens are kept nowhere else)."""
+    try:
+        yield
+    except secret_store.SecretStoreError as exc:
+        raise OAuthLoginFailed(
+            f"{exc}. plugdeck keeps OAuth tokens only in the system keyring, never in a file: unlock or install "
+            "one (e.g. GNOME Keyring, KWallet, macOS Keychain), or choose one with PYTHON_KEYRING_BACKEND.") from None
 
 
 def forget(name: str, url: str) -> bool:
