@@ -90,27 +90,23 @@ def build_server(agent: Any, *, version: str = "", assume_yes: bool = False):
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
         return await call_through_policy(tool, arguments, agent.policy, assume_yes)
 
+    from .mcp_resources import resource_handlers
+
     return Server(
         SERVER_NAME,
         version=version,
         instructions="Tools from plugdeck's plugins, and `ask`, which answers a question by letting "
-                     "plugdeck's agent call them.",
+                     "plugdeck's agent call them. The documents of its knowledge bases are resources (kb://).",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **resource_handlers(agent, assume_yes),
     )
 
 
 async def call_through_policy(tool: Tool, arguments: dict[str, Any], policy: Any, assume_yes: bool) -> Any:
     """Run one tool through the agent's own admission path (validation, policy, confirmation, timeout),
     as if the model had called it; the MCP client gets the result or the refusal."""
-    from ..agent.executor import call_tool
-
-    def confirm(action: Any) -> bool:
-        return assume_yes
-
-    confirm.label = "the MCP client (--yes)" if assume_yes else "no one to ask"
-    finished = await call_tool(tool, arguments, policy=policy, confirmer=confirm,
-                               question=f"mcp tools/call {tool.qualified_name}", call_id="mcp")
+    finished = await run_through_policy(tool, arguments, policy, assume_yes)
     if finished.error:
         message = f"{finished.error['kind']}: {finished.error['message']}"
         if finished.error["kind"] == "rejected":
@@ -118,6 +114,19 @@ async def call_through_policy(tool: Tool, arguments: dict[str, Any], policy: Any
                         "--yes` to let the MCP client's own confirmation count")
         return _error(message)
     return _result(finished.result)
+
+
+async def run_through_policy(tool: Tool, arguments: dict[str, Any], policy: Any, assume_yes: bool,
+                             request: str = "tools/call") -> Any:
+    """The agent's admission path for one call from the MCP client; returns the ToolFinished event."""
+    from ..agent.executor import call_tool
+
+    def confirm(action: Any) -> bool:
+        return assume_yes
+
+    confirm.label = "the MCP client (--yes)" if assume_yes else "no one to ask"
+    return await call_tool(tool, arguments, policy=policy, confirmer=confirm,
+                           question=f"mcp {request} {tool.qualified_name}", call_id="mcp")
 
 
 async def _ask(agent: Any, arguments: dict[str, Any]) -> Any:

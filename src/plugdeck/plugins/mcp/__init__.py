@@ -90,6 +90,10 @@ def _plugin(name: str, options: dict[str, Any], connection: MCPConnection) -> Pl
         for tool_name in sorted(pins.approved)
         if tool_name in pins.definitions
     ]
+    if options.get("resources"):  # it declared resources when approved: the model may read them
+        from .resources import resource_tools
+
+        tools += resource_tools(connection, timeout, {t.name for t in tools}, pins.check_server)
     info = options.get("server_info") or {}
     secrets = sorted({*spec.env.values(), *spec.headers_env.values()})
     return Plugin(

@@ -187,48 +187,97 @@ class MCPConnection:
         for pin checks, which must see the list of this very session. `meta` goes in the request's
         `_meta` (the sandbox hands a call's secrets to its runner there, never in arguments).
         """
-        from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
-        from pydantic import ValidationError
-
-        from mcp import MCPError
-
         started = time.monotonic()
-        live = None
-        try:
-            async with asyncio.timeout(timeout):
-                live = await self._session()
-                if live.relist:
-                    await self._relist(live)
-                if guard:
-                    guard(tool)
-                remaining = max(0.1, timeout - (time.monotonic() - started))
-                result = await live.client.call_tool(tool, arguments, read_timeout_seconds=remaining, meta=meta)
-        except TimeoutError:
-            raise ToolError(f"MCP server {self.name!r} did not answer {tool} within {timeout:g} s", "timeout") from None
-        except MCPError as exc:
-            if exc.code == REQUEST_TIMEOUT:
-                raise ToolError(f"MCP server {self.name!r} did not answer {tool} within {timeout:g} s", "timeout") from None
-            if exc.code == CONNECTION_CLOSED or (live is not None and live.closed):
-                gone = "stopped" if self.spec.command else "closed the connection"
-                raise self._crashed(live, f"{gone} while running {tool}") from None
-            raise ToolError(f"MCP server {self.name!r} refused the call to {tool}: {self._redact(exc.message)}",
-                            "mcp_error") from None
-        except ValidationError as exc:
-            raise ToolError(f"MCP server {self.name!r} answered {tool} with something that is not a valid MCP "
-                            f"result ({exc.error_count()} problem(s))", "mcp_bad_result") from None
-        except RuntimeError as exc:  # the SDK checks structured results against the output schema
-            raise ToolError(f"MCP server {self.name!r} returned a result for {tool} that breaks its own output "
-                            f"schema: {self._redact(str(exc))}", "mcp_bad_result") from None
-        except (OSError, ConnectionError) as exc:
-            raise self._crashed(live, f"lost its connection while running {tool} ({exc})") from None
-        self.failures = 0
-        return result
+
+        async def send(live: _Live) -> Any:
+            if live.relist:
+                await self._relist(live)
+            if guard:
+                guard(tool)
+            remaining = max(0.1, timeout - (time.monotonic() - started))
+            return await live.client.call_tool(tool, arguments, read_timeout_seconds=remaining, meta=meta)
+
+        return await self._request(tool, timeout, send)
 
     async def close(self) -> None:
         """Shut the session (and the server process) down."""
         live, self._live = self._live, None
         if live is not None:
             await self._stop(live)
+
+    # ---- resources and prompts (what a server offers besides tools) -----------------------------
+
+    async def offers(self) -> dict[str, bool]:
+        """Whether the server declares resources and prompts (its capabilities at the handshake)."""
+        capabilities = (await self._session()).client.server_capabilities
+        return {"resources": capabilities.resources is not None, "prompts": capabilities.prompts is not None}
+
+    async def list_resources(self, timeout: float) -> list[dict[str, Any]]:
+        """The server's resources (wire dicts: uri, name, mimeType, ...), across pages."""
+        return await self._paged("resources/list", timeout, lambda client, cursor: client.list_resources(
+            cursor=cursor, cache_mode="bypass"), "resources")
+
+    async def read_resource(self, uri: str, timeout: float) -> list[dict[str, Any]]:
+        """The contents of one resource (wire dicts with `text` or `blob`)."""
+        result = await self._request(f"resources/read {uri}", timeout, lambda live: live.client.read_resource(
+            uri, cache_mode="bypass"))
+        return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in result.contents]
+
+    async def list_prompts(self, timeout: float) -> list[dict[str, Any]]:
+        """The server's prompt templates (wire dicts: name, description, arguments), across pages."""
+        return await self._paged("prompts/list", timeout, lambda client, cursor: client.list_prompts(
+            cursor=cursor, cache_mode="bypass"), "prompts")
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], timeout: float) -> dict[str, Any]:
+        """One prompt filled in with `arguments`: its description and messages (wire form)."""
+        result = await self._request(f"prompts/get {name}", timeout,
+                                     lambda live: live.client.get_prompt(name, arguments))
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    async def _paged(self, what: str, timeout: float, send: Callable[[Any, str | None], Any], key: str) -> list:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(100):  # a server that paginates forever cannot hang the caller
+            page = await self._request(what, timeout, lambda live: send(live.client, cursor))
+            items += [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in getattr(page, key)]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return items
+
+    async def _request(self, what: str, timeout: float, send: Callable[[_Live], Any]) -> Any:
+        """`send(live)` on the live session (a tool call, a resource read, ...); every failure a ToolError
+        naming the server and `what` was asked (a tool's name, `resources/read URI`)."""
+        from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+        from pydantic import ValidationError
+
+        from mcp import MCPError
+
+        live = None
+        try:
+            async with asyncio.timeout(timeout):
+                live = await self._session()
+                result = await send(live)
+        except TimeoutError:
+            raise ToolError(f"MCP server {self.name!r} did not answer {what} within {timeout:g} s", "timeout") from None
+        except MCPError as exc:
+            if exc.code == REQUEST_TIMEOUT:
+                raise ToolError(f"MCP server {self.name!r} did not answer {what} within {timeout:g} s", "timeout") from None
+            if exc.code == CONNECTION_CLOSED or (live is not None and live.closed):
+                gone = "stopped" if self.spec.command else "closed the connection"
+                raise self._crashed(live, f"{gone} while running {what}") from None
+            raise ToolError(f"MCP server {self.name!r} refused the call to {what}: {self._redact(exc.message)}",
+                            "mcp_error") from None
+        except ValidationError as exc:
+            raise ToolError(f"MCP server {self.name!r} answered {what} with something that is not a valid MCP "
+                            f"result ({exc.error_count()} problem(s))", "mcp_bad_result") from None
+        except RuntimeError as exc:  # the SDK checks structured results against the output schema
+            raise ToolError(f"MCP server {self.name!r} returned a result for {what} that breaks its own output "
+                            f"schema: {self._redact(str(exc))}", "mcp_bad_result") from None
+        except (OSError, ConnectionError) as exc:
+            raise self._crashed(live, f"lost its connection while running {what} ({exc})") from None
+        self.failures = 0
+        return result
 
     # ---- the session ---------------------------------------------------------------------------
 
