@@ -207,10 +207,19 @@ class MCPConnection:
 
     # ---- resources and prompts (what a server offers besides tools) -----------------------------
 
-    async def offers(self) -> dict[str, bool]:
-        """Whether the server declares resources and prompts (its capabilities at the handshake)."""
+    async def offers(self, timeout: float = 10.0) -> dict[str, bool]:
+        """Whether the server has resources and prompts: declared at the handshake and at least one listed
+        (SDK servers declare both capabilities whether or not they hold any; no empty tools for those)."""
         capabilities = (await self._session()).client.server_capabilities
-        return {"resources": capabilities.resources is not None, "prompts": capabilities.prompts is not None}
+        found = {"resources": False, "prompts": False}
+        for kind, declared, listing in (("resources", capabilities.resources, self.list_resources),
+                                        ("prompts", capabilities.prompts, self.list_prompts)):
+            if declared is not None:
+                try:
+                    found[kind] = bool(await listing(timeout))
+                except ToolError:
+                    found[kind] = False  # declared but not answering: nothing to offer the model
+        return found
 
     async def list_resources(self, timeout: float) -> list[dict[str, Any]]:
         """The server's resources (wire dicts: uri, name, mimeType, ...), across pages."""
