@@ -15,13 +15,13 @@ Vector search depends on the server:
 
 - With pgvector (`CREATE EXTENSION vector` succeeds when the base is created), chunks also get a
   `vector(dim)` column with an HNSW index, and the database orders by cosine distance (`<=>`).
-  That is approximate, like the SQLite store's usearch index, and needs nothing in the client
+  That is approximate, like the SQLite store's cluster index, and needs nothing in the client
   (bench/knowledge_search.py, 100k chunks, pgvector 0.6: top-40 in about 3 ms, recall@10 0.98 against
   an exact search; the index grows as chunks arrive, so filling the base took 280 s).
   pgvector (before 0.8) applies a filter after the index has found its ef_search nearest chunks, so
   when a filter leaves fewer than k of them, the chunks it admits are ranked exactly instead.
 - Without it, vectors are stored as float32 `bytea` and scored exactly in the client: each process
-  keeps every vector of the base in one matrix and scans it (`store.exact_top_k`: about 6 ms for
+  keeps every vector of the base in one matrix and scans it (`vector_index.exact_top_k`: about 6 ms for
   100k chunks of 384 dimensions on two idle cores). The matrix is refreshed when the base's change
   counter moves, and then incrementally: chunk row ids are never reused, so only rows that appeared
   are fetched and rows that vanished are dropped. The trade-off: exact results and no server
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ...redaction import register_secret
 from .base import KnowledgeError
-from .store import ChunkRecord, DocumentRecord, Filters, Hit, exact_top_k
+from .store import ChunkRecord, DocumentRecord, Filters, Hit
 from .text import STOPWORDS, words
 
 if TYPE_CHECKING:
@@ -65,10 +65,9 @@ MAX_NAME = 63 - len(SCHEMA_PREFIX)  # PostgreSQL cuts identifiers at 63 bytes
 # times the text as in the SQLite store's BM25.
 RANK_WEIGHTS = "{0.66, 0.66, 0.66, 1.0}"
 RANK_NORMALIZATION = 1  # divide by 1 + log(length): long chunks do not win by size alone
-# pgvector's HNSW settings: the graph is built like the SQLite store's usearch index (16 links per node,
-# 128 candidates while inserting), where pgvector's defaults (64) lose recall. Recall@10 against an exact
-# search, 100k chunks of bench/knowledge_search.py: ef_construction 64 / ef_search 100: 0.87;
-# 128 / 100: 0.94; 128 / 200: 0.98.
+# pgvector's HNSW settings: 16 links per node, 128 candidates while inserting, where pgvector's
+# defaults (64) lose recall. Recall@10 against an exact search, 100k chunks of bench/knowledge_search.py:
+# ef_construction 64 / ef_search 100: 0.87; 128 / 100: 0.94; 128 / 200: 0.98.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
 HNSW_EF_SEARCH = 200
@@ -517,6 +516,8 @@ class _VectorCache:
 
     def search(self, store: PostgresStore, vector, k: int, allowed) -> list[Hit]:
         import numpy as np
+
+        from .vector_index import exact_top_k
 
         with self.lock:
             self._sync(store)
