@@ -351,34 +351,42 @@ class SQLiteStore:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
             allowed = self._allowed_rowids(filters) if filters else None
-            total = self._chunk_count()
-            if total >= self.ann_threshold and (allowed is None or len(allowed) > self.ann_threshold // 4):
-                scored = self._ann_search(vector, k, allowed)
-            else:
-                scored = self._exact_search(vector, k, allowed)
+            approximate = self._chunk_count() >= self.ann_threshold and (
+                allowed is None or len(allowed) > self.ann_threshold // 4)
+            if allowed is not None:
+                scored = self._ann_search(vector, k, allowed) if approximate else self._exact_search(vector, k, allowed)
+                return self._hits(scored)
+            searched = self._synced_ann() if approximate else self._matrix()
+        # The scan runs outside the lock, so that hybrid_search's keyword half (SQLite, on another
+        # thread) overlaps it instead of waiting for it.
+        if approximate:
+            scored = self._scored(*searched.search(vector, k))
+        else:
+            scored = self._scan(*searched, vector, k)
+        with self._lock:
             return self._hits(scored)
 
     def _exact_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
-        if allowed is not None:
-            rowids, matrix = self._rows_vectors(sorted(allowed))
-        else:
-            rowids, matrix = self._matrix()
-        if not len(rowids):
-            return []
+        return self._scan(*self._rows_vectors(sorted(allowed)), vector, k)
+
+    @staticmethod
+    def _scan(rowids, matrix, vector, k: int) -> list[tuple[int, float]]:
         from .vector_index import exact_top_k
 
+        if not len(rowids):
+            return []
         top, scores = exact_top_k(matrix, vector, k)
-        return [(int(rowids[i]), float(score)) for i, score in zip(top, scores)]
+        return SQLiteStore._scored(rowids[top], scores)
+
+    @staticmethod
+    def _scored(rowids, scores) -> list[tuple[int, float]]:
+        return [(int(rowid), float(score)) for rowid, score in zip(rowids, scores)]
 
     def _ann_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
-        index = self._synced_ann()
-        want = k if allowed is None else k * 8
-        keys, similarities = index.search(vector, want)
-        scored = [(int(key), float(similarity)) for key, similarity in zip(keys, similarities)]
-        if allowed is not None:
-            scored = [s for s in scored if s[0] in allowed]
-            if len(scored) < k:  # the filter is selective: search its rows exactly instead
-                return self._exact_search(vector, k, allowed)
+        keys, similarities = self._synced_ann().search(vector, k * 8)
+        scored = [s for s in self._scored(keys, similarities) if s[0] in allowed]
+        if len(scored) < k:  # the filter is selective: search its rows exactly instead
+            return self._exact_search(vector, k, allowed)
         return scored[:k]
 
     def _hits(self, scored: list[tuple[int, float]]) -> list[Hit]:
