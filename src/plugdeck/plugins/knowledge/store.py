@@ -11,7 +11,6 @@ kept in `vectors.clusters.npz`, derived from the blobs and re-synced when stale)
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
