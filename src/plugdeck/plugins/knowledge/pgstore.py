@@ -15,13 +15,13 @@ Vector search depends on the server:
 
 - With pgvector (`CREATE EXTENSION vector` succeeds when the base is created), chunks also get a
   `vector(dim)` column with an HNSW index, and the database orders by cosine distance (`<=>`).
-  That is approximate, like the SQLite store's usearch index, and needs nothing in the client
+  That is approximate, like the SQLite store's cluster index, and needs nothing in the client
   (bench/knowledge_search.py, 100k chunks, pgvector 0.6: top-40 in about 3 ms, recall@10 0.98 against
   an exact search; the index grows as chunks arrive, so filling the base took 280 s).
   pgvector (before 0.8) applies a filter after the index has found its ef_search nearest chunks, so
   when a filter leaves fewer than k of them, the chunks it admits are ranked exactly instead.
 - Without it, vectors are stored as float32 `bytea` and scored exactly in the client: each process
-  keeps every vector of the base in one matrix and scans it (`store.exact_top_k`: about 6 ms for
+  keeps every vector of the base in one matrix and scans it (`vector_index.exact_top_k`: about 6 ms for
   100k chunks of 384 dimensions on two idle cores). The matrix is refreshed when the base's change
   counter moves, and then incrementally: chunk row ids are never reused, so only rows that appeared
   are fetched and rows that vanished are dropped. The trade-off: exact results and no server
@@ -29,9 +29,9 @@ Vector search depends on the server:
   first search (0.9 s for 100k chunks over loopback), and a scan that grows linearly (ten times
   longer at a million chunks, where pgvector's index is the better choice).
 
-Keyword search ranks every chunk that contains one of the query's words; PostgreSQL has no top-k
-shortcut for that (without extensions such as RUM), so at 100k chunks a question whose words are
-common takes tens of milliseconds more than in SQLite (bench/knowledge_search.py).
+Keyword search would rank every chunk that contains one of the query's words; PostgreSQL has no
+top-k shortcut for that (without extensions such as RUM), so when a question's words are common
+only the chunks holding its rarer words are ranked (pgterms.py; bench/knowledge_search.py).
 
 Which of the two a base uses is decided when it is created and recorded in its `meta`, so every
 machine that attaches to it searches it the same way.
@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ...redaction import register_secret
 from .base import KnowledgeError
-from .store import ChunkRecord, DocumentRecord, Filters, Hit, exact_top_k
+from .pgterms import DEFAULT_BUDGET, statistics_for
+from .store import ChunkRecord, DocumentRecord, Filters, Hit
 from .text import STOPWORDS, words
 
 if TYPE_CHECKING:
@@ -65,10 +66,9 @@ MAX_NAME = 63 - len(SCHEMA_PREFIX)  # PostgreSQL cuts identifiers at 63 bytes
 # times the text as in the SQLite store's BM25.
 RANK_WEIGHTS = "{0.66, 0.66, 0.66, 1.0}"
 RANK_NORMALIZATION = 1  # divide by 1 + log(length): long chunks do not win by size alone
-# pgvector's HNSW settings: the graph is built like the SQLite store's usearch index (16 links per node,
-# 128 candidates while inserting), where pgvector's defaults (64) lose recall. Recall@10 against an exact
-# search, 100k chunks of bench/knowledge_search.py: ef_construction 64 / ef_search 100: 0.87;
-# 128 / 100: 0.94; 128 / 200: 0.98.
+# pgvector's HNSW settings: 16 links per node, 128 candidates while inserting, where pgvector's
+# defaults (64) lose recall. Recall@10 against an exact search, 100k chunks of bench/knowledge_search.py:
+# ef_construction 64 / ef_search 100: 0.87; 128 / 100: 0.94; 128 / 200: 0.98.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
 HNSW_EF_SEARCH = 200
@@ -200,7 +200,7 @@ class PostgresStore:
     """The `Store` interface over one knowledge base's schema. One connection, used under a lock
     (tool calls run in worker threads)."""
 
-    def __init__(self, location: PostgresLocation, *, create: bool = False):
+    def __init__(self, location: PostgresLocation, *, create: bool = False, keyword_budget: int = DEFAULT_BUDGET):
         self.location = location
         self.created = False  # whether this store made the schema (an add that finds nothing removes it again)
         self._lock = threading.RLock()
@@ -217,6 +217,8 @@ class PostgresStore:
                                  f"{meta.get('schema')}); rebuild it with this version")
         self.pgvector = meta.get("vector_index") == "pgvector"
         self._vectors = _VectorCache.shared(location)
+        self._terms = statistics_for(location.url, location.schema)
+        self.keyword_budget = keyword_budget
 
     # ---- connection ----------------------------------------------------------------------------
 
@@ -414,17 +416,28 @@ class PostgresStore:
     # ---- search --------------------------------------------------------------------------------------
 
     def keyword_search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
-        expression = tsquery(query)
-        if not expression:
+        """The k chunks with the best ts_rank for any of the query's words, ranking only the chunks that
+        hold its rarer words when its words are common (pgterms.py)."""
+        terms = tsquery_terms(query)
+        if not terms:
             return []
         where, parameters = _filter_sql(filters)
         documents = f"AND c.doc_id IN (SELECT d.id FROM documents d WHERE true {where})" if where else ""
         with self._session() as conn:
+            selective = self._terms.selective(conn, self._token(conn), terms, self.keyword_budget)
+            if not selective:  # only stop words
+                return []
             rows = conn.execute(
-                f"SELECT c.chunk_id, ts_rank('{RANK_WEIGHTS}', c.search, q, {RANK_NORMALIZATION}) AS rank "
-                f"FROM to_tsquery('english', %s) q, chunks c WHERE c.search @@ q {documents} "
-                "ORDER BY rank DESC, c.id LIMIT %s", [expression, *parameters, k]).fetchall()
+                f"SELECT c.chunk_id, ts_rank('{RANK_WEIGHTS}', c.search, to_tsquery('english', %s), "
+                f"{RANK_NORMALIZATION}) AS rank FROM chunks c WHERE c.search @@ to_tsquery('english', %s) {documents} "
+                "ORDER BY rank DESC, c.id LIMIT %s", [" | ".join(terms), " | ".join(selective), *parameters, k]).fetchall()
         return [Hit(chunk_id, float(rank)) for chunk_id, rank in rows]
+
+    @staticmethod
+    def _token(conn) -> tuple[str, int]:
+        """(store id, generation): which version of the base this is."""
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('store_id', 'generation')").fetchall())
+        return meta["store_id"], int(meta["generation"])
 
     def vector_search(self, vector: np.ndarray, k: int, filters: Filters = Filters()) -> list[Hit]:
         import numpy as np
@@ -518,6 +531,8 @@ class _VectorCache:
     def search(self, store: PostgresStore, vector, k: int, allowed) -> list[Hit]:
         import numpy as np
 
+        from .vector_index import exact_top_k
+
         with self.lock:
             self._sync(store)
             ids, chunk_ids, matrix = self.ids, self.chunk_ids, self.matrix
@@ -600,12 +615,17 @@ def _chunk_record(row) -> ChunkRecord:
                        path, source, kind)
 
 
-def tsquery(query: str) -> str:
-    """A natural-language question as a to_tsquery expression: its meaningful words, any of them. Only
-    letters and digits reach the expression, so a query cannot change its syntax."""
+def tsquery_terms(query: str) -> list[str]:
+    """A natural-language question's meaningful words, for a to_tsquery expression. Only letters and
+    digits reach the expression, so a query cannot change its syntax."""
     terms = [w for w in words(query) if w not in STOPWORDS] or words(query)
     parts = dict.fromkeys(part for term in terms for part in re.findall(r"[^\W_]+", term))
-    return " | ".join(list(parts)[:32])
+    return list(parts)[:32]
+
+
+def tsquery(query: str) -> str:
+    """A natural-language question as a to_tsquery expression: its meaningful words, any of them."""
+    return " | ".join(tsquery_terms(query))
 
 
 def glob_regex(pattern: str) -> str:

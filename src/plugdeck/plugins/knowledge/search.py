@@ -8,6 +8,7 @@ relevant was found at all, and optionally its best sentence (the highlight).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from .citations import label
@@ -88,10 +89,15 @@ def hybrid_search(store: Store, embedder: Embedder, query: str, k: int = 5, filt
     import numpy as np
 
     candidates = max(4 * k, 20)
-    keyword = store.keyword_search(query, candidates, filters)
-    if query_vector is None:
-        query_vector = embedder.embed([query])[0]
-    vector = store.vector_search(query_vector, candidates, filters)
+    # The keyword half runs inside SQLite or PostgreSQL, which release the GIL, while this thread embeds
+    # the query and scans the vectors in NumPy (which does too): the two overlap instead of adding up.
+    keyword_half = _pool().submit(store.keyword_search, query, candidates, filters)
+    try:
+        if query_vector is None:
+            query_vector = embedder.embed([query])[0]
+        vector = store.vector_search(query_vector, candidates, filters)
+    finally:
+        keyword = keyword_half.result()
     fused: dict[str, float] = {}
     for hits in (keyword, vector):
         for rank, hit in enumerate(hits, start=1):
@@ -114,6 +120,21 @@ def hybrid_search(store: Store, embedder: Embedder, query: str, k: int = 5, filt
     if highlights and passages:
         add_highlights(passages, query_vector, embedder)
     return passages
+
+
+_executor = None
+_executor_lock = threading.Lock()
+
+
+def _pool():
+    """The threads that run keyword searches beside the vector half (started on first use)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _executor = ThreadPoolExecutor(4, thread_name_prefix="plugdeck-keyword")
+    return _executor
 
 
 def passage_sentences(passage: Passage) -> list[tuple[int, int]]:

@@ -4,14 +4,13 @@
 SQLite file per knowledge base: documents, chunks with their vectors (float32 blobs), and an FTS5
 table for keyword search (BM25; see `keyword_search` for how it stays fast when a query's words
 are common). Vector search is exact (numpy) below `ann_threshold` chunks and
-approximate (a usearch HNSW index in `vectors.usearch`, derived from the blobs and re-synced when
-stale) above it. A PostgreSQL backend (tsvector + pgvector) implements the same interface.
+approximate above it (a cluster index in NumPy, `vector_index.py`, whose centroids and row groups are
+kept in `vectors.clusters.npz`, derived from the blobs and re-synced when stale). A PostgreSQL backend (tsvector + pgvector) implements the same interface.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -23,6 +22,8 @@ from .text import STOPWORDS, words
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .vector_index import ClusterIndex
 
 SCHEMA_VERSION = 1
 DEFAULT_ANN_THRESHOLD = 50_000  # exact numpy search stays under ~5 ms per query below this
@@ -117,7 +118,7 @@ _CHUNK_COLUMNS = ("c.chunk_id, c.text, c.title_path, c.start, c.\"end\", c.page,
 
 class SQLiteStore:
     FILE = "knowledge.sqlite"
-    ANN_FILE = "vectors.usearch"
+    ANN_FILE = "vectors.clusters.npz"
 
     def __init__(self, folder: Path, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD,
                  keyword_budget: int = DEFAULT_KEYWORD_BUDGET):
@@ -349,32 +350,42 @@ class SQLiteStore:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
             allowed = self._allowed_rowids(filters) if filters else None
-            total = self._chunk_count()
-            if total >= self.ann_threshold and (allowed is None or len(allowed) > self.ann_threshold // 4):
-                scored = self._ann_search(vector, k, allowed)
-            else:
-                scored = self._exact_search(vector, k, allowed)
+            approximate = self._chunk_count() >= self.ann_threshold and (
+                allowed is None or len(allowed) > self.ann_threshold // 4)
+            if allowed is not None:
+                scored = self._ann_search(vector, k, allowed) if approximate else self._exact_search(vector, k, allowed)
+                return self._hits(scored)
+            searched = self._synced_ann() if approximate else self._matrix()
+        # The scan runs outside the lock, so that hybrid_search's keyword half (SQLite, on another
+        # thread) overlaps it instead of waiting for it.
+        if approximate:
+            scored = self._scored(*searched.search(vector, k))
+        else:
+            scored = self._scan(*searched, vector, k)
+        with self._lock:
             return self._hits(scored)
 
     def _exact_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
-        if allowed is not None:
-            rowids, matrix = self._rows_vectors(sorted(allowed))
-        else:
-            rowids, matrix = self._matrix()
+        return self._scan(*self._rows_vectors(sorted(allowed)), vector, k)
+
+    @staticmethod
+    def _scan(rowids, matrix, vector, k: int) -> list[tuple[int, float]]:
+        from .vector_index import exact_top_k
+
         if not len(rowids):
             return []
         top, scores = exact_top_k(matrix, vector, k)
-        return [(int(rowids[i]), float(score)) for i, score in zip(top, scores)]
+        return SQLiteStore._scored(rowids[top], scores)
+
+    @staticmethod
+    def _scored(rowids, scores) -> list[tuple[int, float]]:
+        return [(int(rowid), float(score)) for rowid, score in zip(rowids, scores)]
 
     def _ann_search(self, vector, k: int, allowed) -> list[tuple[int, float]]:
-        index = self._synced_ann()
-        want = k if allowed is None else k * 8
-        matches = index.search(vector, min(want, len(index)))
-        scored = [(int(key), 1.0 - float(distance)) for key, distance in zip(matches.keys, matches.distances)]
-        if allowed is not None:
-            scored = [s for s in scored if s[0] in allowed]
-            if len(scored) < k:  # the filter is selective: search its rows exactly instead
-                return self._exact_search(vector, k, allowed)
+        keys, similarities = self._synced_ann().search(vector, k * 8)
+        scored = [s for s in self._scored(keys, similarities) if s[0] in allowed]
+        if len(scored) < k:  # the filter is selective: search its rows exactly instead
+            return self._exact_search(vector, k, allowed)
         return scored[:k]
 
     def _hits(self, scored: list[tuple[int, float]]) -> list[Hit]:
@@ -422,33 +433,21 @@ class SQLiteStore:
             if self.counts()[1] >= self.ann_threshold:
                 self._synced_ann()
 
-    def _synced_ann(self):
-        """The usearch index, with keys added and removed to match the chunks table."""
-        import numpy as np
-        from usearch.index import Index
+    def _synced_ann(self) -> ClusterIndex:
+        """The cluster index over every vector, brought up to the chunks table (and saved) after a write."""
+        from .vector_index import ClusterIndex
 
         generation = self._generation()
         if self._ann is not None and self._ann_generation == generation:
             return self._ann
+        rowids, matrix = self._matrix()
+        self._matrix_cache = None  # the index holds the vectors now: one copy in memory, not two
         path = self.folder / self.ANN_FILE
-        if self._ann is None and path.exists():
-            self._ann = Index.restore(str(path))
-        wanted = np.array([r for (r,) in self._db.execute("SELECT rowid FROM chunks")], dtype=np.int64)
-        if self._ann is None:
-            dimension = len(self._db.execute("SELECT vector FROM chunks LIMIT 1").fetchone()[0]) // 4
-            self._ann = Index(ndim=dimension, metric="cos", dtype="f32", connectivity=16, expansion_search=128)
-        present = np.fromiter(self._ann.keys, dtype=np.int64, count=len(self._ann))
-        stale = np.setdiff1d(present, wanted)
-        missing = np.setdiff1d(wanted, present)
-        if len(stale):
-            self._ann.remove(stale.astype(np.uint64))
-        for i in range(0, len(missing), 4096):
-            rowids, matrix = self._rows_vectors([int(r) for r in missing[i : i + 4096]])
-            self._ann.add(rowids.astype(np.uint64), matrix)
-        if len(stale) or len(missing):
-            temporary = path.with_suffix(".tmp")
-            self._ann.save(str(temporary))
-            os.replace(temporary, path)
+        if self._ann is not None:
+            self._ann = self._ann.updated(rowids, matrix)
+        else:
+            self._ann = ClusterIndex.load(path, rowids, matrix) or ClusterIndex.train(rowids, matrix)
+        self._ann.save(path)
         self._ann_generation = generation
         return self._ann
 
@@ -481,32 +480,6 @@ class _Transaction:
 
     def __exit__(self, exc_type, *exc_info: Any) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-SMALL_MATRIX = 20_000  # rows up to which one thread scans faster than numpy's multi-threaded BLAS
-
-
-def exact_top_k(matrix, vector, k: int):
-    """(row indices, cosine similarities) of the k rows of a matrix of unit vectors closest to a unit
-    vector, best first, computed exactly. numpy's BLAS spreads even a small product over threads
-    that must first wake up, which costs milliseconds when other work shares the CPUs; usearch's
-    exact search on one thread has no such wait, so it scans the smaller matrices."""
-    import numpy as np
-
-    if matrix.shape[1] != vector.shape[0]:
-        raise ValueError(f"the query vector has {vector.shape[0]} dimensions, the stored ones {matrix.shape[1]}")
-    k = min(k, len(matrix))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    if len(matrix) <= SMALL_MATRIX:
-        from usearch.index import MetricKind, search
-
-        found = search(matrix, vector, k, MetricKind.IP, exact=True, threads=1)
-        return found.keys.astype(np.int64), 1.0 - found.distances  # the inner-product distance is 1 - dot
-    scores = matrix @ vector
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top])]
-    return top, scores[top]
 
 
 def _stack(blobs: list[bytes]):
