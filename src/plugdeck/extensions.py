@@ -275,12 +275,6 @@ def has_tool_hooks() -> bool:
         return bool(_registered) or bool(declared(HOOKS))
 
 
-def has_tool_hooks() -> bool:
-    """Whether any hook is installed or registered: lets a caller skip building a ToolCallInfo per call."""
-    with _lock:
-        return bool(_registered) or bool(named(HOOKS))
-
-
 def _hooks() -> list[tuple[str, Any]]:
     """(who, hook object): the installed hooks in `declared` order, then those registered in process."""
     found = []

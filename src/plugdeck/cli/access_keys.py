@@ -17,26 +17,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
+
+from .common import fail as _fail, home as _home
 
 group = typer.Typer(help="Access keys for plugdeck serve: each limited to some plugins, with an optional rate.",
                     no_args_is_help=True)
 CREATE = "plugdeck serve keys create --plugins NAMES"
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def _home() -> Path:
-    from ..config import load_config
-
-    return load_config().home
 
 
 def _store():

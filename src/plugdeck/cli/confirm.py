@@ -31,7 +31,7 @@ async def read_line(prompt: str, to=None) -> str:
         try:
             line = _prompted_line(prompt, to or sys.stdout)
         except BaseException as exc:  # EOFError (Ctrl-D), KeyboardInterrupt
-            deliver(lambda: future.set_exception(exc))
+            deliver(lambda error=exc: future.set_exception(error))  # `exc` is unbound once the except ends
         else:
             deliver(lambda: future.set_result(line))
 

@@ -10,10 +10,11 @@ reports without failing. The case format is documented in plugdeck.ops.eval.
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
+
+from .common import fail as _fail
 from typer.core import TyperGroup
 
 
@@ -32,11 +33,6 @@ group = typer.Typer(cls=_RunByDefault, no_args_is_help=True, subcommand_metavar=
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 NoFailOpt = typer.Option(False, "--no-fail", help="Exit 0 even when something failed (report only).")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 @group.command("run")

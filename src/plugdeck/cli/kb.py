@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
+
+from .common import fail as _fail
 
 group = typer.Typer(
     help="Knowledge bases: add your documents, search them, then ask with: plugdeck ask --kb NAME \"...\"",
@@ -25,11 +27,6 @@ group = typer.Typer(
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 PasswordEnvOpt = typer.Option(None, "--password-env", metavar="VAR",
                               help="The environment variable that holds the database password (never recorded).")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 def _consoles():

@@ -8,23 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator, NoReturn, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
+from .common import fail as _fail, home as _home
+
 group = typer.Typer(help="MCP: serve plugdeck to MCP clients; import a desktop client's servers; use their prompts.",
                     no_args_is_help=True)
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def _home():
-    from ..config import load_config
-
-    return load_config().home
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:

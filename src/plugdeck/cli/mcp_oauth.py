@@ -32,7 +32,6 @@ def login_if_needed(name: str, options: dict[str, Any]) -> None:
     import asyncio
 
     from ..plugins.mcp.oauth import needs_oauth
-    from .mcp import _fail
 
     url = options.get("url")
     if not url or options.get("oauth") or options.get("headers_env"):

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
 
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
+from .common import fail as _fail
 
 
 def add(

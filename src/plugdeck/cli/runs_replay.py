@@ -7,10 +7,11 @@ something differs or the run cannot be replayed: a regression test made from rea
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Optional
 
 import typer
+
+from .common import fail as _fail
 
 
 def replay_command(
@@ -46,11 +47,6 @@ def replay_command(
         _print(report)
     if not report.same:
         raise typer.Exit(1)
-
-
-def _fail(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 def _print(report) -> None:

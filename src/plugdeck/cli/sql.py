@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
+
+from .common import fail as _fail
 
 
 def add(
@@ -84,8 +86,3 @@ def _checked_url(url: str, password_env: str | None) -> str:
     if parsed.backend == "sqlite":
         return f"{parsed.scheme}:///{Path(parsed.database).expanduser().resolve()}"
     return url
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)

@@ -8,26 +8,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
+
+from .common import fail as _fail, home as _home
 
 group = typer.Typer(help="The plugin store: run a registry, publish, add a store, search.", no_args_is_help=True)
 
 StoreOpt = typer.Option(None, "--store", help="A store added with plugdeck store add (its name or URL).")
 YesOpt = typer.Option(False, "--yes", "-y", help="Consent without asking (scripts). Never implied without a terminal.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def _home() -> Path:
-    from ..config import load_config
-
-    return load_config().home
 
 
 def _consent(question: str, yes: bool, what: str) -> None:

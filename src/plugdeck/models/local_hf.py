@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator
 
 from ..errors import UserError
 from ..tools import ToolSpec
-from .base import ModelError, ModelResponse, TextChunk, ToolCall
+from .base import ModelError, ModelResponse, TextChunk
 from .local_constraint import CALL_CLOSE
 
 TOOL_CHOICES = ("auto", "required", "none")
