@@ -24,7 +24,7 @@ from ..redaction import is_postgres, redact_url
 from .manifest import parse_manifest, version_key
 from .repo import TrustError
 from .semantic import SemanticIndex
-from .service import COLUMNS, AlreadyPublished, Listings, _listing, _sha256
+from .service import COLUMNS, AlreadyPublished, Listings, _listing, _sha256, permission_filters
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS namespaces (
@@ -47,15 +47,9 @@ _SCHEMA_LOCK = 0x706473746F7265  # "pdstore": replicas starting together create 
 # (SQLite's bm25(10, 3, 1)).
 _RANK = "ts_rank('{0, 0.1, 0.3, 1.0}', l.words, q)"
 _PERMISSIONS = "(p.document -> 'permissions')"
-_NETWORK = f"jsonb_array_length({_PERMISSIONS} -> 'network')"
-_SECRETS = f"jsonb_array_length({_PERMISSIONS} -> 'secrets')"
-_FILES = f"({_PERMISSIONS} ->> 'filesystem')"
-PERMISSION_FILTERS = {
-    "none": f"{_NETWORK} = 0 AND {_SECRETS} = 0 AND {_FILES} = 'none'",
-    "network": f"{_NETWORK} > 0", "no-network": f"{_NETWORK} = 0",
-    "secrets": f"{_SECRETS} > 0", "no-secrets": f"{_SECRETS} = 0",
-    "filesystem": f"{_FILES} != 'none'", "no-filesystem": f"{_FILES} = 'none'",
-}
+PERMISSION_FILTERS = permission_filters(f"jsonb_array_length({_PERMISSIONS} -> 'network')",
+                                        f"jsonb_array_length({_PERMISSIONS} -> 'secrets')",
+                                        f"({_PERMISSIONS} ->> 'filesystem')")
 
 
 class RegistryDatabaseError(ServiceError):

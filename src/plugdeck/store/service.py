@@ -48,16 +48,22 @@ CREATE INDEX IF NOT EXISTS by_installs ON packages (installs DESC, name);
 
 
 COLUMNS = "p.name, p.version, p.kind, p.description, p.manifest, p.checks, p.installs"
-_NETWORK = "json_array_length(p.manifest, '$.permissions.network')"
-_SECRETS = "json_array_length(p.manifest, '$.permissions.secrets')"
-_FILES = "json_extract(p.manifest, '$.permissions.filesystem')"
-# What a search can ask of a package's declared permissions.
-PERMISSION_FILTERS = {
-    "none": f"{_NETWORK} = 0 AND {_SECRETS} = 0 AND {_FILES} = 'none'",
-    "network": f"{_NETWORK} > 0", "no-network": f"{_NETWORK} = 0",
-    "secrets": f"{_SECRETS} > 0", "no-secrets": f"{_SECRETS} = 0",
-    "filesystem": f"{_FILES} != 'none'", "no-filesystem": f"{_FILES} = 'none'",
-}
+
+
+def permission_filters(hosts: str, secret_names: str, filesystem: str) -> dict[str, str]:
+    """What a search can ask of a package's declared permissions, as SQL conditions over three expressions
+    in one database's dialect: how many network hosts, how many secrets, the filesystem kind."""
+    return {
+        "none": f"{hosts} = 0 AND {secret_names} = 0 AND {filesystem} = 'none'",
+        "network": f"{hosts} > 0", "no-network": f"{hosts} = 0",
+        "secrets": f"{secret_names} > 0", "no-secrets": f"{secret_names} = 0",
+        "filesystem": f"{filesystem} != 'none'", "no-filesystem": f"{filesystem} = 'none'",
+    }
+
+
+PERMISSION_FILTERS = permission_filters("json_array_length(p.manifest, '$.permissions.network')",
+                                        "json_array_length(p.manifest, '$.permissions.secrets')",
+                                        "json_extract(p.manifest, '$.permissions.filesystem')")
 
 
 class AlreadyPublished(TrustError):
