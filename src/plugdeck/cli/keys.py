@@ -21,7 +21,7 @@ from typing import Any, Callable
 import typer
 
 from . import access_keys
-from .access_keys import _fail
+from .common import fail as _fail
 
 group = typer.Typer(help="Model providers' keys, kept in the system keyring (plugdeck serve keys: the server's "
                          "access keys).", no_args_is_help=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from .common import fail as _fail
+
 
 def _run_login(name: str, url: str) -> None:
     import asyncio
@@ -15,7 +17,6 @@ def _run_login(name: str, url: str) -> None:
     from ..errors import UserError
     from ..plugins.mcp.oauth import login
     from ..tools import ToolError
-    from .mcp import _fail
 
     try:
         tools, _ = asyncio.run(login(name, url))
@@ -50,7 +51,7 @@ def login_if_needed(name: str, options: dict[str, Any]) -> None:
 def login_command(name: str = typer.Argument(..., help="The MCP server's plugin name.")) -> None:
     """Log in to a remote MCP server with OAuth (again): opens your browser, keeps the tokens in the keyring."""
     from ..plugins import registry
-    from .mcp import _entry, _fail
+    from .mcp import _entry
 
     home, options = _entry(name)
     url = options.get("url")
@@ -65,7 +66,7 @@ def logout_command(name: str = typer.Argument(..., help="The MCP server's plugin
     """Forget the OAuth login to a remote MCP server (its tokens and client registration in the keyring)."""
     from ..errors import UserError
     from ..plugins.mcp.oauth import forget
-    from .mcp import _entry, _fail
+    from .mcp import _entry
 
     _, options = _entry(name)
     if not options.get("url"):
